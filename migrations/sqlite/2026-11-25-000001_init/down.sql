@@ -1,0 +1,12 @@
+DROP TABLE idempotency_keys;
+DROP TABLE emails;
+DROP TABLE webhook_attempts;
+DROP TABLE webhook_deliveries;
+DROP TABLE webhooks;
+DROP TABLE followup_activities;
+DROP TABLE followups;
+DROP TABLE responses;
+DROP TABLE invitations;
+DROP TABLE contacts;
+DROP TABLE surveys;
+DROP TABLE api_keys;

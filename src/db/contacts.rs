@@ -1,0 +1,230 @@
+use diesel::prelude::*;
+use serde_json::{Map, Value};
+
+use super::models::ContactRow;
+use super::schema::{contacts, emails, followup_activities, followups, invitations, responses};
+use super::DbConnection;
+use crate::api::error::ApiError;
+use crate::api::extract::Page;
+use crate::domain::{new_id, now, Email, IdPrefix};
+
+/// A contact as the caller describes it; at least one of `email` and `external_id` is set.
+#[derive(Debug, Clone)]
+pub struct ContactInput {
+    pub email: Option<Email>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub properties: Option<Map<String, Value>>,
+}
+
+/// `properties.value` (yearly revenue or lifetime value) as a number, for follow-up priority.
+pub fn value_of(properties: &Map<String, Value>) -> Option<f64> {
+    properties.get("value").and_then(Value::as_f64)
+}
+
+/// Inserts or updates a contact matched by `external_id` first, then by email. Properties are
+/// merged key by key (a `null` value removes a key), as Delighted does. Returns the row and
+/// whether it was created. A conflict (the email belongs to another contact than the
+/// external id) is a 409.
+pub fn upsert(conn: &mut DbConnection, input: &ContactInput) -> Result<(ContactRow, bool), ApiError> {
+    // Two concurrent upserts of a new contact race on the unique index: the loser retries and
+    // then finds the winner's row.
+    match conn.transaction(|conn| upsert_once(conn, input)) {
+        Err(ApiError::Conflict { code: "conflict", .. }) => conn.transaction(|conn| upsert_once(conn, input)),
+        other => other,
+    }
+}
+
+fn find_live(conn: &mut DbConnection, email: Option<&Email>, external_id: Option<&str>) -> Result<(Option<ContactRow>, Option<ContactRow>), ApiError> {
+    let by_ext = match external_id {
+        Some(ext) => contacts::table
+            .filter(contacts::external_id.eq(ext))
+            .select(ContactRow::as_select())
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    let by_email = match email {
+        Some(e) => contacts::table
+            .filter(contacts::email.eq(e.as_str()))
+            .select(ContactRow::as_select())
+            .first(conn)
+            .optional()?,
+        None => None,
+    };
+    Ok((by_ext, by_email))
+}
+
+fn upsert_once(conn: &mut DbConnection, input: &ContactInput) -> Result<(ContactRow, bool), ApiError> {
+    let (by_ext, by_email) = find_live(conn, input.email.as_ref(), input.external_id.as_deref())?;
+    let existing = match (by_ext, by_email) {
+        (Some(a), Some(b)) if a.id != b.id => {
+            return Err(ApiError::conflict(
+                "contact_conflict",
+                format!(
+                    "external_id {:?} belongs to contact {} but email {} belongs to contact {}",
+                    input.external_id.as_deref().unwrap_or_default(),
+                    a.id,
+                    input.email.as_ref().map(Email::as_str).unwrap_or_default(),
+                    b.id
+                ),
+            ))
+        }
+        (Some(a), _) => Some(a),
+        (None, b) => b,
+    };
+    let t = now();
+    match existing {
+        None => {
+            let props = input.properties.clone().unwrap_or_default();
+            let props: Map<String, Value> = props.into_iter().filter(|(_, v)| !v.is_null()).collect();
+            let row = ContactRow {
+                id: new_id(IdPrefix::Contact),
+                email: input.email.as_ref().map(|e| e.as_str().to_string()),
+                name: input.name.clone(),
+                external_id: input.external_id.clone(),
+                value: value_of(&props),
+                properties: super::to_json_text(&Value::Object(props)),
+                last_surveyed_at: None,
+                last_responded_at: None,
+                unsubscribed_at: None,
+                erased_at: None,
+                created_at: t,
+                updated_at: t,
+            };
+            diesel::insert_into(contacts::table).values(&row).execute(conn)?;
+            Ok((row, true))
+        }
+        Some(mut row) => {
+            let mut props: Map<String, Value> = serde_json::from_str(&row.properties).unwrap_or_default();
+            if let Some(new_props) = &input.properties {
+                for (k, v) in new_props {
+                    if v.is_null() {
+                        props.remove(k);
+                    } else {
+                        props.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+            if let Some(e) = &input.email {
+                row.email = Some(e.as_str().to_string());
+            }
+            if let Some(n) = &input.name {
+                row.name = Some(n.clone());
+            }
+            if let Some(x) = &input.external_id {
+                row.external_id = Some(x.clone());
+            }
+            row.value = value_of(&props);
+            row.properties = super::to_json_text(&Value::Object(props));
+            row.updated_at = t;
+            diesel::update(contacts::table.find(&row.id))
+                .set((
+                    contacts::email.eq(&row.email),
+                    contacts::name.eq(&row.name),
+                    contacts::external_id.eq(&row.external_id),
+                    contacts::properties.eq(&row.properties),
+                    contacts::value.eq(row.value),
+                    contacts::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+            Ok((row, false))
+        }
+    }
+}
+
+/// A contact that has not been erased.
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<ContactRow, ApiError> {
+    contacts::table
+        .find(id)
+        .filter(contacts::erased_at.is_null())
+        .select(ContactRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ApiError::NotFound("contact"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ContactFilter {
+    pub email: Option<String>,
+    pub external_id: Option<String>,
+}
+
+pub fn list(conn: &mut DbConnection, filter: &ContactFilter, page: &Page) -> Result<Vec<ContactRow>, ApiError> {
+    let mut q = contacts::table
+        .filter(contacts::erased_at.is_null())
+        .select(ContactRow::as_select())
+        .order(contacts::id.desc())
+        .into_boxed();
+    if let Some(e) = &filter.email {
+        q = q.filter(contacts::email.eq(e.clone()));
+    }
+    if let Some(x) = &filter.external_id {
+        q = q.filter(contacts::external_id.eq(x.clone()));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(contacts::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// Erases a person: name, email, external id and properties are cleared, their comments and
+/// the follow-up notes about them are blanked, pending invitations are cancelled and queued
+/// emails to them are dropped. Scores, categories and counts stay, so reports keep their
+/// anonymous aggregates. The contact then answers 404.
+pub fn erase(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        let row = get(conn, id)?;
+        let t = now();
+        diesel::update(contacts::table.find(id))
+            .set((
+                contacts::email.eq(None::<String>),
+                contacts::name.eq(None::<String>),
+                contacts::external_id.eq(None::<String>),
+                contacts::properties.eq("{}"),
+                contacts::value.eq(None::<f64>),
+                contacts::erased_at.eq(Some(t)),
+                contacts::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        diesel::update(responses::table.filter(responses::contact_id.eq(id)))
+            .set(responses::comment.eq(None::<String>))
+            .execute(conn)?;
+        let task_ids = followups::table.filter(followups::contact_id.eq(id)).select(followups::id);
+        diesel::update(followup_activities::table.filter(followup_activities::followup_id.eq_any(task_ids)))
+            .set((followup_activities::body.eq(None::<String>), followup_activities::data.eq(None::<String>)))
+            .execute(conn)?;
+        diesel::update(followups::table.filter(followups::contact_id.eq(id)))
+            .set(followups::comment.eq(None::<String>))
+            .execute(conn)?;
+        diesel::update(
+            invitations::table
+                .filter(invitations::contact_id.eq(id))
+                .filter(invitations::status.eq("scheduled")),
+        )
+        .set((
+            invitations::status.eq("cancelled"),
+            invitations::reason.eq(Some("contact_erased")),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        if let Some(email) = row.email {
+            diesel::update(
+                emails::table
+                    .filter(emails::to_address.eq(&email))
+                    .filter(emails::status.eq("pending")),
+            )
+            .set((emails::status.eq("failed"), emails::last_error.eq(Some("contact_erased"))))
+            .execute(conn)?;
+            diesel::update(emails::table.filter(emails::to_address.eq(&email)))
+                .set((
+                    emails::to_address.eq("erased"),
+                    emails::subject.eq("[erased]"),
+                    emails::body_text.eq(""),
+                    emails::body_html.eq(None::<String>),
+                ))
+                .execute(conn)?;
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,164 @@
+//! Storage: one set of diesel queries for SQLite and PostgreSQL.
+//!
+//! `DATABASE_URL` picks the engine. Migrations for that engine run on a plain connection before
+//! the pool is built, so a bad URL or an unreachable server fails start-up with the real error.
+
+pub mod api_keys;
+pub mod contacts;
+pub mod models;
+pub mod schema;
+pub mod surveys;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::api::error::ApiError;
+use crate::config::DatabaseUrl;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either engine; diesel dispatches each query to the right backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+
+/// Per-connection SQLite settings: foreign keys are off by default in SQLite and the busy
+/// timeout makes writers wait for each other instead of failing with "database is locked".
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The connection pool and which engine it talks to.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    pub engine: Engine,
+}
+
+impl Db {
+    /// Applies pending migrations and builds the pool.
+    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        let (conn_str, engine) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .with_context(|| format!("cannot open SQLite database {path:?}"))?;
+                // WAL once, before the pool exists: it is a property of the file.
+                conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+                    .context("cannot switch SQLite to WAL mode")?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?;
+                (path.clone(), Engine::Sqlite)
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)
+                    .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?;
+                (url.clone(), Engine::Postgres)
+            }
+        };
+        let pool = Pool::builder()
+            .max_size(pool_size)
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(5))
+            .connection_customizer(Box::new(SqlitePragmas))
+            .build(ConnectionManager::<DbConnection>::new(conn_str))
+            .context("cannot build the database connection pool")?;
+        Ok(Db { pool, engine })
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, so sync diesel never
+    /// blocks the async executor.
+    pub async fn run<F, R>(&self, f: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        let span = tracing::Span::current();
+        actix_web::web::block(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(ApiError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| ApiError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+
+    /// Whether the database answers a trivial query within two seconds.
+    pub async fn ping(&self) -> bool {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get_timeout(Duration::from_secs(2)).ok()?;
+            conn.batch_execute("SELECT 1").ok()
+        })
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    }
+
+    /// A connection for synchronous callers (CLI, background workers on blocking threads).
+    pub fn get(&self) -> Result<PooledConn, ApiError> {
+        self.pool.get().map_err(ApiError::from)
+    }
+}
+
+/// Applies migrations only (the `closeloop migrate` command).
+pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let applied = match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(path)
+                .with_context(|| format!("cannot open SQLite database {path:?}"))?;
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?
+                .iter()
+                .map(|v| v.to_string())
+                .collect()
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(url)
+                .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+            conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?
+                .iter()
+                .map(|v| v.to_string())
+                .collect()
+        }
+    };
+    Ok(applied)
+}
+
+/// Turns a JSON properties object into its stored text.
+pub fn to_json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}

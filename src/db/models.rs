@@ -1,0 +1,78 @@
+//! Rows as stored. Handlers turn them into API views; nothing outside `db` builds them by hand.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{api_keys, contacts, surveys};
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = api_keys)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub key_hash: String,
+    pub key_prefix: String,
+    pub created_at: NaiveDateTime,
+    pub last_used_at: Option<NaiveDateTime>,
+    pub revoked_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = surveys)]
+pub struct SurveyRow {
+    pub id: String,
+    pub kind: String,
+    pub name: String,
+    pub question: Option<String>,
+    pub follow_up_question: Option<String>,
+    pub brand: Option<String>,
+    pub brand_color: Option<String>,
+    pub topic: Option<String>,
+    pub locale: String,
+    pub status: String,
+    pub public_slug: Option<String>,
+    pub throttle_days: i32,
+    pub reminder_after_days: Option<i32>,
+    pub edit_window_hours: i32,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+    pub archived_at: Option<NaiveDateTime>,
+}
+
+/// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = surveys)]
+pub struct SurveyChanges {
+    pub name: Option<String>,
+    pub question: Option<Option<String>>,
+    pub follow_up_question: Option<Option<String>>,
+    pub brand: Option<Option<String>>,
+    pub brand_color: Option<Option<String>>,
+    pub topic: Option<Option<String>>,
+    pub locale: Option<String>,
+    pub status: Option<String>,
+    pub public_slug: Option<Option<String>>,
+    pub throttle_days: Option<i32>,
+    pub reminder_after_days: Option<Option<i32>>,
+    pub edit_window_hours: Option<i32>,
+    pub updated_at: Option<NaiveDateTime>,
+    pub archived_at: Option<Option<NaiveDateTime>>,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contacts)]
+pub struct ContactRow {
+    pub id: String,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    pub properties: String,
+    pub value: Option<f64>,
+    pub last_surveyed_at: Option<NaiveDateTime>,
+    pub last_responded_at: Option<NaiveDateTime>,
+    pub unsubscribed_at: Option<NaiveDateTime>,
+    pub erased_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

@@ -1,0 +1,221 @@
+//! Diesel table definitions, written by hand with types both engines share
+//! (TEXT ids, UTC `Timestamp`, JSON kept as TEXT). Mirrors `migrations/{sqlite,postgres}`.
+
+diesel::table! {
+    api_keys (id) {
+        id -> Text,
+        name -> Text,
+        role -> Text,
+        key_hash -> Text,
+        key_prefix -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    surveys (id) {
+        id -> Text,
+        kind -> Text,
+        name -> Text,
+        question -> Nullable<Text>,
+        follow_up_question -> Nullable<Text>,
+        brand -> Nullable<Text>,
+        brand_color -> Nullable<Text>,
+        topic -> Nullable<Text>,
+        locale -> Text,
+        status -> Text,
+        public_slug -> Nullable<Text>,
+        throttle_days -> Integer,
+        reminder_after_days -> Nullable<Integer>,
+        edit_window_hours -> Integer,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        archived_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    contacts (id) {
+        id -> Text,
+        email -> Nullable<Text>,
+        name -> Nullable<Text>,
+        external_id -> Nullable<Text>,
+        properties -> Text,
+        value -> Nullable<Double>,
+        last_surveyed_at -> Nullable<Timestamp>,
+        last_responded_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+        erased_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    invitations (id) {
+        id -> Text,
+        survey_id -> Text,
+        contact_id -> Text,
+        channel -> Text,
+        token -> Text,
+        status -> Text,
+        reason -> Nullable<Text>,
+        send_at -> Timestamp,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        attempts -> Integer,
+        last_error -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        responded_at -> Nullable<Timestamp>,
+        reminder_sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    responses (id) {
+        id -> Text,
+        survey_id -> Text,
+        invitation_id -> Nullable<Text>,
+        contact_id -> Nullable<Text>,
+        score -> Integer,
+        category -> Text,
+        comment -> Nullable<Text>,
+        channel -> Text,
+        locale -> Nullable<Text>,
+        submission_id -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    followups (id) {
+        id -> Text,
+        response_id -> Text,
+        survey_id -> Text,
+        contact_id -> Nullable<Text>,
+        score -> Integer,
+        comment -> Nullable<Text>,
+        status -> Text,
+        contact_value -> Nullable<Double>,
+        assignee -> Nullable<Text>,
+        outcome -> Nullable<Text>,
+        due_at -> Timestamp,
+        answered_at -> Timestamp,
+        resolved_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    followup_activities (id) {
+        id -> Text,
+        followup_id -> Text,
+        kind -> Text,
+        actor -> Nullable<Text>,
+        body -> Nullable<Text>,
+        data -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhooks (id) {
+        id -> Text,
+        url -> Text,
+        secret -> Text,
+        events -> Text,
+        active -> Bool,
+        created_at -> Timestamp,
+        deleted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    webhook_deliveries (id) {
+        id -> Text,
+        webhook_id -> Text,
+        event -> Text,
+        payload -> Text,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_status_code -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    webhook_attempts (id) {
+        id -> Text,
+        delivery_id -> Text,
+        attempted_at -> Timestamp,
+        status_code -> Nullable<Integer>,
+        error -> Nullable<Text>,
+        duration_ms -> Integer,
+    }
+}
+
+diesel::table! {
+    emails (id) {
+        id -> Text,
+        kind -> Text,
+        to_address -> Text,
+        subject -> Text,
+        body_text -> Text,
+        body_html -> Nullable<Text>,
+        in_reply_to -> Nullable<Text>,
+        followup_id -> Nullable<Text>,
+        status -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        last_error -> Nullable<Text>,
+        message_id -> Nullable<Text>,
+        sent_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    idempotency_keys (api_key_id, idempotency_key) {
+        api_key_id -> Text,
+        idempotency_key -> Text,
+        request_hash -> Text,
+        response_status -> Integer,
+        response_body -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(invitations -> surveys (survey_id));
+diesel::joinable!(invitations -> contacts (contact_id));
+diesel::joinable!(responses -> surveys (survey_id));
+diesel::joinable!(followups -> responses (response_id));
+diesel::joinable!(followup_activities -> followups (followup_id));
+diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
+diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    api_keys,
+    surveys,
+    contacts,
+    invitations,
+    responses,
+    followups,
+    followup_activities,
+    webhooks,
+    webhook_deliveries,
+    webhook_attempts,
+    emails,
+    idempotency_keys,
+);

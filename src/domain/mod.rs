@@ -1,0 +1,16 @@
+//! Types with rules. Request DTOs are parsed into these at the edge ("parse, don't validate"),
+//! and storage code only accepts them.
+
+mod email;
+mod ids;
+mod survey;
+
+pub use email::Email;
+pub use ids::{new_id, new_secret, IdPrefix};
+pub use survey::{Category, Role, Score, SurveyKind, SurveyStatus};
+
+/// Current UTC time truncated to microseconds, the precision both engines store.
+pub fn now() -> chrono::NaiveDateTime {
+    let t = chrono::Utc::now().naive_utc();
+    chrono::DurationRound::duration_trunc(t, chrono::TimeDelta::microseconds(1)).unwrap_or(t)
+}

@@ -1,0 +1,10 @@
+//! Closeloop: self-hosted NPS and CSAT surveys with a closed feedback loop.
+
+pub mod api;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod i18n;
+pub mod pages;
+pub mod startup;
+pub mod telemetry;

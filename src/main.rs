@@ -1,0 +1,109 @@
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use closeloop::config::Settings;
+use closeloop::domain::Role;
+
+/// Closeloop: self-hosted NPS and CSAT surveys with a closed feedback loop.
+/// Configuration comes from environment variables (see the README).
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve HTTP (the default): applies migrations, then listens on BIND_ADDR.
+    Serve,
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage API keys.
+    #[command(name = "api-key", subcommand)]
+    ApiKey(ApiKeyCommand),
+    /// Print the OpenAPI document (JSON).
+    Openapi,
+}
+
+#[derive(Subcommand)]
+enum ApiKeyCommand {
+    /// Create a key; the key is printed alone on the last line of stdout.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let command = cli.command.unwrap_or(Command::Serve);
+    if let Command::Openapi = command {
+        match serde_json::to_string_pretty(&closeloop::api::openapi()) {
+            Ok(json) => {
+                println!("{json}");
+                return ExitCode::SUCCESS;
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+    }
+    let settings = match Settings::from_env() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("{e}");
+            return ExitCode::from(2);
+        }
+    };
+    closeloop::telemetry::init(&settings.log_level, settings.log_format);
+    let result = match command {
+        Command::Serve => serve(settings),
+        Command::Migrate => closeloop::db::migrate(&settings.database_url).map(|applied| {
+            if applied.is_empty() {
+                println!("database is up to date");
+            } else {
+                for m in applied {
+                    println!("applied {m}");
+                }
+            }
+        }),
+        Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
+        Command::Openapi => unreachable!("handled above"),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn serve(settings: Settings) -> anyhow::Result<()> {
+    actix_web::rt::System::new().block_on(async move {
+        let engine = settings.database_url.engine_name();
+        let app = closeloop::startup::Application::build(settings).await?;
+        tracing::info!(port = app.port(), engine, "closeloop is serving");
+        app.run_until_stopped().await?;
+        tracing::info!("closeloop stopped");
+        Ok(())
+    })
+}
+
+fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()> {
+    let name = name.trim();
+    if name.is_empty() || name.chars().count() > 100 {
+        anyhow::bail!("--name must be 1 to 100 characters long");
+    }
+    let db = closeloop::db::Db::connect(&settings.database_url, 1)?;
+    let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (row, key) = closeloop::db::api_keys::create(&mut conn, name, role).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!("created API key {} ({}, role {})", row.id, row.name, row.role);
+    println!("store it now; it is not shown again:");
+    println!("{key}");
+    Ok(())
+}

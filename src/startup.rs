@@ -1,0 +1,104 @@
+//! Building and running the HTTP server. Tests use the same path with port 0.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::http::header;
+use actix_web::middleware::{from_fn, DefaultHeaders};
+use actix_web::{web, HttpRequest, HttpResponse};
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::api::error::ApiError;
+use crate::config::Settings;
+use crate::db::Db;
+use crate::telemetry::Metrics;
+
+/// What every handler can reach.
+pub struct AppState {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// A built server, bound to its port but not yet running.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub state: web::Data<AppState>,
+}
+
+impl Application {
+    /// Connects to the database (running migrations) and binds `settings.bind_addr`
+    /// (port 0 picks a free port, as tests do).
+    pub async fn build(settings: Settings) -> anyhow::Result<Application> {
+        let db = {
+            let url = settings.database_url.clone();
+            let size = settings.db_pool_size;
+            tokio::task::spawn_blocking(move || Db::connect(&url, size)).await??
+        };
+        Self::build_with_db(settings, db)
+    }
+
+    pub fn build_with_db(settings: Settings, db: Db) -> anyhow::Result<Application> {
+        let listener = TcpListener::bind(settings.bind_addr)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr))?;
+        let port = listener.local_addr()?.port();
+        let state = web::Data::new(AppState {
+            db,
+            settings: Arc::new(settings),
+            metrics: Arc::new(Metrics::default()),
+        });
+        let server = run(listener, state.clone())?;
+        Ok(Application { port, server, state })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let doc = crate::api::openapi();
+    let server = actix_web::HttpServer::new(move || {
+        let (app, _) = crate::api::app_and_doc();
+        app.app_data(state.clone())
+            .app_data(web::QueryConfig::default().error_handler(|err, _| {
+                ApiError::BadRequest(format!("invalid query string: {err}")).into()
+            }))
+            .app_data(web::PathConfig::default().error_handler(|err, _| {
+                ApiError::BadRequest(format!("invalid path: {err}")).into()
+            }))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+            .route("/docs", web::get().to(|| async {
+                HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
+            }))
+            .default_service(web::to(not_found))
+            .wrap(
+                DefaultHeaders::new()
+                    .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+                    .add((header::REFERRER_POLICY, "no-referrer")),
+            )
+            .wrap(from_fn(crate::telemetry::request_log))
+    })
+    .listen(listener)?
+    .shutdown_timeout(20)
+    .run();
+    Ok(server)
+}
+
+/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere.
+async fn not_found(req: HttpRequest) -> HttpResponse {
+    if req.path().starts_with("/api") {
+        HttpResponse::NotFound().json(ApiError::NotFound("route").body())
+    } else {
+        HttpResponse::NotFound()
+            .content_type("text/html; charset=utf-8")
+            .body(crate::pages::not_found_html())
+    }
+}
