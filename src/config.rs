@@ -67,6 +67,7 @@ pub struct Settings {
     pub log_level: String,
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
+    pub http_workers: usize,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -110,12 +111,20 @@ impl Settings {
                 .parse::<u32>()
                 .ok()
                 .filter(|n| (1..=200).contains(n))
-                .ok_or_else(|| bad("DB_POOL_SIZE", format!("must be a number from 1 to 200, not {v:?}")))?,
+                .ok_or_else(|| {
+                    bad(
+                        "DB_POOL_SIZE",
+                        format!("must be a number from 1 to 200, not {v:?}"),
+                    )
+                })?,
         };
 
         let bind_raw = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind_addr = bind_raw.trim().parse::<SocketAddr>().map_err(|_| {
-            bad("BIND_ADDR", format!("must be IP:PORT such as 127.0.0.1:8080, not {bind_raw:?}"))
+            bad(
+                "BIND_ADDR",
+                format!("must be IP:PORT such as 127.0.0.1:8080, not {bind_raw:?}"),
+            )
         })?;
 
         let public_raw = get("PUBLIC_URL").unwrap_or_else(|| "http://localhost:8080".into());
@@ -129,7 +138,8 @@ impl Settings {
         let smtp_url = match get("SMTP_URL") {
             None => None,
             Some(v) => {
-                let parsed = url::Url::parse(v.trim()).map_err(|e| bad("SMTP_URL", format!("is not a URL: {e}")))?;
+                let parsed = url::Url::parse(v.trim())
+                    .map_err(|e| bad("SMTP_URL", format!("is not a URL: {e}")))?;
                 if !matches!(parsed.scheme(), "smtp" | "smtps") {
                     return Err(bad("SMTP_URL", "must start with smtp:// or smtps://"));
                 }
@@ -139,14 +149,21 @@ impl Settings {
 
         let from_raw = get("SMTP_FROM").unwrap_or_else(|| "Closeloop <surveys@localhost>".into());
         let smtp_from = from_raw.trim().parse().map_err(|_| {
-            bad("SMTP_FROM", format!("must be an address such as \"Acme <surveys@acme.com>\", not {from_raw:?}"))
+            bad(
+                "SMTP_FROM",
+                format!("must be an address such as \"Acme <surveys@acme.com>\", not {from_raw:?}"),
+            )
         })?;
 
         let outbox_dir = PathBuf::from(get("OUTBOX_DIR").unwrap_or_else(|| "./outbox".into()));
 
         let team_email = match get("TEAM_EMAIL") {
             None => None,
-            Some(v) => Some(v.trim().parse().map_err(|_| bad("TEAM_EMAIL", format!("is not an email address: {v:?}")))?),
+            Some(v) => Some(
+                v.trim()
+                    .parse()
+                    .map_err(|_| bad("TEAM_EMAIL", format!("is not an email address: {v:?}")))?,
+            ),
         };
 
         let log_level = get("RUST_LOG").unwrap_or_else(|| "info".into());
@@ -155,7 +172,12 @@ impl Settings {
         let log_format = match get("LOG_FORMAT").as_deref().map(str::trim) {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
-            Some(other) => return Err(bad("LOG_FORMAT", format!("must be text or json, not {other:?}"))),
+            Some(other) => {
+                return Err(bad(
+                    "LOG_FORMAT",
+                    format!("must be text or json, not {other:?}"),
+                ))
+            }
         };
 
         let max_body_bytes = match get("MAX_BODY_BYTES") {
@@ -165,7 +187,29 @@ impl Settings {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                .ok_or_else(|| bad("MAX_BODY_BYTES", format!("must be a number of bytes from 1024 to 67108864, not {v:?}")))?,
+                .ok_or_else(|| {
+                    bad(
+                        "MAX_BODY_BYTES",
+                        format!("must be a number of bytes from 1024 to 67108864, not {v:?}"),
+                    )
+                })?,
+        };
+
+        let http_workers = match get("HTTP_WORKERS") {
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+            Some(v) => v
+                .trim()
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=256).contains(n))
+                .ok_or_else(|| {
+                    bad(
+                        "HTTP_WORKERS",
+                        format!("must be a number from 1 to 256, not {v:?}"),
+                    )
+                })?,
         };
 
         Ok(Settings {
@@ -180,6 +224,7 @@ impl Settings {
             log_level,
             log_format,
             max_body_bytes,
+            http_workers,
         })
     }
 }
@@ -190,7 +235,10 @@ mod tests {
     use std::collections::HashMap;
 
     fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
     }
 
@@ -206,10 +254,26 @@ mod tests {
 
     #[test]
     fn the_engine_comes_from_the_url_scheme() {
-        assert_eq!(DatabaseUrl::parse("postgres://u@h/db").unwrap().engine_name(), "postgres");
-        assert_eq!(DatabaseUrl::parse("postgresql://u@h/db").unwrap().engine_name(), "postgres");
-        assert_eq!(DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(), DatabaseUrl::Sqlite("/tmp/x.db".into()));
-        assert_eq!(DatabaseUrl::parse("data/x.db").unwrap(), DatabaseUrl::Sqlite("data/x.db".into()));
+        assert_eq!(
+            DatabaseUrl::parse("postgres://u@h/db")
+                .unwrap()
+                .engine_name(),
+            "postgres"
+        );
+        assert_eq!(
+            DatabaseUrl::parse("postgresql://u@h/db")
+                .unwrap()
+                .engine_name(),
+            "postgres"
+        );
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///tmp/x.db").unwrap(),
+            DatabaseUrl::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseUrl::parse("data/x.db").unwrap(),
+            DatabaseUrl::Sqlite("data/x.db".into())
+        );
         assert!(DatabaseUrl::parse("mysql://h/db").is_err());
         assert!(DatabaseUrl::parse("sqlite://").is_err());
     }
@@ -228,7 +292,11 @@ mod tests {
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);
-            assert!(err.to_string().starts_with(&format!("configuration error: {name} ")), "{err}");
+            assert!(
+                err.to_string()
+                    .starts_with(&format!("configuration error: {name} ")),
+                "{err}"
+            );
         }
     }
 }

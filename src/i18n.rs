@@ -34,9 +34,15 @@ impl Locale {
     /// The question asked when the survey sets none; `{brand}` and `{topic}` are filled in.
     pub fn default_question(self, kind: SurveyKind) -> &'static str {
         match (self, kind) {
-            (Locale::En, SurveyKind::Nps) => "How likely are you to recommend {brand} to a friend or colleague?",
-            (Locale::De, SurveyKind::Nps) => "Wie wahrscheinlich ist es, dass Sie {brand} einem Freund oder Kollegen empfehlen?",
-            (Locale::Fr, SurveyKind::Nps) => "Quelle est la probabilité que vous recommandiez {brand} à un ami ou un collègue ?",
+            (Locale::En, SurveyKind::Nps) => {
+                "How likely are you to recommend {brand} to a friend or colleague?"
+            }
+            (Locale::De, SurveyKind::Nps) => {
+                "Wie wahrscheinlich ist es, dass Sie {brand} einem Freund oder Kollegen empfehlen?"
+            }
+            (Locale::Fr, SurveyKind::Nps) => {
+                "Quelle est la probabilité que vous recommandiez {brand} à un ami ou un collègue ?"
+            }
             (Locale::En, SurveyKind::Csat) => "How satisfied were you with {topic}?",
             (Locale::De, SurveyKind::Csat) => "Wie zufrieden waren Sie mit {topic}?",
             (Locale::Fr, SurveyKind::Csat) => "Dans quelle mesure êtes-vous satisfait de {topic} ?",
@@ -77,8 +83,15 @@ mod tests {
 
     #[test]
     fn placeholders_are_filled() {
-        let q = Locale::En.fill(Locale::En.default_question(SurveyKind::Nps), Some("Acme"), None);
-        assert_eq!(q, "How likely are you to recommend Acme to a friend or colleague?");
+        let q = Locale::En.fill(
+            Locale::En.default_question(SurveyKind::Nps),
+            Some("Acme"),
+            None,
+        );
+        assert_eq!(
+            q,
+            "How likely are you to recommend Acme to a friend or colleague?"
+        );
         let q = Locale::En.fill(Locale::En.default_question(SurveyKind::Csat), None, None);
         assert_eq!(q, "How satisfied were you with our service?");
     }

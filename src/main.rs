@@ -24,6 +24,8 @@ enum Command {
     ApiKey(ApiKeyCommand),
     /// Print the OpenAPI document (JSON).
     Openapi,
+    /// Exit 0 when the server on BIND_ADDR answers /healthz (for container health checks).
+    Healthcheck,
 }
 
 #[derive(Subcommand)]
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
             }
         }),
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
+        Command::Healthcheck => healthcheck(&settings),
         Command::Openapi => unreachable!("handled above"),
     };
     match result {
@@ -101,9 +104,32 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
     }
     let db = closeloop::db::Db::connect(&settings.database_url, 1)?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (row, key) = closeloop::db::api_keys::create(&mut conn, name, role).map_err(|e| anyhow::anyhow!("{e}"))?;
-    println!("created API key {} ({}, role {})", row.id, row.name, row.role);
+    let (row, key) = closeloop::db::api_keys::create(&mut conn, name, role)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "created API key {} ({}, role {})",
+        row.id, row.name, row.role
+    );
     println!("store it now; it is not shown again:");
     println!("{key}");
     Ok(())
+}
+
+fn healthcheck(settings: &Settings) -> anyhow::Result<()> {
+    use std::io::{Read, Write};
+    let mut addr = settings.bind_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.") && &head[9..12] == b"200" {
+        Ok(())
+    } else {
+        anyhow::bail!("unhealthy: {}", String::from_utf8_lossy(&head))
+    }
 }

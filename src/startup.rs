@@ -24,6 +24,7 @@ pub struct AppState {
 /// A built server, bound to its port but not yet running.
 pub struct Application {
     port: u16,
+    pub handle: actix_web::dev::ServerHandle,
     server: Server,
     pub state: web::Data<AppState>,
 }
@@ -41,8 +42,9 @@ impl Application {
     }
 
     pub fn build_with_db(settings: Settings, db: Db) -> anyhow::Result<Application> {
-        let listener = TcpListener::bind(settings.bind_addr)
-            .map_err(|e| anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr))?;
+        let listener = TcpListener::bind(settings.bind_addr).map_err(|e| {
+            anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr)
+        })?;
         let port = listener.local_addr()?.port();
         let state = web::Data::new(AppState {
             db,
@@ -50,7 +52,12 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
         });
         let server = run(listener, state.clone())?;
-        Ok(Application { port, server, state })
+        Ok(Application {
+            port,
+            handle: server.handle(),
+            server,
+            state,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -65,6 +72,7 @@ impl Application {
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let doc = crate::api::openapi();
+    let workers = state.settings.http_workers;
     let server = actix_web::HttpServer::new(move || {
         let (app, _) = crate::api::app_and_doc();
         app.app_data(state.clone())
@@ -75,9 +83,14 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 ApiError::BadRequest(format!("invalid path: {err}")).into()
             }))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
-            .route("/docs", web::get().to(|| async {
-                HttpResponse::PermanentRedirect().insert_header((header::LOCATION, "/docs/")).finish()
-            }))
+            .route(
+                "/docs",
+                web::get().to(|| async {
+                    HttpResponse::PermanentRedirect()
+                        .insert_header((header::LOCATION, "/docs/"))
+                        .finish()
+                }),
+            )
             .default_service(web::to(not_found))
             .wrap(
                 DefaultHeaders::new()
@@ -86,6 +99,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             )
             .wrap(from_fn(crate::telemetry::request_log))
     })
+    .workers(workers)
     .listen(listener)?
     .shutdown_timeout(20)
     .run();

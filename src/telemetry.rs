@@ -30,10 +30,13 @@ pub fn init(level: &str, format: LogFormat) {
     };
 }
 
+/// (method, route pattern, status) → (count, total seconds).
+type RequestStats = BTreeMap<(String, String, u16), (u64, f64)>;
+
 /// Request counters for `/metrics`, keyed by route pattern and status.
 #[derive(Default)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(String, String, u16), (u64, f64)>>,
+    requests: Mutex<RequestStats>,
     pub emails_sent: AtomicU64,
     pub emails_failed: AtomicU64,
 }
@@ -41,7 +44,9 @@ pub struct Metrics {
 impl Metrics {
     fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut map) = self.requests.lock() {
-            let entry = map.entry((method.to_string(), route.to_string(), status)).or_insert((0, 0.0));
+            let entry = map
+                .entry((method.to_string(), route.to_string(), status))
+                .or_insert((0, 0.0));
             entry.0 += 1;
             entry.1 += seconds;
         }
@@ -49,7 +54,9 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         let mut out = String::new();
-        out.push_str("# HELP closeloop_http_requests_total HTTP requests by method, route and status.\n");
+        out.push_str(
+            "# HELP closeloop_http_requests_total HTTP requests by method, route and status.\n",
+        );
         out.push_str("# TYPE closeloop_http_requests_total counter\n");
         let map = self.requests.lock().map(|m| m.clone()).unwrap_or_default();
         for ((method, route, status), (count, _)) in &map {
@@ -57,7 +64,9 @@ impl Metrics {
                 "closeloop_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {count}\n"
             ));
         }
-        out.push_str("# HELP closeloop_http_request_seconds_sum Total time spent answering, by route.\n");
+        out.push_str(
+            "# HELP closeloop_http_request_seconds_sum Total time spent answering, by route.\n",
+        );
         out.push_str("# TYPE closeloop_http_request_seconds_sum counter\n");
         for ((method, route, status), (_, secs)) in &map {
             out.push_str(&format!(
@@ -65,9 +74,15 @@ impl Metrics {
             ));
         }
         out.push_str("# TYPE closeloop_emails_sent_total counter\n");
-        out.push_str(&format!("closeloop_emails_sent_total {}\n", self.emails_sent.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "closeloop_emails_sent_total {}\n",
+            self.emails_sent.load(Ordering::Relaxed)
+        ));
         out.push_str("# TYPE closeloop_emails_failed_total counter\n");
-        out.push_str(&format!("closeloop_emails_failed_total {}\n", self.emails_failed.load(Ordering::Relaxed)));
+        out.push_str(&format!(
+            "closeloop_emails_failed_total {}\n",
+            self.emails_failed.load(Ordering::Relaxed)
+        ));
         out
     }
 }
@@ -91,7 +106,9 @@ pub async fn request_log(
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
     let method = req.method().to_string();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req.app_data::<web::Data<AppState>>().map(|s| s.metrics.clone());
+    let metrics = req
+        .app_data::<web::Data<AppState>>()
+        .map(|s| s.metrics.clone());
     let span = tracing::info_span!("request", request_id = %request_id);
     let mut res = next.call(req).instrument(span).await?;
     let status = res.status().as_u16();

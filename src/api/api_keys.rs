@@ -69,6 +69,7 @@ impl From<ApiKeyRow> for ApiKey {
 ///
 /// The answer holds the key itself, once; store it then.
 #[utoipa::path(
+    operation_id = "create_api_key",
     tag = "api-keys",
     request_body = CreateApiKey,
     responses((status = 201, description = "Key created", body = CreatedApiKey))
@@ -82,7 +83,10 @@ pub async fn create(
     caller.require(Role::Admin)?;
     let CreateApiKey { name, role } = body.0;
     let name = name.trim().to_string();
-    let (row, key) = state.db.run(move |conn| crate::db::api_keys::create(conn, &name, role)).await?;
+    let (row, key) = state
+        .db
+        .write(move |conn| crate::db::api_keys::create(conn, &name, role))
+        .await?;
     Ok(HttpResponse::Created().json(CreatedApiKey {
         api_key: row.into(),
         key,
@@ -91,6 +95,7 @@ pub async fn create(
 
 /// List API keys
 #[utoipa::path(
+    operation_id = "list_api_keys",
     tag = "api-keys",
     params(PageParams),
     responses((status = 200, description = "Keys, newest first", body = ApiKeyList))
@@ -105,7 +110,10 @@ pub async fn list(
     let page = params.check(IdPrefix::ApiKey)?;
     let rows = {
         let page = page.clone();
-        state.db.run(move |conn| crate::db::api_keys::list(conn, &page)).await?
+        state
+            .db
+            .run(move |conn| crate::db::api_keys::list(conn, &page))
+            .await?
     };
     let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
     Ok(web::Json(ApiKeyList {
@@ -118,6 +126,7 @@ pub async fn list(
 ///
 /// The key stops working at once. Revoking a revoked key is harmless.
 #[utoipa::path(
+    operation_id = "revoke_api_key",
     tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses(
@@ -134,7 +143,11 @@ pub async fn revoke(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::ApiKey, "api key")?;
-    match state.db.run(move |conn| crate::db::api_keys::revoke(conn, &id)).await? {
+    match state
+        .db
+        .write(move |conn| crate::db::api_keys::revoke(conn, &id))
+        .await?
+    {
         Some(_) => Ok(HttpResponse::NoContent().finish()),
         None => Err(ApiError::NotFound("api key")),
     }

@@ -65,12 +65,21 @@ impl ContactFields {
         }
         if let Some(props) = &self.properties {
             if props.len() > MAX_PROPERTIES {
-                err("properties", format!("must have at most {MAX_PROPERTIES} keys"));
+                err(
+                    "properties",
+                    format!("must have at most {MAX_PROPERTIES} keys"),
+                );
             }
             if serde_json::to_vec(props).map(|v| v.len()).unwrap_or(0) > MAX_PROPERTIES_BYTES {
-                err("properties", format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"));
+                err(
+                    "properties",
+                    format!("must be at most {MAX_PROPERTIES_BYTES} bytes of JSON"),
+                );
             }
-            if props.keys().any(|k| k.is_empty() || k.chars().count() > 100) {
+            if props
+                .keys()
+                .any(|k| k.is_empty() || k.chars().count() > 100)
+            {
                 err("properties", "keys must be 1 to 100 characters long".into());
             }
             match props.get("value") {
@@ -128,7 +137,8 @@ pub struct Contact {
 impl From<ContactRow> for Contact {
     fn from(row: ContactRow) -> Self {
         Contact {
-            properties: serde_json::from_str(&row.properties).unwrap_or_else(|_| Value::Object(Map::new())),
+            properties: serde_json::from_str(&row.properties)
+                .unwrap_or_else(|_| Value::Object(Map::new())),
             id: row.id,
             email: row.email,
             name: row.name,
@@ -153,6 +163,7 @@ pub struct ContactList {
 /// Matched by `external_id` first, then by `email`. 201 when created, 200 when updated;
 /// 409 when the email belongs to a different contact than the external id.
 #[utoipa::path(
+    operation_id = "upsert_contact",
     tag = "contacts",
     request_body = ContactFields,
     responses(
@@ -169,9 +180,17 @@ pub async fn upsert(
 ) -> Result<HttpResponse, ApiError> {
     caller.require(Role::Admin)?;
     let input = body.0.check().map_err(|problems| {
-        ApiError::fields(problems.into_iter().map(|(f, m)| (f.to_string(), vec![m])).collect())
+        ApiError::fields(
+            problems
+                .into_iter()
+                .map(|(f, m)| (f.to_string(), vec![m]))
+                .collect(),
+        )
     })?;
-    let (row, created) = state.db.run(move |conn| crate::db::contacts::upsert(conn, &input)).await?;
+    let (row, created) = state
+        .db
+        .write(move |conn| crate::db::contacts::upsert(conn, &input))
+        .await?;
     let mut res = if created {
         HttpResponse::Created()
     } else {
@@ -193,6 +212,7 @@ pub struct ContactQuery {
 
 /// List contacts
 #[utoipa::path(
+    operation_id = "list_contacts",
     tag = "contacts",
     params(ContactQuery),
     responses((status = 200, description = "Contacts, newest first", body = ContactList))
@@ -215,7 +235,10 @@ pub async fn list(
         external_id: q.external_id.map(|x| x.trim().to_string()),
     };
     let p = page.clone();
-    let rows = state.db.run(move |conn| crate::db::contacts::list(conn, &filter, &p)).await?;
+    let rows = state
+        .db
+        .run(move |conn| crate::db::contacts::list(conn, &filter, &p))
+        .await?;
     let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
     Ok(web::Json(ContactList {
         items: rows.into_iter().map(Contact::from).collect(),
@@ -225,6 +248,7 @@ pub async fn list(
 
 /// Get a contact
 #[utoipa::path(
+    operation_id = "get_contact",
     tag = "contacts",
     params(("id" = String, Path, description = "Contact id")),
     responses(
@@ -241,7 +265,10 @@ pub async fn get(
     caller.require(Role::Reader)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Contact, "contact")?;
-    let row = state.db.run(move |conn| crate::db::contacts::get(conn, &id)).await?;
+    let row = state
+        .db
+        .run(move |conn| crate::db::contacts::get(conn, &id))
+        .await?;
     Ok(web::Json(row.into()))
 }
 
@@ -251,6 +278,7 @@ pub async fn get(
 /// follow-up notes about them; pending invitations are cancelled. Scores and counts stay as
 /// anonymous aggregates. The contact then answers 404.
 #[utoipa::path(
+    operation_id = "erase_contact",
     tag = "contacts",
     params(("id" = String, Path, description = "Contact id")),
     responses(
@@ -267,6 +295,9 @@ pub async fn erase(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Contact, "contact")?;
-    state.db.run(move |conn| crate::db::contacts::erase(conn, &id)).await?;
+    state
+        .db
+        .write(move |conn| crate::db::contacts::erase(conn, &id))
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

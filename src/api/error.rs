@@ -23,7 +23,10 @@ pub enum ApiError {
     BadRequest(String),
     /// Well-formed but invalid input, with messages per field.
     #[error("{message}")]
-    Validation { message: String, fields: FieldErrors },
+    Validation {
+        message: String,
+        fields: FieldErrors,
+    },
     #[error("{0}")]
     Unauthorized(String),
     #[error("{0}")]

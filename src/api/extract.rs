@@ -57,7 +57,9 @@ where
             }
             let mut body = web::BytesMut::new();
             while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|e| ApiError::BadRequest(format!("cannot read the request body: {e}")))?;
+                let chunk = chunk.map_err(|e| {
+                    ApiError::BadRequest(format!("cannot read the request body: {e}"))
+                })?;
                 if body.len() + chunk.len() > limit {
                     return Err(ApiError::PayloadTooLarge(limit));
                 }
@@ -73,17 +75,18 @@ where
 /// Deserialises `body`, telling syntax errors (400) from data errors on a field (422).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::BadRequest("the request body is empty; send a JSON object".into()));
+        return Err(ApiError::BadRequest(
+            "the request body is empty; send a JSON object".into(),
+        ));
     }
-    let de = &mut serde_json::Deserializer::from_slice(body);
-    match serde_path_to_error::deserialize::<_, T>(de) {
+    // Syntax first, so a broken document is always a 400 whatever its fields are.
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("malformed JSON: {e}")))?;
+    match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Ok(v),
         Err(err) => {
             let path = err.path().to_string();
             let inner = err.into_inner();
-            if inner.is_syntax() || inner.is_eof() {
-                return Err(ApiError::BadRequest(format!("malformed JSON: {inner}")));
-            }
             let message = strip_position(&inner.to_string());
             let top = path == "." || path.is_empty();
             // serde_path_to_error's path already ends at an unknown field, and stops at the
@@ -93,11 +96,17 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
                 return Err(ApiError::field(&at, "is not a known field"));
             }
             if let Some(field) = between(&message, "missing field `", "`") {
-                let at = if top { field } else { format!("{path}.{field}") };
+                let at = if top {
+                    field
+                } else {
+                    format!("{path}.{field}")
+                };
                 return Err(ApiError::field(&at, "is required"));
             }
             if top {
-                return Err(ApiError::BadRequest(format!("invalid JSON body: {message}")));
+                return Err(ApiError::BadRequest(format!(
+                    "invalid JSON body: {message}"
+                )));
             }
             Err(ApiError::field(&path, message))
         }
@@ -166,12 +175,19 @@ impl FromRequest for Caller {
             let key = match header {
                 None => {
                     return Err(ApiError::Unauthorized(
-                        "missing Authorization header; send `Authorization: Bearer <api key>`".into(),
+                        "missing Authorization header; send `Authorization: Bearer <api key>`"
+                            .into(),
                     ))
                 }
-                Some(Err(_)) => return Err(ApiError::Unauthorized("invalid Authorization header".into())),
+                Some(Err(_)) => {
+                    return Err(ApiError::Unauthorized(
+                        "invalid Authorization header".into(),
+                    ))
+                }
                 Some(Ok(v)) => match v.split_once(' ') {
-                    Some((scheme, key)) if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() => {
+                    Some((scheme, key))
+                        if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() =>
+                    {
                         key.trim().to_string()
                     }
                     _ => {
@@ -182,14 +198,19 @@ impl FromRequest for Caller {
                 },
             };
             let hash = hash_key(&key);
-            let found = state.db.run(move |conn| crate::db::api_keys::find_active_by_hash(conn, &hash)).await?;
+            let found = state
+                .db
+                .run(move |conn| crate::db::api_keys::find_active_by_hash(conn, &hash))
+                .await?;
             match found {
                 Some(row) => Ok(Caller {
                     role: Role::parse(&row.role).unwrap_or(Role::Reader),
                     key_id: row.id,
                     name: row.name,
                 }),
-                None => Err(ApiError::Unauthorized("the API key is unknown or revoked".into())),
+                None => Err(ApiError::Unauthorized(
+                    "the API key is unknown or revoked".into(),
+                )),
             }
         })
     }
@@ -222,7 +243,10 @@ impl PageParams {
         }
         if let Some(c) = &self.cursor {
             if !prefix.matches(c) {
-                return Err(ApiError::field("cursor", "is not a cursor returned by this list"));
+                return Err(ApiError::field(
+                    "cursor",
+                    "is not a cursor returned by this list",
+                ));
             }
         }
         Ok(Page {
@@ -233,7 +257,11 @@ impl PageParams {
 }
 
 /// Splits one extra fetched row off into `next_cursor`.
-pub fn paginate<T>(mut rows: Vec<T>, page: &Page, id: impl Fn(&T) -> &str) -> (Vec<T>, Option<String>) {
+pub fn paginate<T>(
+    mut rows: Vec<T>,
+    page: &Page,
+    id: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<String>) {
     if rows.len() as i64 > page.limit {
         rows.truncate(page.limit as usize);
         let next = rows.last().map(|r| id(r).to_string());

@@ -128,7 +128,11 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
                 )]);
                 add_error(op, "401", "Missing, malformed, unknown or revoked API key");
                 add_error(op, "403", "The key's role may not do this");
-                add_error(op, "400", "Malformed request (bad JSON syntax, query string or path)");
+                add_error(
+                    op,
+                    "400",
+                    "Malformed request (bad JSON syntax, query string or path)",
+                );
             }
             if op.request_body.is_some() {
                 add_error(op, "413", "The body is larger than MAX_BODY_BYTES");
@@ -136,7 +140,11 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
                 add_error(op, "422", "Invalid fields; `error.fields` names each one");
             }
             if authed {
-                add_error(op, "503", "The database is unreachable or overloaded; retry later");
+                add_error(
+                    op,
+                    "503",
+                    "The database is unreachable or overloaded; retry later",
+                );
             }
         }
     }
@@ -150,10 +158,14 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
         .description(description)
         .content(
             "application/json",
-            ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
         )
         .build();
-    op.responses.responses.insert(status.to_string(), response.into());
+    op.responses
+        .responses
+        .insert(status.to_string(), response.into());
 }
 
 /// A stored UTC time as it appears in JSON.
@@ -168,6 +180,16 @@ where
     T: serde::Deserialize<'de>,
 {
     serde::Deserialize::deserialize(d).map(Some)
+}
+
+/// For optional fields that cannot be cleared: absent is `None`, an explicit `null` is an error
+/// ("invalid type: null") instead of silently meaning "unchanged".
+pub fn no_null<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
 }
 
 /// Rejects strings that are only white space.

@@ -19,7 +19,11 @@ pub struct Health {
 /// Liveness
 ///
 /// 200 while the process serves requests.
-#[utoipa::path(tag = "ops", responses((status = 200, description = "Alive", body = Health)))]
+#[utoipa::path(
+    operation_id = "healthz",
+    tag = "ops",
+    responses((status = 200, description = "Alive", body = Health))
+)]
 #[get("/healthz")]
 pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
@@ -32,6 +36,7 @@ pub async fn healthz() -> web::Json<Health> {
 ///
 /// 200 when the database answers within two seconds, else 503.
 #[utoipa::path(
+    operation_id = "readyz",
     tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Health),
@@ -61,6 +66,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 ///
 /// Prometheus text format: request counts by status class and route latency totals.
 #[utoipa::path(
+    operation_id = "metrics",
     tag = "ops",
     responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = String))
 )]

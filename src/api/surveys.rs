@@ -9,7 +9,7 @@ use validator::{Validate, ValidationError};
 
 use super::error::ApiError;
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
-use super::{double_option, not_blank, utc};
+use super::{double_option, no_null, not_blank, utc};
 use crate::db::models::{SurveyChanges, SurveyRow};
 use crate::db::schema::invitations;
 use crate::db::surveys::SurveyFilter;
@@ -30,7 +30,8 @@ fn placeholders(text: &str) -> Result<(), ValidationError> {
         let name = &after[..end];
         if name != "brand" && name != "topic" {
             let mut e = ValidationError::new("placeholder");
-            e.message = Some(format!("unknown placeholder {{{name}}}; use {{brand}} or {{topic}}").into());
+            e.message =
+                Some(format!("unknown placeholder {{{name}}}; use {{brand}} or {{topic}}").into());
             return Err(e);
         }
         rest = &after[end + 1..];
@@ -39,7 +40,9 @@ fn placeholders(text: &str) -> Result<(), ValidationError> {
 }
 
 fn hex_color(value: &str) -> Result<(), ValidationError> {
-    let ok = value.len() == 7 && value.starts_with('#') && value[1..].chars().all(|c| c.is_ascii_hexdigit());
+    let ok = value.len() == 7
+        && value.starts_with('#')
+        && value[1..].chars().all(|c| c.is_ascii_hexdigit());
     if ok {
         Ok(())
     } else {
@@ -93,6 +96,7 @@ pub struct CreateSurvey {
 #[schema(example = json!({"name": "NPS 2027", "status": "paused"}))]
 pub struct UpdateSurvey {
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[serde(default, deserialize_with = "no_null")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
@@ -114,17 +118,22 @@ pub struct UpdateSurvey {
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
     #[schema(value_type = Option<String>)]
     pub topic: Option<Option<String>>,
+    #[serde(default, deserialize_with = "no_null")]
     pub locale: Option<Locale>,
     /// `active` or `paused` (archive with `POST /surveys/{id}/archive`).
+    #[serde(default, deserialize_with = "no_null")]
     pub status: Option<SurveyStatus>,
+    #[serde(default, deserialize_with = "no_null")]
     pub public_link: Option<bool>,
     #[validate(range(min = 0, max = 365))]
+    #[serde(default, deserialize_with = "no_null")]
     pub throttle_days: Option<i32>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(range(min = 1, max = 30))]
     #[schema(value_type = Option<i32>)]
     pub reminder_after_days: Option<Option<i32>>,
     #[validate(range(min = 0, max = 8760))]
+    #[serde(default, deserialize_with = "no_null")]
     pub edit_window_hours: Option<i32>,
 }
 
@@ -164,7 +173,9 @@ impl Survey {
         let kind = SurveyKind::parse(&row.kind).unwrap_or(SurveyKind::Nps);
         let locale = Locale::parse(&row.locale).unwrap_or_default();
         Survey {
-            question: row.question.unwrap_or_else(|| locale.default_question(kind).to_string()),
+            question: row
+                .question
+                .unwrap_or_else(|| locale.default_question(kind).to_string()),
             follow_up_question: row
                 .follow_up_question
                 .unwrap_or_else(|| locale.default_follow_up().to_string()),
@@ -202,6 +213,7 @@ fn trimmed(v: Option<String>) -> Option<String> {
 
 /// Create a survey
 #[utoipa::path(
+    operation_id = "create_survey",
     tag = "surveys",
     request_body = CreateSurvey,
     responses((status = 201, description = "Survey created", body = Survey))
@@ -235,7 +247,10 @@ pub async fn create(
         archived_at: None,
     };
     let saved = row.clone();
-    state.db.run(move |conn| crate::db::surveys::insert(conn, &saved)).await?;
+    state
+        .db
+        .write(move |conn| crate::db::surveys::insert(conn, &saved))
+        .await?;
     Ok(HttpResponse::Created().json(Survey::from_row(row, &state.settings.public_url)))
 }
 
@@ -251,6 +266,7 @@ pub struct SurveyQuery {
 
 /// List surveys
 #[utoipa::path(
+    operation_id = "list_surveys",
     tag = "surveys",
     params(SurveyQuery),
     responses((status = 200, description = "Surveys, newest first", body = SurveyList))
@@ -273,7 +289,10 @@ pub async fn list(
         kind: q.kind.map(|k| k.as_str().to_string()),
     };
     let p = page.clone();
-    let rows = state.db.run(move |conn| crate::db::surveys::list(conn, &filter, &p)).await?;
+    let rows = state
+        .db
+        .run(move |conn| crate::db::surveys::list(conn, &filter, &p))
+        .await?;
     let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
     Ok(web::Json(SurveyList {
         items: rows
@@ -286,6 +305,7 @@ pub async fn list(
 
 /// Get a survey
 #[utoipa::path(
+    operation_id = "get_survey",
     tag = "surveys",
     params(("id" = String, Path, description = "Survey id")),
     responses(
@@ -302,7 +322,10 @@ pub async fn get(
     caller.require(Role::Reader)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Survey, "survey")?;
-    let row = state.db.run(move |conn| crate::db::surveys::get(conn, &id)).await?;
+    let row = state
+        .db
+        .run(move |conn| crate::db::surveys::get(conn, &id))
+        .await?;
     Ok(web::Json(Survey::from_row(row, &state.settings.public_url)))
 }
 
@@ -310,6 +333,7 @@ pub async fn get(
 ///
 /// An archived survey cannot be changed (409).
 #[utoipa::path(
+    operation_id = "update_survey",
     tag = "surveys",
     params(("id" = String, Path, description = "Survey id")),
     request_body = UpdateSurvey,
@@ -339,11 +363,14 @@ pub async fn update(
     let trim2 = |v: Option<Option<String>>| v.map(|o| o.map(|s| s.trim().to_string()));
     let row = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             conn.transaction(|conn| {
                 let current = crate::db::surveys::get(conn, &id)?;
                 if current.status == SurveyStatus::Archived.as_str() {
-                    return Err(ApiError::conflict("survey_archived", "an archived survey cannot be changed"));
+                    return Err(ApiError::conflict(
+                        "survey_archived",
+                        "an archived survey cannot be changed",
+                    ));
                 }
                 let public_slug = match b.public_link {
                     Some(true) if current.public_slug.is_none() => Some(Some(new_slug())),
@@ -378,6 +405,7 @@ pub async fn update(
 /// Its pages answer 410 Gone, scheduled invitations are cancelled and no new ones can be
 /// made. Archiving twice is harmless.
 #[utoipa::path(
+    operation_id = "archive_survey",
     tag = "surveys",
     params(("id" = String, Path, description = "Survey id")),
     responses(
@@ -396,7 +424,7 @@ pub async fn archive(
     check_id(&id, IdPrefix::Survey, "survey")?;
     let row = state
         .db
-        .run(move |conn| {
+        .write(move |conn| {
             conn.transaction(|conn| {
                 let current = crate::db::surveys::get(conn, &id)?;
                 if current.status == SurveyStatus::Archived.as_str() {

@@ -8,7 +8,11 @@ use crate::api::extract::{hash_key, Page};
 use crate::domain::{new_id, new_secret, now, IdPrefix, Role};
 
 /// Creates a key; returns the row and the key itself, which is stored only as a hash.
-pub fn create(conn: &mut DbConnection, name: &str, role: Role) -> Result<(ApiKeyRow, String), ApiError> {
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    role: Role,
+) -> Result<(ApiKeyRow, String), ApiError> {
     let key = new_secret("cl_");
     let row = ApiKeyRow {
         id: new_id(IdPrefix::ApiKey),
@@ -20,11 +24,16 @@ pub fn create(conn: &mut DbConnection, name: &str, role: Role) -> Result<(ApiKey
         last_used_at: None,
         revoked_at: None,
     };
-    diesel::insert_into(api_keys::table).values(&row).execute(conn)?;
+    diesel::insert_into(api_keys::table)
+        .values(&row)
+        .execute(conn)?;
     Ok((row, key))
 }
 
-pub fn find_active_by_hash(conn: &mut DbConnection, hash: &str) -> Result<Option<ApiKeyRow>, ApiError> {
+pub fn find_active_by_hash(
+    conn: &mut DbConnection,
+    hash: &str,
+) -> Result<Option<ApiKeyRow>, ApiError> {
     Ok(api_keys::table
         .filter(api_keys::key_hash.eq(hash))
         .filter(api_keys::revoked_at.is_null())
@@ -34,7 +43,10 @@ pub fn find_active_by_hash(conn: &mut DbConnection, hash: &str) -> Result<Option
 }
 
 pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, ApiError> {
-    let mut q = api_keys::table.select(ApiKeyRow::as_select()).order(api_keys::id.desc()).into_boxed();
+    let mut q = api_keys::table
+        .select(ApiKeyRow::as_select())
+        .order(api_keys::id.desc())
+        .into_boxed();
     if let Some(c) = &page.cursor {
         q = q.filter(api_keys::id.lt(c.clone()));
     }
@@ -44,11 +56,18 @@ pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, ApiE
 /// Revokes a key; revoking twice is harmless. `None` when the key does not exist.
 pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, ApiError> {
     conn.transaction(|conn| {
-        let Some(row) = api_keys::table.find(id).select(ApiKeyRow::as_select()).first(conn).optional()? else {
+        let Some(row) = api_keys::table
+            .find(id)
+            .select(ApiKeyRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
             return Ok(None);
         };
         if row.revoked_at.is_none() {
-            diesel::update(api_keys::table.find(id)).set(api_keys::revoked_at.eq(Some(now()))).execute(conn)?;
+            diesel::update(api_keys::table.find(id))
+                .set(api_keys::revoked_at.eq(Some(now())))
+                .execute(conn)?;
         }
         Ok(Some(row))
     })

@@ -26,16 +26,25 @@ pub fn value_of(properties: &Map<String, Value>) -> Option<f64> {
 /// merged key by key (a `null` value removes a key), as Delighted does. Returns the row and
 /// whether it was created. A conflict (the email belongs to another contact than the
 /// external id) is a 409.
-pub fn upsert(conn: &mut DbConnection, input: &ContactInput) -> Result<(ContactRow, bool), ApiError> {
+pub fn upsert(
+    conn: &mut DbConnection,
+    input: &ContactInput,
+) -> Result<(ContactRow, bool), ApiError> {
     // Two concurrent upserts of a new contact race on the unique index: the loser retries and
     // then finds the winner's row.
     match conn.transaction(|conn| upsert_once(conn, input)) {
-        Err(ApiError::Conflict { code: "conflict", .. }) => conn.transaction(|conn| upsert_once(conn, input)),
+        Err(ApiError::Conflict {
+            code: "conflict", ..
+        }) => conn.transaction(|conn| upsert_once(conn, input)),
         other => other,
     }
 }
 
-fn find_live(conn: &mut DbConnection, email: Option<&Email>, external_id: Option<&str>) -> Result<(Option<ContactRow>, Option<ContactRow>), ApiError> {
+fn find_live(
+    conn: &mut DbConnection,
+    email: Option<&Email>,
+    external_id: Option<&str>,
+) -> Result<(Option<ContactRow>, Option<ContactRow>), ApiError> {
     let by_ext = match external_id {
         Some(ext) => contacts::table
             .filter(contacts::external_id.eq(ext))
@@ -55,7 +64,10 @@ fn find_live(conn: &mut DbConnection, email: Option<&Email>, external_id: Option
     Ok((by_ext, by_email))
 }
 
-fn upsert_once(conn: &mut DbConnection, input: &ContactInput) -> Result<(ContactRow, bool), ApiError> {
+fn upsert_once(
+    conn: &mut DbConnection,
+    input: &ContactInput,
+) -> Result<(ContactRow, bool), ApiError> {
     let (by_ext, by_email) = find_live(conn, input.email.as_ref(), input.external_id.as_deref())?;
     let existing = match (by_ext, by_email) {
         (Some(a), Some(b)) if a.id != b.id => {
@@ -77,7 +89,8 @@ fn upsert_once(conn: &mut DbConnection, input: &ContactInput) -> Result<(Contact
     match existing {
         None => {
             let props = input.properties.clone().unwrap_or_default();
-            let props: Map<String, Value> = props.into_iter().filter(|(_, v)| !v.is_null()).collect();
+            let props: Map<String, Value> =
+                props.into_iter().filter(|(_, v)| !v.is_null()).collect();
             let row = ContactRow {
                 id: new_id(IdPrefix::Contact),
                 email: input.email.as_ref().map(|e| e.as_str().to_string()),
@@ -92,11 +105,23 @@ fn upsert_once(conn: &mut DbConnection, input: &ContactInput) -> Result<(Contact
                 created_at: t,
                 updated_at: t,
             };
-            diesel::insert_into(contacts::table).values(&row).execute(conn)?;
+            diesel::insert_into(contacts::table)
+                .values(&row)
+                .execute(conn)?;
             Ok((row, true))
         }
-        Some(mut row) => {
-            let mut props: Map<String, Value> = serde_json::from_str(&row.properties).unwrap_or_default();
+        Some(row) => {
+            // Lock the row first (a no-op update takes the row lock on PostgreSQL), then read
+            // it again, so concurrent merges of properties never lose one another's keys.
+            diesel::update(contacts::table.find(&row.id))
+                .set(contacts::updated_at.eq(t))
+                .execute(conn)?;
+            let mut row: ContactRow = contacts::table
+                .find(&row.id)
+                .select(ContactRow::as_select())
+                .first(conn)?;
+            let mut props: Map<String, Value> =
+                serde_json::from_str(&row.properties).unwrap_or_default();
             if let Some(new_props) = &input.properties {
                 for (k, v) in new_props {
                     if v.is_null() {
@@ -150,7 +175,11 @@ pub struct ContactFilter {
     pub external_id: Option<String>,
 }
 
-pub fn list(conn: &mut DbConnection, filter: &ContactFilter, page: &Page) -> Result<Vec<ContactRow>, ApiError> {
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &ContactFilter,
+    page: &Page,
+) -> Result<Vec<ContactRow>, ApiError> {
     let mut q = contacts::table
         .filter(contacts::erased_at.is_null())
         .select(ContactRow::as_select())
@@ -190,10 +219,17 @@ pub fn erase(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
         diesel::update(responses::table.filter(responses::contact_id.eq(id)))
             .set(responses::comment.eq(None::<String>))
             .execute(conn)?;
-        let task_ids = followups::table.filter(followups::contact_id.eq(id)).select(followups::id);
-        diesel::update(followup_activities::table.filter(followup_activities::followup_id.eq_any(task_ids)))
-            .set((followup_activities::body.eq(None::<String>), followup_activities::data.eq(None::<String>)))
-            .execute(conn)?;
+        let task_ids = followups::table
+            .filter(followups::contact_id.eq(id))
+            .select(followups::id);
+        diesel::update(
+            followup_activities::table.filter(followup_activities::followup_id.eq_any(task_ids)),
+        )
+        .set((
+            followup_activities::body.eq(None::<String>),
+            followup_activities::data.eq(None::<String>),
+        ))
+        .execute(conn)?;
         diesel::update(followups::table.filter(followups::contact_id.eq(id)))
             .set(followups::comment.eq(None::<String>))
             .execute(conn)?;
@@ -214,7 +250,10 @@ pub fn erase(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
                     .filter(emails::to_address.eq(&email))
                     .filter(emails::status.eq("pending")),
             )
-            .set((emails::status.eq("failed"), emails::last_error.eq(Some("contact_erased"))))
+            .set((
+                emails::status.eq("failed"),
+                emails::last_error.eq(Some("contact_erased")),
+            ))
             .execute(conn)?;
             diesel::update(emails::table.filter(emails::to_address.eq(&email)))
                 .set((

@@ -57,9 +57,15 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 }
 
 /// The connection pool and which engine it talks to.
+///
+/// On SQLite, writes go through a pool of one connection: SQLite allows one writer at a time,
+/// and queueing writers in-process is faster and fairer than letting them collide on the file
+/// lock ("database is locked"). Reads use the larger pool (WAL lets them run beside the
+/// writer). On PostgreSQL both are the same pool.
 #[derive(Clone)]
 pub struct Db {
     pool: DbPool,
+    write_pool: DbPool,
     pub engine: Engine,
 }
 
@@ -85,24 +91,51 @@ impl Db {
                 (url.clone(), Engine::Postgres)
             }
         };
-        let pool = Pool::builder()
-            .max_size(pool_size)
-            .min_idle(Some(1))
-            .connection_timeout(Duration::from_secs(5))
-            .connection_customizer(Box::new(SqlitePragmas))
-            .build(ConnectionManager::<DbConnection>::new(conn_str))
-            .context("cannot build the database connection pool")?;
-        Ok(Db { pool, engine })
+        let build = |size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .min_idle(Some(1))
+                .connection_timeout(Duration::from_secs(10))
+                .connection_customizer(Box::new(SqlitePragmas))
+                .build(ConnectionManager::<DbConnection>::new(conn_str.clone()))
+                .context("cannot build the database connection pool")
+        };
+        let pool = build(pool_size)?;
+        let write_pool = match engine {
+            Engine::Sqlite => build(1)?,
+            Engine::Postgres => pool.clone(),
+        };
+        Ok(Db {
+            pool,
+            write_pool,
+            engine,
+        })
     }
 
-    /// Runs `f` with a pooled connection on the blocking thread pool, so sync diesel never
-    /// blocks the async executor.
+    /// Runs read-only `f` with a pooled connection on the blocking thread pool, so sync diesel
+    /// never blocks the async executor.
     pub async fn run<F, R>(&self, f: F) -> Result<R, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
         R: Send + 'static,
     {
-        let pool = self.pool.clone();
+        Self::on(self.pool.clone(), f).await
+    }
+
+    /// Runs `f`, which writes, with a connection from the write pool.
+    pub async fn write<F, R>(&self, f: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
+        R: Send + 'static,
+    {
+        Self::on(self.write_pool.clone(), f).await
+    }
+
+    async fn on<F, R>(pool: DbPool, f: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
+        R: Send + 'static,
+    {
         let span = tracing::Span::current();
         actix_web::web::block(move || {
             let _entered = span.enter();
@@ -126,9 +159,9 @@ impl Db {
         .is_some()
     }
 
-    /// A connection for synchronous callers (CLI, background workers on blocking threads).
+    /// A write connection for synchronous callers (CLI, background workers on blocking threads).
     pub fn get(&self) -> Result<PooledConn, ApiError> {
-        self.pool.get().map_err(ApiError::from)
+        self.write_pool.get().map_err(ApiError::from)
     }
 }
 

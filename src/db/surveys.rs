@@ -7,7 +7,9 @@ use crate::api::error::ApiError;
 use crate::api::extract::Page;
 
 pub fn insert(conn: &mut DbConnection, row: &SurveyRow) -> Result<(), ApiError> {
-    diesel::insert_into(surveys::table).values(row).execute(conn)?;
+    diesel::insert_into(surveys::table)
+        .values(row)
+        .execute(conn)?;
     Ok(())
 }
 
@@ -34,8 +36,15 @@ pub struct SurveyFilter {
     pub kind: Option<String>,
 }
 
-pub fn list(conn: &mut DbConnection, filter: &SurveyFilter, page: &Page) -> Result<Vec<SurveyRow>, ApiError> {
-    let mut q = surveys::table.select(SurveyRow::as_select()).order(surveys::id.desc()).into_boxed();
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &SurveyFilter,
+    page: &Page,
+) -> Result<Vec<SurveyRow>, ApiError> {
+    let mut q = surveys::table
+        .select(SurveyRow::as_select())
+        .order(surveys::id.desc())
+        .into_boxed();
     if let Some(status) = &filter.status {
         q = q.filter(surveys::status.eq(status.clone()));
     }
@@ -48,7 +57,13 @@ pub fn list(conn: &mut DbConnection, filter: &SurveyFilter, page: &Page) -> Resu
     Ok(q.limit(page.limit + 1).load(conn)?)
 }
 
-pub fn update(conn: &mut DbConnection, id: &str, changes: &SurveyChanges) -> Result<SurveyRow, ApiError> {
-    diesel::update(surveys::table.find(id)).set(changes).execute(conn)?;
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &SurveyChanges,
+) -> Result<SurveyRow, ApiError> {
+    diesel::update(surveys::table.find(id))
+        .set(changes)
+        .execute(conn)?;
     get(conn, id)
 }

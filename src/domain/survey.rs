@@ -82,7 +82,10 @@ impl Score {
         if value < lo as i64 || value > hi as i64 {
             return Err(format!("must be a whole number from {lo} to {hi}"));
         }
-        Ok(Score { kind, value: value as i32 })
+        Ok(Score {
+            kind,
+            value: value as i32,
+        })
     }
 
     pub fn value(self) -> i32 {
@@ -134,7 +137,19 @@ impl Category {
 
 /// What an API key may do: `admin` everything, `agent` read and work follow-ups,
 /// `reader` read only.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ToSchema, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ToSchema,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Reader,

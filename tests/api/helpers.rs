@@ -1,0 +1,302 @@
+//! Test harness: every test gets its own database (a fresh SQLite file, or a fresh PostgreSQL
+//! database when `TEST_POSTGRES_URL` is set) and a real server on a random port.
+
+use std::collections::HashMap;
+
+use closeloop::config::Settings;
+use closeloop::domain::Role;
+use closeloop::startup::Application;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an async test body once on SQLite and once on PostgreSQL:
+/// `both_engines!(name);` next to `async fn name(app: TestApp)` makes `name::on_sqlite` and
+/// `name::on_postgres`. Without `TEST_POSTGRES_URL` the PostgreSQL one says so and passes;
+/// CI sets it and checks that the PostgreSQL tests ran.
+#[macro_export]
+macro_rules! both_engines {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                let app = $crate::helpers::spawn_app($crate::helpers::Engine::Sqlite).await;
+                super::$name(app).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                if std::env::var("TEST_POSTGRES_URL").map(|v| v.is_empty()).unwrap_or(true) {
+                    eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                    return;
+                }
+                let app = $crate::helpers::spawn_app($crate::helpers::Engine::Postgres).await;
+                super::$name(app).await;
+            }
+        }
+    )+};
+}
+
+/// A fresh, empty database that is removed when dropped.
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(engine: Engine) -> TestDb {
+        match engine {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}", dir.path().join("closeloop.db").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg: None,
+                }
+            }
+            Engine::Postgres => {
+                let admin_url = std::env::var("TEST_POSTGRES_URL").expect("TEST_POSTGRES_URL");
+                let name = format!(
+                    "closeloop_test_{}",
+                    ulid::Ulid::new().to_string().to_lowercase()
+                );
+                let mut conn = PgConnection::establish(&admin_url).unwrap_or_else(|e| {
+                    panic!("TEST_POSTGRES_URL is set but PostgreSQL is unreachable: {e}")
+                });
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .expect("create test database");
+                let mut url = url::Url::parse(&admin_url).expect("TEST_POSTGRES_URL is a URL");
+                url.set_path(&format!("/{name}"));
+                TestDb {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg: Some((admin_url, name)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin_url, name)) = self.pg.take() {
+            // In a thread of its own: Drop may run inside the async runtime.
+            let _ = std::thread::spawn(move || {
+                if let Ok(mut conn) = PgConnection::establish(&admin_url) {
+                    let _ =
+                        diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                            .execute(&mut conn);
+                }
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub client: reqwest::Client,
+    /// An admin API key.
+    pub key: String,
+    pub engine: Engine,
+    pub app_state: actix_web::web::Data<closeloop::startup::AppState>,
+    _outbox: tempfile::TempDir,
+    handle: actix_web::dev::ServerHandle,
+    // Dropped last: the server must stop before its database goes.
+    pub db: TestDb,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        let handle = self.handle.clone();
+        drop(handle.stop(false));
+    }
+}
+
+/// Settings for a test server: random port, the given database, a private outbox folder.
+pub fn test_settings(db_url: &str, outbox: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".into(), db_url.to_string()),
+        ("BIND_ADDR".into(), "127.0.0.1:0".into()),
+        ("OUTBOX_DIR".into(), outbox.display().to_string()),
+        ("HTTP_WORKERS".into(), "1".into()),
+        ("DB_POOL_SIZE".into(), "4".into()),
+        ("RUST_LOG".into(), "warn".into()),
+    ]);
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    Settings::from_lookup(|k| env.get(k).cloned()).expect("test settings")
+}
+
+pub async fn spawn_app(engine: Engine) -> TestApp {
+    spawn_app_with(engine, &[]).await
+}
+
+pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
+    let db = tokio::task::spawn_blocking(move || TestDb::new(engine))
+        .await
+        .unwrap();
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = test_settings(&db.url, outbox.path(), extra);
+    let app = Application::build(settings).await.expect("the app builds");
+    let port = app.port();
+    let handle = app.handle.clone();
+    let app_state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    let key = {
+        let state = app_state.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = state.db.get().expect("a connection");
+            closeloop::db::api_keys::create(&mut conn, "test admin", Role::Admin)
+                .expect("admin key")
+                .1
+        })
+        .await
+        .unwrap()
+    };
+    TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        key,
+        engine,
+        app_state,
+        _outbox: outbox,
+        handle,
+        db,
+    }
+}
+
+/// An HTTP answer: status and the body as JSON (`Value::Null` when the body is not JSON).
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    /// The error code of an error body.
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+
+    /// The messages for one field of a validation error.
+    pub fn field(&self, name: &str) -> Vec<String> {
+        self.body["error"]["fields"][name]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Sends a request with the given key (or none) and JSON body (or none).
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Answer {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        into_answer(req.send().await.expect("request sent")).await
+    }
+
+    /// Sends a raw body with a content type, as the admin.
+    pub async fn send_raw(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Answer {
+        let req = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(&self.key)
+            .header("content-type", content_type)
+            .body(body);
+        into_answer(req.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Answer {
+        self.send(Method::GET, path, Some(&self.key), None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::POST, path, Some(&self.key), Some(&body))
+            .await
+    }
+
+    pub async fn patch(&self, path: &str, body: Value) -> Answer {
+        self.send(Method::PATCH, path, Some(&self.key), Some(&body))
+            .await
+    }
+
+    pub async fn delete(&self, path: &str) -> Answer {
+        self.send(Method::DELETE, path, Some(&self.key), None).await
+    }
+
+    /// A new key with the given role.
+    pub async fn key_with_role(&self, role: &str) -> String {
+        let a = self
+            .post(
+                "/api/v1/api-keys",
+                json!({"name": format!("{role} key"), "role": role}),
+            )
+            .await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.body["key"].as_str().unwrap().to_string()
+    }
+
+    pub async fn create_survey(&self, body: Value) -> Value {
+        let a = self.post("/api/v1/surveys", body).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+        a.body
+    }
+
+    pub async fn nps_survey(&self) -> Value {
+        self.create_survey(json!({"kind": "nps", "name": "NPS", "brand": "Acme"}))
+            .await
+    }
+}
+
+pub async fn into_answer(res: reqwest::Response) -> Answer {
+    let status = res.status().as_u16();
+    let headers = res.headers().clone();
+    let text = res.text().await.unwrap_or_default();
+    let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+    Answer {
+        status,
+        body,
+        headers,
+        text,
+    }
+}

@@ -1,0 +1,11 @@
+//! Black-box tests over HTTP against a real server on a random port.
+
+mod helpers;
+
+mod api_keys;
+mod bad_input;
+mod cli;
+mod contacts;
+mod openapi;
+mod ops;
+mod surveys;
