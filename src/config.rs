@@ -68,6 +68,22 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub max_body_bytes: usize,
     pub http_workers: usize,
+    /// Invitations claimed per dispatcher batch.
+    pub email_batch_size: i64,
+    /// Emails sent at once by one dispatcher.
+    pub email_concurrency: usize,
+    /// Attempts before a transiently failing invitation is marked `failed`.
+    pub email_max_attempts: i32,
+    /// First retry delay; doubles per attempt (capped at one hour).
+    pub email_retry_base_seconds: u64,
+    /// How often an idle dispatcher looks for due work.
+    pub dispatch_interval_ms: u64,
+    pub smtp_pool_size: u32,
+    /// Whether this process runs the background dispatcher.
+    pub dispatcher: bool,
+    /// Public link requests per minute per client, and the burst allowed.
+    pub public_link_per_minute: u32,
+    pub public_link_burst: u32,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -76,6 +92,33 @@ pub struct Settings {
 pub struct ConfigError {
     pub name: &'static str,
     pub problem: String,
+}
+
+/// Reads a whole number within `min..=max`, or `default` when unset.
+fn number<T>(
+    value: Option<String>,
+    name: &'static str,
+    default: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<T>()
+            .ok()
+            .filter(|n| *n >= min && *n <= max)
+            .ok_or_else(|| {
+                bad(
+                    name,
+                    format!("must be a number from {min} to {max}, not {v:?}"),
+                )
+            }),
+    }
 }
 
 fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
@@ -104,20 +147,7 @@ impl Settings {
             DatabaseUrl::Sqlite(_) => 4,
             DatabaseUrl::Postgres(_) => 10,
         };
-        let db_pool_size = match get("DB_POOL_SIZE") {
-            None => default_pool,
-            Some(v) => v
-                .trim()
-                .parse::<u32>()
-                .ok()
-                .filter(|n| (1..=200).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "DB_POOL_SIZE",
-                        format!("must be a number from 1 to 200, not {v:?}"),
-                    )
-                })?,
-        };
+        let db_pool_size = number(get("DB_POOL_SIZE"), "DB_POOL_SIZE", default_pool, 1, 200)?;
 
         let bind_raw = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind_addr = bind_raw.trim().parse::<SocketAddr>().map_err(|_| {
@@ -180,36 +210,55 @@ impl Settings {
             }
         };
 
-        let max_body_bytes = match get("MAX_BODY_BYTES") {
-            None => 1024 * 1024,
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1024..=64 * 1024 * 1024).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "MAX_BODY_BYTES",
-                        format!("must be a number of bytes from 1024 to 67108864, not {v:?}"),
-                    )
-                })?,
-        };
+        let max_body_bytes = number(
+            get("MAX_BODY_BYTES"),
+            "MAX_BODY_BYTES",
+            1024 * 1024,
+            1024,
+            64 * 1024 * 1024,
+        )?;
 
-        let http_workers = match get("HTTP_WORKERS") {
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
-            Some(v) => v
-                .trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| (1..=256).contains(n))
-                .ok_or_else(|| {
-                    bad(
-                        "HTTP_WORKERS",
-                        format!("must be a number from 1 to 256, not {v:?}"),
-                    )
-                })?,
+        let cpus = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        let http_workers = number(get("HTTP_WORKERS"), "HTTP_WORKERS", cpus, 1, 256)?;
+        let email_batch_size = number(get("EMAIL_BATCH_SIZE"), "EMAIL_BATCH_SIZE", 200, 1, 5000)?;
+        let email_concurrency = number(get("EMAIL_CONCURRENCY"), "EMAIL_CONCURRENCY", 16, 1, 1000)?;
+        let email_max_attempts =
+            number(get("EMAIL_MAX_ATTEMPTS"), "EMAIL_MAX_ATTEMPTS", 8, 1, 100)?;
+        let email_retry_base_seconds = number(
+            get("EMAIL_RETRY_BASE_SECONDS"),
+            "EMAIL_RETRY_BASE_SECONDS",
+            30,
+            0,
+            86400,
+        )?;
+        let dispatch_interval_ms = number(
+            get("DISPATCH_INTERVAL_MS"),
+            "DISPATCH_INTERVAL_MS",
+            1000,
+            10,
+            3_600_000,
+        )?;
+        let smtp_pool_size = number(get("SMTP_POOL_SIZE"), "SMTP_POOL_SIZE", 8, 1, 100)?;
+        let public_link_per_minute = number(
+            get("PUBLIC_LINK_PER_MINUTE"),
+            "PUBLIC_LINK_PER_MINUTE",
+            30,
+            1,
+            60_000,
+        )?;
+        let public_link_burst =
+            number(get("PUBLIC_LINK_BURST"), "PUBLIC_LINK_BURST", 20, 1, 10_000)?;
+        let dispatcher = match get("DISPATCHER").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(bad(
+                    "DISPATCHER",
+                    format!("must be on or off, not {other:?}"),
+                ))
+            }
         };
 
         Ok(Settings {
@@ -225,6 +274,15 @@ impl Settings {
             log_format,
             max_body_bytes,
             http_workers,
+            email_batch_size,
+            email_concurrency,
+            email_max_attempts,
+            email_retry_base_seconds,
+            dispatch_interval_ms,
+            smtp_pool_size,
+            dispatcher,
+            public_link_per_minute,
+            public_link_burst,
         })
     }
 }
@@ -289,6 +347,9 @@ mod tests {
             ("LOG_FORMAT", "yaml"),
             ("DB_POOL_SIZE", "0"),
             ("MAX_BODY_BYTES", "12"),
+            ("EMAIL_MAX_ATTEMPTS", "0"),
+            ("EMAIL_CONCURRENCY", "many"),
+            ("DISPATCHER", "maybe"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

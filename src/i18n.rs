@@ -70,6 +70,222 @@ impl Locale {
     }
 }
 
+/// Texts of the survey email.
+pub struct EmailTexts {
+    /// `{brand}` is filled in.
+    pub subject: &'static str,
+    pub reminder_prefix: &'static str,
+    /// `{name}` is filled in.
+    pub greeting_named: &'static str,
+    pub greeting: &'static str,
+    pub instruction: &'static str,
+    pub nps_low: &'static str,
+    pub nps_high: &'static str,
+    pub csat_low: &'static str,
+    pub csat_high: &'static str,
+    pub open_in_browser: &'static str,
+    /// `{brand}` is filled in.
+    pub footer: &'static str,
+    pub unsubscribe: &'static str,
+}
+
+impl Locale {
+    pub fn email(self) -> &'static EmailTexts {
+        match self {
+            Locale::En => &EmailTexts {
+                subject: "A quick question from {brand}",
+                reminder_prefix: "Reminder: ",
+                greeting_named: "Hi {name},",
+                greeting: "Hi,",
+                instruction: "Click a score to answer. It takes a few seconds.",
+                nps_low: "Not at all likely",
+                nps_high: "Extremely likely",
+                csat_low: "Very unsatisfied",
+                csat_high: "Very satisfied",
+                open_in_browser: "Or answer in your browser:",
+                footer: "You receive this email because you are a customer of {brand}.",
+                unsubscribe: "Unsubscribe from these surveys",
+            },
+            Locale::De => &EmailTexts {
+                subject: "Eine kurze Frage von {brand}",
+                reminder_prefix: "Erinnerung: ",
+                greeting_named: "Hallo {name},",
+                greeting: "Hallo,",
+                instruction: "Klicken Sie auf eine Bewertung. Es dauert nur wenige Sekunden.",
+                nps_low: "Überhaupt nicht wahrscheinlich",
+                nps_high: "Äußerst wahrscheinlich",
+                csat_low: "Sehr unzufrieden",
+                csat_high: "Sehr zufrieden",
+                open_in_browser: "Oder antworten Sie im Browser:",
+                footer: "Sie erhalten diese E-Mail, weil Sie Kunde von {brand} sind.",
+                unsubscribe: "Diese Umfragen abbestellen",
+            },
+            Locale::Fr => &EmailTexts {
+                subject: "Une petite question de {brand}",
+                reminder_prefix: "Rappel : ",
+                greeting_named: "Bonjour {name},",
+                greeting: "Bonjour,",
+                instruction:
+                    "Cliquez sur une note pour répondre. Cela ne prend que quelques secondes.",
+                nps_low: "Pas du tout probable",
+                nps_high: "Très probable",
+                csat_low: "Très insatisfait",
+                csat_high: "Très satisfait",
+                open_in_browser: "Ou répondez dans votre navigateur :",
+                footer: "Vous recevez cet e-mail parce que vous êtes client de {brand}.",
+                unsubscribe: "Se désabonner de ces enquêtes",
+            },
+        }
+    }
+}
+
+/// Texts of the customer pages.
+pub struct PageTexts {
+    pub send: &'static str,
+    pub save_comment: &'static str,
+    pub comment_hint: &'static str,
+    pub thanks_title: &'static str,
+    pub thanks_body: &'static str,
+    pub your_score: &'static str,
+    pub change_answer: &'static str,
+    pub add_comment: &'static str,
+    pub saved: &'static str,
+    pub choose_score: &'static str,
+    /// `{max}` is filled in.
+    pub comment_too_long: &'static str,
+    pub fix_below: &'static str,
+    pub not_found_title: &'static str,
+    pub not_found_body: &'static str,
+    pub gone_title: &'static str,
+    pub gone_body: &'static str,
+    pub closed_title: &'static str,
+    pub closed_body: &'static str,
+    pub too_many_title: &'static str,
+    pub too_many_body: &'static str,
+    pub unsubscribe_title: &'static str,
+    /// `{brand}` is filled in.
+    pub unsubscribe_body: &'static str,
+    pub unsubscribe_button: &'static str,
+    pub unsubscribed_title: &'static str,
+    /// `{brand}` is filled in.
+    pub unsubscribed_body: &'static str,
+    pub scale_hint: &'static str,
+}
+
+impl Locale {
+    pub fn page(self) -> &'static PageTexts {
+        match self {
+            Locale::En => &PageTexts {
+                send: "Send",
+                save_comment: "Save comment",
+                comment_hint: "Optional",
+                thanks_title: "Thank you!",
+                thanks_body: "Your answer has been recorded.",
+                your_score: "Your score",
+                change_answer: "Change your answer",
+                add_comment: "Anything you want to add?",
+                saved: "Saved.",
+                choose_score: "Please choose a score.",
+                comment_too_long: "Please keep your comment under {max} characters.",
+                fix_below: "Please check your answer:",
+                not_found_title: "Survey not found",
+                not_found_body: "This link does not lead to a survey. If it came from an email, it may have been copied incompletely.",
+                gone_title: "This survey is closed",
+                gone_body: "This survey no longer accepts answers. Thank you for your time.",
+                closed_title: "This answer can no longer be changed",
+                closed_body: "The time to change this answer has passed. Your earlier answer is kept.",
+                too_many_title: "Too many requests",
+                too_many_body: "Please wait a minute and try again.",
+                unsubscribe_title: "Unsubscribe",
+                unsubscribe_body: "Stop receiving feedback surveys from {brand}?",
+                unsubscribe_button: "Unsubscribe",
+                unsubscribed_title: "You are unsubscribed",
+                unsubscribed_body: "You will not receive feedback surveys from {brand} any more.",
+                scale_hint: "Choose a score",
+            },
+            Locale::De => &PageTexts {
+                send: "Senden",
+                save_comment: "Kommentar speichern",
+                comment_hint: "Optional",
+                thanks_title: "Vielen Dank!",
+                thanks_body: "Ihre Antwort wurde gespeichert.",
+                your_score: "Ihre Bewertung",
+                change_answer: "Antwort ändern",
+                add_comment: "Möchten Sie noch etwas ergänzen?",
+                saved: "Gespeichert.",
+                choose_score: "Bitte wählen Sie eine Bewertung.",
+                comment_too_long: "Bitte fassen Sie Ihren Kommentar in weniger als {max} Zeichen.",
+                fix_below: "Bitte prüfen Sie Ihre Antwort:",
+                not_found_title: "Umfrage nicht gefunden",
+                not_found_body: "Dieser Link führt zu keiner Umfrage. Falls er aus einer E-Mail stammt, wurde er vielleicht unvollständig kopiert.",
+                gone_title: "Diese Umfrage ist beendet",
+                gone_body: "Diese Umfrage nimmt keine Antworten mehr an. Vielen Dank für Ihre Zeit.",
+                closed_title: "Diese Antwort kann nicht mehr geändert werden",
+                closed_body: "Die Frist zum Ändern ist abgelaufen. Ihre bisherige Antwort bleibt erhalten.",
+                too_many_title: "Zu viele Anfragen",
+                too_many_body: "Bitte warten Sie eine Minute und versuchen Sie es erneut.",
+                unsubscribe_title: "Abbestellen",
+                unsubscribe_body: "Keine Feedback-Umfragen mehr von {brand} erhalten?",
+                unsubscribe_button: "Abbestellen",
+                unsubscribed_title: "Sie sind abgemeldet",
+                unsubscribed_body: "Sie erhalten keine Feedback-Umfragen von {brand} mehr.",
+                scale_hint: "Wählen Sie eine Bewertung",
+            },
+            Locale::Fr => &PageTexts {
+                send: "Envoyer",
+                save_comment: "Enregistrer le commentaire",
+                comment_hint: "Facultatif",
+                thanks_title: "Merci !",
+                thanks_body: "Votre réponse a été enregistrée.",
+                your_score: "Votre note",
+                change_answer: "Modifier votre réponse",
+                add_comment: "Souhaitez-vous ajouter quelque chose ?",
+                saved: "Enregistré.",
+                choose_score: "Veuillez choisir une note.",
+                comment_too_long: "Veuillez limiter votre commentaire à {max} caractères.",
+                fix_below: "Veuillez vérifier votre réponse :",
+                not_found_title: "Enquête introuvable",
+                not_found_body: "Ce lien ne mène à aucune enquête. S'il provient d'un e-mail, il a peut-être été copié de façon incomplète.",
+                gone_title: "Cette enquête est close",
+                gone_body: "Cette enquête n'accepte plus de réponses. Merci pour votre temps.",
+                closed_title: "Cette réponse ne peut plus être modifiée",
+                closed_body: "Le délai de modification est écoulé. Votre réponse précédente est conservée.",
+                too_many_title: "Trop de requêtes",
+                too_many_body: "Veuillez patienter une minute puis réessayer.",
+                unsubscribe_title: "Se désabonner",
+                unsubscribe_body: "Ne plus recevoir d'enquêtes de satisfaction de {brand} ?",
+                unsubscribe_button: "Se désabonner",
+                unsubscribed_title: "Vous êtes désabonné",
+                unsubscribed_body: "Vous ne recevrez plus d'enquêtes de satisfaction de {brand}.",
+                scale_hint: "Choisissez une note",
+            },
+        }
+    }
+
+    /// The best supported locale of an `Accept-Language` header (weights honoured).
+    pub fn from_accept_language(header: Option<&str>) -> Option<Locale> {
+        let header = header?;
+        let mut best: Option<(f32, Locale)> = None;
+        for part in header.split(',') {
+            let mut pieces = part.trim().split(';');
+            let tag = pieces.next().unwrap_or("").trim();
+            let q = pieces
+                .find_map(|p| {
+                    p.trim()
+                        .strip_prefix("q=")
+                        .and_then(|v| v.parse::<f32>().ok())
+                })
+                .unwrap_or(1.0);
+            if let Some(locale) = Locale::parse(tag) {
+                if q > 0.0 && best.is_none_or(|(bq, _)| q > bq) {
+                    best = Some((q, locale));
+                }
+            }
+        }
+        best.map(|(_, l)| l)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,6 +295,20 @@ mod tests {
         assert_eq!(Locale::parse("de-CH"), Some(Locale::De));
         assert_eq!(Locale::parse("FR"), Some(Locale::Fr));
         assert_eq!(Locale::parse("es"), None);
+    }
+
+    #[test]
+    fn accept_language_picks_the_best_supported() {
+        assert_eq!(
+            Locale::from_accept_language(Some("es, fr;q=0.8, de;q=0.9")),
+            Some(Locale::De)
+        );
+        assert_eq!(
+            Locale::from_accept_language(Some("fr-CA")),
+            Some(Locale::Fr)
+        );
+        assert_eq!(Locale::from_accept_language(Some("es, it")), None);
+        assert_eq!(Locale::from_accept_language(None), None);
     }
 
     #[test]

@@ -4,6 +4,7 @@ pub mod api;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod email;
 pub mod i18n;
 pub mod pages;
 pub mod startup;

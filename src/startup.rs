@@ -12,13 +12,32 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::api::error::ApiError;
 use crate::config::Settings;
 use crate::db::Db;
+use crate::email::dispatcher::Dispatcher;
+use crate::email::Mailer;
 use crate::telemetry::Metrics;
+use tokio::sync::{watch, Notify};
 
 /// What every handler can reach.
 pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    pub mailer: Mailer,
+    /// Wakes the email dispatcher when invitations are queued.
+    pub wake_dispatcher: Arc<Notify>,
+}
+
+impl AppState {
+    /// A dispatcher over this state's database and transport.
+    pub fn dispatcher(&self) -> Dispatcher {
+        Dispatcher {
+            db: self.db.clone(),
+            mailer: self.mailer.clone(),
+            settings: self.settings.clone(),
+            metrics: self.metrics.clone(),
+            wake: self.wake_dispatcher.clone(),
+        }
+    }
 }
 
 /// A built server, bound to its port but not yet running.
@@ -27,6 +46,7 @@ pub struct Application {
     pub handle: actix_web::dev::ServerHandle,
     server: Server,
     pub state: web::Data<AppState>,
+    stop_workers: watch::Sender<bool>,
 }
 
 impl Application {
@@ -46,17 +66,29 @@ impl Application {
             anyhow::anyhow!("cannot listen on {} (BIND_ADDR): {e}", settings.bind_addr)
         })?;
         let port = listener.local_addr()?.port();
+        let mailer = Mailer::from_settings(
+            settings.smtp_url.as_deref(),
+            &settings.outbox_dir,
+            settings.smtp_pool_size,
+        )?;
         let state = web::Data::new(AppState {
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            mailer,
+            wake_dispatcher: Arc::new(Notify::new()),
         });
+        let (stop_workers, stopped) = watch::channel(false);
+        if state.settings.dispatcher {
+            tokio::spawn(state.dispatcher().run(stopped));
+        }
         let server = run(listener, state.clone())?;
         Ok(Application {
             port,
             handle: server.handle(),
             server,
             state,
+            stop_workers,
         })
     }
 
@@ -66,13 +98,19 @@ impl Application {
 
     /// Serves until SIGINT/SIGTERM, then finishes in-flight requests (graceful shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let result = self.server.await;
+        let _ = self.stop_workers.send(true);
+        result
     }
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let doc = crate::api::openapi();
     let workers = state.settings.http_workers;
+    let limiter = crate::pages::public_link_limiter(
+        state.settings.public_link_per_minute,
+        state.settings.public_link_burst,
+    );
     let server = actix_web::HttpServer::new(move || {
         let (app, _) = crate::api::app_and_doc();
         app.app_data(state.clone())
@@ -82,6 +120,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(web::PathConfig::default().error_handler(|err, _| {
                 ApiError::BadRequest(format!("invalid path: {err}")).into()
             }))
+            .app_data(crate::pages::form_config())
+            .configure(|cfg| crate::pages::configure(cfg, &limiter))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
             .route(
                 "/docs",

@@ -20,7 +20,7 @@ const MAX_PROPERTIES: usize = 50;
 const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
 
 /// A contact as sent by the caller. Matched by `external_id` first, then by `email`.
-#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[derive(Debug, Clone, Deserialize, Serialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "cus_42", "properties": {"plan": "enterprise", "value": 120000}}))]
 pub struct ContactFields {

@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod contacts;
 pub mod error;
 pub mod extract;
+pub mod invitations;
 pub mod ops;
 pub mod surveys;
 
@@ -35,6 +36,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "api-keys", description = "API keys and their roles (admin only)"),
         (name = "surveys", description = "NPS and CSAT surveys"),
         (name = "contacts", description = "The people who are surveyed"),
+        (name = "invitations", description = "Surveys sent to contacts by email or link"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -72,7 +74,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(contacts::upsert)
             .service(contacts::list)
             .service(contacts::get)
-            .service(contacts::erase),
+            .service(contacts::erase)
+            .service(invitations::create)
+            .service(invitations::list)
+            .service(invitations::get)
+            .service(invitations::cancel),
     )
     .service(ops::healthz)
     .service(ops::readyz)

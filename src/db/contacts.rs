@@ -267,3 +267,34 @@ pub fn erase(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
         Ok(())
     })
 }
+
+/// Unsubscribes a contact (once; repeating is harmless) and suppresses their scheduled
+/// email invitations.
+pub fn unsubscribe(conn: &mut DbConnection, id: &str) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        diesel::update(
+            contacts::table
+                .find(id)
+                .filter(contacts::unsubscribed_at.is_null()),
+        )
+        .set((
+            contacts::unsubscribed_at.eq(Some(t)),
+            contacts::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        diesel::update(
+            invitations::table
+                .filter(invitations::contact_id.eq(id))
+                .filter(invitations::channel.eq("email"))
+                .filter(invitations::status.eq("scheduled")),
+        )
+        .set((
+            invitations::status.eq("suppressed"),
+            invitations::reason.eq(Some("unsubscribed")),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+}

@@ -5,7 +5,10 @@
 
 pub mod api_keys;
 pub mod contacts;
+pub mod idempotency;
+pub mod invitations;
 pub mod models;
+pub mod responses;
 pub mod schema;
 pub mod surveys;
 

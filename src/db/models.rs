@@ -76,3 +76,43 @@ pub struct ContactRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::invitations)]
+pub struct InvitationRow {
+    pub id: String,
+    pub survey_id: String,
+    pub contact_id: String,
+    pub channel: String,
+    pub token: String,
+    pub status: String,
+    pub reason: Option<String>,
+    pub send_at: NaiveDateTime,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub attempts: i32,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub responded_at: Option<NaiveDateTime>,
+    pub reminder_sent_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::responses)]
+pub struct ResponseRow {
+    pub id: String,
+    pub survey_id: String,
+    pub invitation_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub score: i32,
+    pub category: String,
+    pub comment: Option<String>,
+    pub channel: String,
+    pub locale: Option<String>,
+    pub submission_id: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}

@@ -43,6 +43,29 @@ macro_rules! both_engines {
     )+};
 }
 
+/// Like `both_engines!`, for tests that start their own app(s): the test function takes the
+/// `Engine`.
+#[macro_export]
+macro_rules! each_engine {
+    ($($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_sqlite() {
+                super::$name($crate::helpers::Engine::Sqlite).await;
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn on_postgres() {
+                if std::env::var("TEST_POSTGRES_URL").map(|v| v.is_empty()).unwrap_or(true) {
+                    eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+                    return;
+                }
+                super::$name($crate::helpers::Engine::Postgres).await;
+            }
+        }
+    )+};
+}
+
 /// A fresh, empty database that is removed when dropped.
 pub struct TestDb {
     pub url: String,
@@ -109,7 +132,7 @@ pub struct TestApp {
     pub key: String,
     pub engine: Engine,
     pub app_state: actix_web::web::Data<closeloop::startup::AppState>,
-    _outbox: tempfile::TempDir,
+    pub outbox: tempfile::TempDir,
     handle: actix_web::dev::ServerHandle,
     // Dropped last: the server must stop before its database goes.
     pub db: TestDb,
@@ -146,6 +169,25 @@ pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let db = tokio::task::spawn_blocking(move || TestDb::new(engine))
         .await
         .unwrap();
+    spawn_app_on(db, engine, extra).await
+}
+
+/// A second server on the same database as `other` (a replica).
+pub async fn spawn_replica(
+    other: &TestApp,
+    extra: &[(&str, &str)],
+) -> (Application, tempfile::TempDir) {
+    let outbox = tempfile::tempdir().unwrap();
+    let settings = test_settings(&other.db.url, outbox.path(), extra);
+    (
+        Application::build(settings)
+            .await
+            .expect("the replica builds"),
+        outbox,
+    )
+}
+
+pub async fn spawn_app_on(db: TestDb, engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let outbox = tempfile::tempdir().unwrap();
     let settings = test_settings(&db.url, outbox.path(), extra);
     let app = Application::build(settings).await.expect("the app builds");
@@ -173,7 +215,7 @@ pub async fn spawn_app_with(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
         key,
         engine,
         app_state,
-        _outbox: outbox,
+        outbox,
         handle,
         db,
     }
@@ -298,5 +340,24 @@ pub async fn into_answer(res: reqwest::Response) -> Answer {
         body,
         headers,
         text,
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `secs` seconds.
+pub async fn eventually<T, F, Fut>(secs: u64, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }

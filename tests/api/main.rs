@@ -1,11 +1,13 @@
 //! Black-box tests over HTTP against a real server on a random port.
 
 mod helpers;
+mod smtp;
 
 mod api_keys;
 mod bad_input;
 mod cli;
 mod contacts;
+mod invitations;
 mod openapi;
 mod ops;
 mod surveys;

@@ -1,0 +1,493 @@
+//! Invitations: creation with throttling and suppression, lookups, and the send queue.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::contacts::ContactInput;
+use super::models::{ContactRow, InvitationRow, SurveyRow};
+use super::schema::{contacts, invitations, surveys};
+use super::DbConnection;
+use crate::api::error::ApiError;
+use crate::api::extract::Page;
+use crate::domain::{new_id, new_secret, now, IdPrefix};
+
+/// Statuses that count as "surveyed" for throttling.
+pub const SURVEYED: [&str; 4] = ["scheduled", "sending", "sent", "responded"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Link,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Link => "link",
+        }
+    }
+}
+
+/// The outcome for one contact of a batch.
+#[derive(Debug, Clone)]
+pub enum ItemOutcome {
+    /// An invitation was made (status `scheduled`, `sent` or `suppressed` with a reason).
+    Created {
+        invitation: Box<InvitationRow>,
+        contact: Box<ContactRow>,
+    },
+    /// No invitation was made.
+    Rejected {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+/// Why a contact is not invited now, if anything stops it.
+fn suppression(
+    contact: &ContactRow,
+    survey: &SurveyRow,
+    channel: Channel,
+    at: NaiveDateTime,
+) -> Option<&'static str> {
+    if channel == Channel::Email && contact.unsubscribed_at.is_some() {
+        return Some("unsubscribed");
+    }
+    if channel == Channel::Email && contact.email.is_none() {
+        return Some("no_email");
+    }
+    if survey.throttle_days > 0 {
+        if let Some(last) = contact.last_surveyed_at {
+            if last > at - TimeDelta::days(survey.throttle_days as i64) {
+                return Some("throttled");
+            }
+        }
+    }
+    None
+}
+
+/// Creates one invitation per contact, in order, in one transaction. Contacts are upserted
+/// first; an unsubscribed contact (email channel) or one surveyed within the survey's
+/// `throttle_days` gets a `suppressed` invitation with the reason.
+pub fn create_batch(
+    conn: &mut DbConnection,
+    survey: &SurveyRow,
+    contacts_in: &[Result<ContactInput, (&'static str, String)>],
+    channel: Channel,
+    send_at: NaiveDateTime,
+) -> Result<Vec<ItemOutcome>, ApiError> {
+    let t = now();
+    let mut out = Vec::with_capacity(contacts_in.len());
+    for item in contacts_in {
+        let input = match item {
+            Ok(input) => input,
+            Err((reason, message)) => {
+                out.push(ItemOutcome::Rejected {
+                    reason,
+                    message: message.clone(),
+                });
+                continue;
+            }
+        };
+        let contact = match super::contacts::upsert(conn, input) {
+            Ok((contact, _)) => contact,
+            Err(ApiError::Conflict { message, .. }) => {
+                out.push(ItemOutcome::Rejected {
+                    reason: "contact_conflict",
+                    message,
+                });
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let suppressed = suppression(&contact, survey, channel, send_at.max(t));
+        let (status, sent_at) = match (suppressed, channel) {
+            (Some(_), _) => ("suppressed", None),
+            (None, Channel::Link) => ("sent", Some(t)),
+            (None, Channel::Email) => ("scheduled", None),
+        };
+        let invitation = InvitationRow {
+            id: new_id(IdPrefix::Invitation),
+            survey_id: survey.id.clone(),
+            contact_id: contact.id.clone(),
+            channel: channel.as_str().into(),
+            token: new_secret(""),
+            status: status.into(),
+            reason: suppressed.map(str::to_string),
+            send_at,
+            next_attempt_at: send_at,
+            claimed_until: None,
+            attempts: 0,
+            last_error: None,
+            message_id: None,
+            sent_at,
+            responded_at: None,
+            reminder_sent_at: None,
+            created_at: t,
+            updated_at: t,
+        };
+        diesel::insert_into(invitations::table)
+            .values(&invitation)
+            .execute(conn)?;
+        let mut contact = contact;
+        if suppressed.is_none() {
+            let surveyed_at = sent_at.unwrap_or(send_at);
+            diesel::update(contacts::table.find(&contact.id))
+                .set(contacts::last_surveyed_at.eq(Some(surveyed_at)))
+                .execute(conn)?;
+            contact.last_surveyed_at = Some(surveyed_at);
+        }
+        out.push(ItemOutcome::Created {
+            invitation: Box::new(invitation),
+            contact: Box::new(contact),
+        });
+    }
+    Ok(out)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, ApiError> {
+    invitations::table
+        .find(id)
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ApiError::NotFound("invitation"))
+}
+
+pub fn find_by_token(
+    conn: &mut DbConnection,
+    token: &str,
+) -> Result<Option<InvitationRow>, ApiError> {
+    Ok(invitations::table
+        .filter(invitations::token.eq(token))
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct InvitationFilter {
+    pub survey_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub status: Option<String>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &InvitationFilter,
+    page: &Page,
+) -> Result<Vec<InvitationRow>, ApiError> {
+    let mut q = invitations::table
+        .select(InvitationRow::as_select())
+        .order(invitations::id.desc())
+        .into_boxed();
+    if let Some(v) = &filter.survey_id {
+        q = q.filter(invitations::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.contact_id {
+        q = q.filter(invitations::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.status {
+        q = q.filter(invitations::status.eq(v.clone()));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(invitations::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// Cancels a scheduled invitation; anything already on its way or done is a 409.
+pub fn cancel(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let changed = diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::status.eq("scheduled")),
+        )
+        .set((
+            invitations::status.eq("cancelled"),
+            invitations::reason.eq(Some("cancelled_by_api")),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        let row = get(conn, id)?;
+        if changed == 0 && row.status != "cancelled" {
+            return Err(ApiError::conflict(
+                "invitation_not_cancellable",
+                format!(
+                    "only scheduled invitations can be cancelled; this one is {}",
+                    row.status
+                ),
+            ));
+        }
+        Ok(row)
+    })
+}
+
+/// An invitation claimed for sending, with what the email needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub invitation: InvitationRow,
+    pub survey: SurveyRow,
+    pub contact: ContactRow,
+    /// A reminder to a non-responder rather than the first email.
+    pub reminder: bool,
+}
+
+/// Claims up to `limit` due invitations for this worker until `now + lease`: scheduled ones
+/// whose time has come, and ones claimed by a worker that died (lease expired). On
+/// PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
+/// same invitation; SQLite has one process and one writer.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: TimeDelta,
+) -> Result<Vec<Claimed>, ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let due = invitations::status
+            .eq("scheduled")
+            .and(invitations::next_attempt_at.le(t))
+            .or(invitations::status
+                .eq("sending")
+                .and(invitations::claimed_until.lt(t)));
+        let ids: Vec<String> = match conn {
+            DbConnection::Postgres(pg) => invitations::table
+                .filter(due)
+                .order(invitations::next_attempt_at)
+                .select(invitations::id)
+                .limit(limit)
+                .for_update()
+                .skip_locked()
+                .load(pg)?,
+            DbConnection::Sqlite(lite) => invitations::table
+                .filter(due)
+                .order(invitations::next_attempt_at)
+                .select(invitations::id)
+                .limit(limit)
+                .load(lite)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(invitations::table.filter(invitations::id.eq_any(&ids)))
+            .set((
+                invitations::status.eq("sending"),
+                invitations::claimed_until.eq(Some(t + lease)),
+                invitations::attempts.eq(invitations::attempts + 1),
+                invitations::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        load_claimed(conn, &ids, false)
+    })
+}
+
+/// Claims email invitations that were sent `reminder_after_days` ago (per survey) and not
+/// answered, to send their one reminder. `reminder_sent_at` is set at claim time, so a
+/// reminder is attempted once.
+pub fn claim_reminders(conn: &mut DbConnection, limit: i64) -> Result<Vec<Claimed>, ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let candidates: Vec<(String, NaiveDateTime, i32)> = invitations::table
+            .inner_join(surveys::table)
+            .inner_join(contacts::table)
+            .filter(invitations::status.eq("sent"))
+            .filter(invitations::channel.eq("email"))
+            .filter(invitations::reminder_sent_at.is_null())
+            .filter(surveys::reminder_after_days.is_not_null())
+            .filter(surveys::status.eq("active"))
+            .filter(contacts::unsubscribed_at.is_null())
+            .filter(contacts::erased_at.is_null())
+            .filter(invitations::sent_at.le(t - TimeDelta::days(1)))
+            .select((
+                invitations::id,
+                invitations::sent_at.assume_not_null(),
+                surveys::reminder_after_days.assume_not_null(),
+            ))
+            .order(invitations::sent_at)
+            .limit(limit * 4)
+            .load(conn)?;
+        let ids: Vec<String> = candidates
+            .into_iter()
+            .filter(|(_, sent, days)| *sent <= t - TimeDelta::days(*days as i64))
+            .map(|(id, _, _)| id)
+            .take(limit as usize)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = diesel::update(
+            invitations::table
+                .filter(invitations::id.eq_any(&ids))
+                .filter(invitations::reminder_sent_at.is_null()),
+        )
+        .set(invitations::reminder_sent_at.eq(Some(t)))
+        .execute(conn)?;
+        if changed != ids.len() {
+            // Another replica claimed some of them: take only ours back by retrying later.
+            return Err(ApiError::conflict("claim_race", "reminder claim raced"));
+        }
+        load_claimed(conn, &ids, true)
+    })
+}
+
+fn load_claimed(
+    conn: &mut DbConnection,
+    ids: &[String],
+    reminder: bool,
+) -> Result<Vec<Claimed>, ApiError> {
+    let rows: Vec<(InvitationRow, SurveyRow, ContactRow)> = invitations::table
+        .inner_join(surveys::table)
+        .inner_join(contacts::table)
+        .filter(invitations::id.eq_any(ids))
+        .select((
+            InvitationRow::as_select(),
+            SurveyRow::as_select(),
+            ContactRow::as_select(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(invitation, survey, contact)| Claimed {
+            invitation,
+            survey,
+            contact,
+            reminder,
+        })
+        .collect())
+}
+
+/// What happened to one claimed invitation.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent {
+        message_id: String,
+    },
+    /// Not sent, and never will be: `status` is `suppressed`, `cancelled` or `failed`.
+    Stopped {
+        status: &'static str,
+        reason: String,
+    },
+    /// Try again at the given time.
+    Retry {
+        at: NaiveDateTime,
+        error: String,
+    },
+    /// The survey is paused: keep it scheduled and look again later.
+    Hold {
+        until: NaiveDateTime,
+    },
+    ReminderSent,
+    ReminderFailed {
+        error: String,
+    },
+}
+
+/// Records the outcomes of a batch in one transaction.
+pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        for (c, outcome) in outcomes {
+            let id = &c.invitation.id;
+            // Only rows this worker still holds: `sending`.
+            let target = invitations::table
+                .find(id)
+                .filter(invitations::status.eq("sending"));
+            match outcome {
+                Outcome::Sent { message_id } => {
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq("sent"),
+                            invitations::sent_at.eq(Some(t)),
+                            invitations::message_id.eq(Some(message_id)),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::last_error.eq(None::<String>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                    diesel::update(contacts::table.find(&c.contact.id))
+                        .set(contacts::last_surveyed_at.eq(Some(t)))
+                        .execute(conn)?;
+                }
+                Outcome::Stopped { status, reason } => {
+                    let (reason_col, error_col) = if *status == "failed" {
+                        (Some("send_failed".to_string()), Some(reason.clone()))
+                    } else {
+                        (Some(reason.clone()), None)
+                    };
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq(*status),
+                            invitations::reason.eq(reason_col),
+                            invitations::last_error.eq(error_col),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Retry { at, error } => {
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq("scheduled"),
+                            invitations::next_attempt_at.eq(*at),
+                            invitations::last_error.eq(Some(error)),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Hold { until } => {
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq("scheduled"),
+                            invitations::next_attempt_at.eq(*until),
+                            // A hold is not an attempt.
+                            invitations::attempts.eq(invitations::attempts - 1),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::ReminderSent => {}
+                Outcome::ReminderFailed { error } => {
+                    diesel::update(invitations::table.find(id))
+                        .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
+                        .execute(conn)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Whether the contact was surveyed by another invitation within `days` before `at`
+/// (checked again at send time, so two batches made close together do not both go out).
+pub fn surveyed_elsewhere(
+    conn: &mut DbConnection,
+    c: &Claimed,
+    days: i32,
+    at: NaiveDateTime,
+) -> Result<bool, ApiError> {
+    if days <= 0 {
+        return Ok(false);
+    }
+    let since = at - TimeDelta::days(days as i64);
+    let count: i64 = invitations::table
+        .filter(invitations::contact_id.eq(&c.contact.id))
+        .filter(invitations::id.ne(&c.invitation.id))
+        .filter(invitations::status.eq_any(["sent", "responded", "sending"]))
+        .filter(invitations::sent_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Counts per status (for metrics and the benchmark).
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, ApiError> {
+    Ok(invitations::table
+        .group_by(invitations::status)
+        .select((invitations::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}

@@ -1,0 +1,242 @@
+//! Recording answers: one response per invitation (or per anonymous submission), updated in
+//! place when the customer changes it within the survey's edit window.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::models::{InvitationRow, ResponseRow, SurveyRow};
+use super::schema::{contacts, invitations, responses};
+use super::DbConnection;
+use crate::api::error::ApiError;
+use crate::api::extract::Page;
+use crate::domain::{new_id, now, IdPrefix, Score};
+
+/// What to do with the comment.
+#[derive(Debug, Clone)]
+pub enum CommentChange {
+    Keep,
+    Set(Option<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub survey: SurveyRow,
+    pub invitation: Option<InvitationRow>,
+    pub score: Score,
+    pub comment: CommentChange,
+    /// `email`, `link`, `public` or `api`.
+    pub channel: String,
+    pub locale: Option<String>,
+    /// Anonymous answers: the form's one-time id, so a double submit updates one response.
+    pub submission_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Created(Box<ResponseRow>),
+    Updated {
+        before: Box<ResponseRow>,
+        after: Box<ResponseRow>,
+    },
+}
+
+impl Recorded {
+    pub fn response(&self) -> &ResponseRow {
+        match self {
+            Recorded::Created(r) => r,
+            Recorded::Updated { after, .. } => after,
+        }
+    }
+}
+
+fn existing(conn: &mut DbConnection, a: &Answer) -> Result<Option<ResponseRow>, ApiError> {
+    let q = responses::table
+        .select(ResponseRow::as_select())
+        .into_boxed();
+    let q = match (&a.invitation, &a.submission_id) {
+        (Some(inv), _) => q.filter(responses::invitation_id.eq(inv.id.clone())),
+        (None, Some(sub)) => q
+            .filter(responses::survey_id.eq(a.survey.id.clone()))
+            .filter(responses::submission_id.eq(sub.clone())),
+        (None, None) => return Ok(None),
+    };
+    Ok(q.first(conn).optional()?)
+}
+
+/// The end of the edit window of a response.
+pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTime {
+    response.created_at + TimeDelta::hours(survey.edit_window_hours as i64)
+}
+
+/// Records an answer in one transaction with its side effects: the invitation becomes
+/// `responded`, the contact's `last_responded_at` is set, and the feedback loop reacts.
+/// A second answer for the same invitation updates the one response within the edit window
+/// (409 `edit_window_closed` after it), also under concurrent submits.
+pub fn record(conn: &mut DbConnection, a: &Answer) -> Result<Recorded, ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let recorded = match existing(conn, a)? {
+            Some(before) => update(conn, a, before, t)?,
+            None => {
+                let row = ResponseRow {
+                    id: new_id(IdPrefix::Response),
+                    survey_id: a.survey.id.clone(),
+                    invitation_id: a.invitation.as_ref().map(|i| i.id.clone()),
+                    contact_id: a.invitation.as_ref().map(|i| i.contact_id.clone()),
+                    score: a.score.value(),
+                    category: a.score.category().as_str().into(),
+                    comment: match &a.comment {
+                        CommentChange::Keep => None,
+                        CommentChange::Set(c) => c.clone(),
+                    },
+                    channel: a.channel.clone(),
+                    locale: a.locale.clone(),
+                    submission_id: a.submission_id.clone(),
+                    created_at: t,
+                    updated_at: t,
+                };
+                // A savepoint: when a concurrent submit won the race the unique index
+                // refuses this insert, and the answer becomes an update of the winner's row.
+                let inserted = conn.transaction(|conn| {
+                    diesel::insert_into(responses::table)
+                        .values(&row)
+                        .execute(conn)
+                });
+                match inserted {
+                    Ok(_) => Recorded::Created(Box::new(row)),
+                    Err(diesel::result::Error::DatabaseError(
+                        diesel::result::DatabaseErrorKind::UniqueViolation,
+                        _,
+                    )) => {
+                        let before = existing(conn, a)?.ok_or(ApiError::NotFound("response"))?;
+                        update(conn, a, before, t)?
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        if let Some(inv) = &a.invitation {
+            diesel::update(invitations::table.find(&inv.id))
+                .set((
+                    invitations::status.eq("responded"),
+                    invitations::responded_at.eq(Some(t)),
+                    invitations::claimed_until.eq(None::<NaiveDateTime>),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+            diesel::update(contacts::table.find(&inv.contact_id))
+                .set(contacts::last_responded_at.eq(Some(t)))
+                .execute(conn)?;
+        }
+        Ok(recorded)
+    })
+}
+
+fn update(
+    conn: &mut DbConnection,
+    a: &Answer,
+    before: ResponseRow,
+    t: NaiveDateTime,
+) -> Result<Recorded, ApiError> {
+    if t > editable_until(&a.survey, &before) {
+        return Err(ApiError::conflict(
+            "edit_window_closed",
+            "this answer can no longer be changed",
+        ));
+    }
+    let comment = match &a.comment {
+        CommentChange::Keep => before.comment.clone(),
+        CommentChange::Set(c) => c.clone(),
+    };
+    diesel::update(responses::table.find(&before.id))
+        .set((
+            responses::score.eq(a.score.value()),
+            responses::category.eq(a.score.category().as_str()),
+            responses::comment.eq(&comment),
+            responses::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    let after = ResponseRow {
+        score: a.score.value(),
+        category: a.score.category().as_str().into(),
+        comment,
+        updated_at: t,
+        ..before.clone()
+    };
+    Ok(Recorded::Updated {
+        before: Box::new(before),
+        after: Box::new(after),
+    })
+}
+
+pub fn for_invitation(
+    conn: &mut DbConnection,
+    invitation_id: &str,
+) -> Result<Option<ResponseRow>, ApiError> {
+    Ok(responses::table
+        .filter(responses::invitation_id.eq(invitation_id))
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_submission(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    submission_id: &str,
+) -> Result<Option<ResponseRow>, ApiError> {
+    Ok(responses::table
+        .filter(responses::survey_id.eq(survey_id))
+        .filter(responses::submission_id.eq(submission_id))
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<ResponseRow, ApiError> {
+    responses::table
+        .find(id)
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(ApiError::NotFound("response"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ResponseFilter {
+    pub survey_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub category: Option<String>,
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    page: &Page,
+) -> Result<Vec<ResponseRow>, ApiError> {
+    let mut q = responses::table
+        .select(ResponseRow::as_select())
+        .order(responses::id.desc())
+        .into_boxed();
+    if let Some(v) = &f.survey_id {
+        q = q.filter(responses::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.contact_id {
+        q = q.filter(responses::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.category {
+        q = q.filter(responses::category.eq(v.clone()));
+    }
+    if let Some(v) = f.since {
+        q = q.filter(responses::created_at.ge(v));
+    }
+    if let Some(v) = f.until {
+        q = q.filter(responses::created_at.lt(v));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(responses::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}

@@ -1,0 +1,266 @@
+//! The send queue worker.
+//!
+//! Invitations are a durable queue in the database. A worker claims due ones in batches
+//! (with a lease, so a crashed worker's claims are picked up again), re-checks suppression
+//! and throttling, sends concurrently over the transport's pool, and records each outcome:
+//! `sent`, `failed` (a permanent 5xx reply, or attempts exhausted), `suppressed`, or back to
+//! `scheduled` with exponential backoff after a transient error.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use futures_util::stream::{self, StreamExt};
+use tokio::sync::Notify;
+
+use super::message::{survey_email, SurveyEmail};
+use super::Mailer;
+use crate::config::Settings;
+use crate::db::invitations::{self, Claimed, Outcome};
+use crate::db::Db;
+use crate::domain::now;
+use crate::telemetry::Metrics;
+
+/// How long a claim lasts before another worker may take the invitation over.
+const LEASE: TimeDelta = TimeDelta::minutes(5);
+/// How long a paused survey's invitations wait before they are looked at again.
+const PAUSE_RECHECK: TimeDelta = TimeDelta::minutes(1);
+
+#[derive(Clone)]
+pub struct Dispatcher {
+    pub db: Db,
+    pub mailer: Mailer,
+    pub settings: Arc<Settings>,
+    pub metrics: Arc<Metrics>,
+    /// Woken when new invitations are queued, so they go out without waiting for the poll.
+    pub wake: Arc<Notify>,
+}
+
+impl Dispatcher {
+    /// Claims and sends one batch of due invitations and reminders. Returns how many were
+    /// handled (0 when nothing was due).
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let batch = self.settings.email_batch_size;
+        let claimed = self
+            .db
+            .write(move |conn| invitations::claim_due(conn, batch, LEASE))
+            .await?;
+        let mut handled = claimed.len();
+        if !claimed.is_empty() {
+            self.process(claimed).await?;
+        }
+        let reminders = match self
+            .db
+            .write(move |conn| invitations::claim_reminders(conn, batch))
+            .await
+        {
+            Ok(r) => r,
+            Err(crate::api::error::ApiError::Conflict { .. }) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        };
+        handled += reminders.len();
+        if !reminders.is_empty() {
+            self.process(reminders).await?;
+        }
+        Ok(handled)
+    }
+
+    async fn process(&self, claimed: Vec<Claimed>) -> anyhow::Result<()> {
+        // Re-check suppression against the database as it is now.
+        let checked = {
+            let claimed = claimed.clone();
+            self.db
+                .run(move |conn| {
+                    let t = now();
+                    let mut out = Vec::with_capacity(claimed.len());
+                    for c in claimed {
+                        let stop = pre_send_check(conn, &c, t)?;
+                        out.push((c, stop));
+                    }
+                    Ok(out)
+                })
+                .await?
+        };
+        let concurrency = self.settings.email_concurrency;
+        let outcomes: Vec<(Claimed, Outcome)> = stream::iter(checked)
+            .map(|(c, stop)| async move {
+                let outcome = match stop {
+                    Some(outcome) => outcome,
+                    None => self.send_one(&c).await,
+                };
+                (c, outcome)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        for (_, o) in &outcomes {
+            match o {
+                Outcome::Sent { .. } | Outcome::ReminderSent => {
+                    self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+                }
+                Outcome::Stopped {
+                    status: "failed", ..
+                }
+                | Outcome::ReminderFailed { .. } => {
+                    self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+        self.db
+            .write(move |conn| invitations::record(conn, &outcomes))
+            .await?;
+        Ok(())
+    }
+
+    async fn send_one(&self, c: &Claimed) -> Outcome {
+        let Some(to) = c.contact.email.as_deref() else {
+            return Outcome::Stopped {
+                status: "cancelled",
+                reason: "no_email".into(),
+            };
+        };
+        let email = SurveyEmail {
+            survey: &c.survey,
+            invitation_id: &c.invitation.id,
+            token: &c.invitation.token,
+            to_email: to,
+            to_name: c.contact.name.as_deref(),
+            reminder: c.reminder,
+        };
+        let (message, message_id) = match survey_email(&email, &self.settings) {
+            Ok(m) => m,
+            Err(e) => {
+                return if c.reminder {
+                    Outcome::ReminderFailed { error: e }
+                } else {
+                    Outcome::Stopped {
+                        status: "failed",
+                        reason: e,
+                    }
+                }
+            }
+        };
+        let stem = format!(
+            "{}{}",
+            c.invitation.id,
+            if c.reminder { "-reminder" } else { "" }
+        );
+        match self.mailer.send(&message, &stem).await {
+            Ok(()) if c.reminder => Outcome::ReminderSent,
+            Ok(()) => Outcome::Sent { message_id },
+            Err(e) if c.reminder => Outcome::ReminderFailed { error: e.message },
+            Err(e) if e.permanent => Outcome::Stopped {
+                status: "failed",
+                reason: e.message,
+            },
+            Err(e) if c.invitation.attempts >= self.settings.email_max_attempts => {
+                Outcome::Stopped {
+                    status: "failed",
+                    reason: format!(
+                        "gave up after {} attempts: {}",
+                        c.invitation.attempts, e.message
+                    ),
+                }
+            }
+            Err(e) => {
+                let delay = backoff(
+                    self.settings.email_retry_base_seconds,
+                    c.invitation.attempts,
+                );
+                tracing::warn!(invitation = %c.invitation.id, attempt = c.invitation.attempts, error = %e.message, "transient send error, will retry");
+                Outcome::Retry {
+                    at: now() + delay,
+                    error: e.message,
+                }
+            }
+        }
+    }
+
+    /// Runs until `shutdown` turns true: a batch whenever something is due, else waits for
+    /// new work or the poll interval. A batch in flight is finished first.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!(transport = %self.mailer.describe(), "email dispatcher started");
+        while !*shutdown.borrow() {
+            let handled = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "dispatcher batch failed; retrying");
+                    0
+                }
+            };
+            if handled > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(self.settings.dispatch_interval_ms)) => {}
+            }
+        }
+        tracing::info!("email dispatcher stopped");
+    }
+}
+
+/// What stops a claimed invitation before sending, if anything.
+fn pre_send_check(
+    conn: &mut crate::db::DbConnection,
+    c: &Claimed,
+    t: chrono::NaiveDateTime,
+) -> Result<Option<Outcome>, crate::api::error::ApiError> {
+    if c.reminder {
+        return Ok(None);
+    }
+    let stop = |status: &'static str, reason: &str| {
+        Some(Outcome::Stopped {
+            status,
+            reason: reason.to_string(),
+        })
+    };
+    if c.contact.erased_at.is_some() {
+        return Ok(stop("cancelled", "contact_erased"));
+    }
+    if c.contact.unsubscribed_at.is_some() {
+        return Ok(stop("suppressed", "unsubscribed"));
+    }
+    match c.survey.status.as_str() {
+        "archived" => return Ok(stop("cancelled", "survey_archived")),
+        "paused" => {
+            return Ok(Some(Outcome::Hold {
+                until: t + PAUSE_RECHECK,
+            }))
+        }
+        _ => {}
+    }
+    if invitations::surveyed_elsewhere(conn, c, c.survey.throttle_days, t)? {
+        return Ok(stop("suppressed", "throttled"));
+    }
+    Ok(None)
+}
+
+/// Exponential backoff: base × 2^(attempt−1), capped at one hour, with ±20 % jitter.
+pub fn backoff(base_seconds: u64, attempt: i32) -> TimeDelta {
+    if base_seconds == 0 {
+        return TimeDelta::zero();
+    }
+    let exp = (attempt.max(1) - 1).min(16) as u32;
+    let secs = (base_seconds.saturating_mul(1u64 << exp)).min(3600) as f64;
+    let jitter = 0.8 + rand::random::<f64>() * 0.4;
+    TimeDelta::milliseconds((secs * jitter * 1000.0) as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::backoff;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let s = |a| backoff(30, a).num_seconds();
+        assert!((24..=36).contains(&s(1)));
+        assert!((48..=72).contains(&s(2)));
+        assert!((96..=144).contains(&s(3)));
+        assert!(s(20) <= 3600 * 6 / 5);
+        assert_eq!(backoff(0, 5).num_seconds(), 0);
+    }
+}

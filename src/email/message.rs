@@ -1,0 +1,244 @@
+//! The survey email: multipart plain text + HTML, one-click score links, List-Unsubscribe.
+
+use askama::Template;
+use lettre::message::header::{ContentType, HeaderName, HeaderValue};
+use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::Message;
+
+use crate::config::Settings;
+use crate::db::models::SurveyRow;
+use crate::domain::SurveyKind;
+use crate::i18n::Locale;
+
+pub const DEFAULT_COLOR: &str = "#1f6feb";
+
+/// One score button: the score and the link that preselects it.
+pub struct Button {
+    pub score: i32,
+    pub url: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "email/survey.html")]
+struct SurveyHtml<'a> {
+    lang: &'a str,
+    subject: &'a str,
+    brand: &'a str,
+    color: &'a str,
+    button_text: &'a str,
+    link_color: &'a str,
+    greeting: &'a str,
+    question: &'a str,
+    instruction: &'a str,
+    buttons: &'a [Button],
+    cell_width: usize,
+    low: &'a str,
+    high: &'a str,
+    browser_text: &'a str,
+    survey_url: &'a str,
+    footer: &'a str,
+    unsubscribe_text: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "email/survey.txt")]
+struct SurveyText<'a> {
+    greeting: &'a str,
+    question: &'a str,
+    instruction: &'a str,
+    buttons: &'a [Button],
+    low: &'a str,
+    high: &'a str,
+    browser_text: &'a str,
+    survey_url: &'a str,
+    footer: &'a str,
+    unsubscribe_text: &'a str,
+    unsubscribe_url: &'a str,
+}
+
+/// What a survey email needs to know about its invitation.
+pub struct SurveyEmail<'a> {
+    pub survey: &'a SurveyRow,
+    pub invitation_id: &'a str,
+    pub token: &'a str,
+    pub to_email: &'a str,
+    pub to_name: Option<&'a str>,
+    pub reminder: bool,
+}
+
+/// Text colour that reads well on `background` (`#rrggbb`): dark on light colours, else white.
+pub fn text_on(background: &str) -> &'static str {
+    let channel = |i: usize| {
+        u8::from_str_radix(background.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64 / 255.0
+    };
+    let lin = |c: f64| {
+        if c <= 0.03928 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let luminance = 0.2126 * lin(channel(1)) + 0.7152 * lin(channel(3)) + 0.0722 * lin(channel(5));
+    // Contrast against white is (1.05)/(L+0.05); below 4.5:1 use dark text.
+    if 1.05 / (luminance + 0.05) < 4.5 {
+        "#1f2328"
+    } else {
+        "#ffffff"
+    }
+}
+
+/// Builds the message; returns it with its Message-ID (without angle brackets).
+pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message, String), String> {
+    let survey = e.survey;
+    let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
+    let locale = Locale::parse(&survey.locale).unwrap_or_default();
+    let texts = locale.email();
+    let brand_name = survey.brand.as_deref();
+    let brand_shown =
+        brand_name.unwrap_or_else(|| settings.smtp_from.name.as_deref().unwrap_or("Closeloop"));
+    let question_template = survey
+        .question
+        .as_deref()
+        .unwrap_or_else(|| locale.default_question(kind));
+    let question = locale.fill(question_template, brand_name, survey.topic.as_deref());
+    let greeting = match e.to_name {
+        Some(name) if !name.trim().is_empty() => {
+            texts.greeting_named.replace("{name}", name.trim())
+        }
+        _ => texts.greeting.to_string(),
+    };
+    let mut subject = texts.subject.replace("{brand}", brand_shown);
+    if e.reminder {
+        subject = format!("{}{subject}", texts.reminder_prefix);
+    }
+    let base = settings.public_url.as_str().trim_end_matches('/');
+    let survey_url = format!("{base}/s/{}", e.token);
+    let unsubscribe_url = format!("{base}/u/{}", e.token);
+    let (lo, hi) = kind.range();
+    let (low, high) = match kind {
+        SurveyKind::Nps => (texts.nps_low, texts.nps_high),
+        SurveyKind::Csat => (texts.csat_low, texts.csat_high),
+    };
+    let buttons: Vec<Button> = (lo..=hi)
+        .map(|score| Button {
+            score,
+            url: format!("{survey_url}?score={score}"),
+            label: match score {
+                s if s == lo => format!("{score} – {low}"),
+                s if s == hi => format!("{score} – {high}"),
+                _ => score.to_string(),
+            },
+        })
+        .collect();
+    let color = survey.brand_color.as_deref().unwrap_or(DEFAULT_COLOR);
+    let footer = texts.footer.replace("{brand}", brand_shown);
+    let html = SurveyHtml {
+        lang: locale.as_str(),
+        subject: &subject,
+        brand: brand_shown,
+        color,
+        button_text: text_on(color),
+        link_color: if text_on(color) == "#ffffff" {
+            color
+        } else {
+            "#0969da"
+        },
+        greeting: &greeting,
+        question: &question,
+        instruction: texts.instruction,
+        buttons: &buttons,
+        cell_width: 100 / buttons.len().max(1),
+        low,
+        high,
+        browser_text: texts.open_in_browser,
+        survey_url: &survey_url,
+        footer: &footer,
+        unsubscribe_text: texts.unsubscribe,
+        unsubscribe_url: &unsubscribe_url,
+    }
+    .render()
+    .map_err(|err| format!("cannot render the HTML part: {err}"))?;
+    let text = SurveyText {
+        greeting: &greeting,
+        question: &question,
+        instruction: texts.instruction,
+        buttons: &buttons,
+        low,
+        high,
+        browser_text: texts.open_in_browser,
+        survey_url: &survey_url,
+        footer: &footer,
+        unsubscribe_text: texts.unsubscribe,
+        unsubscribe_url: &unsubscribe_url,
+    }
+    .render()
+    .map_err(|err| format!("cannot render the text part: {err}"))?;
+
+    let host = settings.public_url.host_str().unwrap_or("localhost");
+    let message_id = format!(
+        "{}{}@{host}",
+        e.invitation_id,
+        if e.reminder { ".reminder" } else { "" }
+    );
+    let from = Mailbox::new(
+        Some(brand_shown.to_string()),
+        settings.smtp_from.email.clone(),
+    );
+    let to = Mailbox::new(
+        e.to_name.map(str::to_string),
+        e.to_email
+            .parse()
+            .map_err(|err| format!("invalid recipient {:?}: {err}", e.to_email))?,
+    );
+    let from_address = settings.smtp_from.email.to_string();
+    let message = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(subject)
+        .message_id(Some(format!("<{message_id}>")))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe"),
+            format!(
+                "<{unsubscribe_url}>, <mailto:{from_address}?subject=unsubscribe%20{}>",
+                e.token
+            ),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("List-Unsubscribe-Post"),
+            "List-Unsubscribe=One-Click".to_string(),
+        ))
+        .raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_string(),
+        ))
+        .multipart(
+            MultiPart::alternative()
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_PLAIN)
+                        .body(text),
+                )
+                .singlepart(
+                    SinglePart::builder()
+                        .header(ContentType::TEXT_HTML)
+                        .body(html),
+                ),
+        )
+        .map_err(|err| format!("cannot build the message: {err}"))?;
+    Ok((message, message_id))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::text_on;
+
+    #[test]
+    fn button_text_keeps_contrast() {
+        assert_eq!(text_on("#1f6feb"), "#ffffff");
+        assert_eq!(text_on("#000000"), "#ffffff");
+        assert_eq!(text_on("#ffd33d"), "#1f2328");
+        assert_eq!(text_on("#ffffff"), "#1f2328");
+    }
+}

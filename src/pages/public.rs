@@ -1,0 +1,176 @@
+//! `/l/{slug}`: the anonymous public link of a survey. Rate-limited per client, with a
+//! honeypot field. Each form carries a one-time `submission_id`, so a double submit updates
+//! one response; the thank-you page is addressed by that id.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::survey::{edit_closed, record, survey_page, thanks_page, FormState};
+use super::{check_form, failure, gone, not_found, see_other, AnswerForm};
+use crate::api::error::ApiError;
+use crate::db::models::SurveyRow;
+use crate::db::responses::{Answer, CommentChange};
+use crate::domain::{new_secret, Score, SurveyKind};
+use crate::i18n::Locale;
+use crate::startup::AppState;
+
+fn valid_secret(s: &str) -> bool {
+    s.len() == 43
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+async fn load(
+    state: &AppState,
+    req: &HttpRequest,
+    slug: String,
+) -> Result<SurveyRow, HttpResponse> {
+    if slug.len() > 64 {
+        return Err(not_found(req));
+    }
+    match state
+        .db
+        .run(move |conn| crate::db::surveys::find_by_slug(conn, &slug))
+        .await
+    {
+        Ok(Some(s)) if s.status == "archived" => Err(gone(&s)),
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(not_found(req)),
+        Err(e) => Err(failure(req, e)),
+    }
+}
+
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+) -> HttpResponse {
+    let slug = slug.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let submission = new_secret("");
+    let action = format!("/l/{slug}");
+    survey_page(
+        StatusCode::OK,
+        &survey,
+        FormState {
+            action: &action,
+            selected: None,
+            comment: "",
+            errors: Vec::new(),
+            score_error: false,
+            comment_error: false,
+            submission_id: Some(&submission),
+            honeypot: true,
+        },
+    )
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    form: web::Form<AnswerForm>,
+) -> HttpResponse {
+    let slug = slug.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let submission = form
+        .submission_id
+        .clone()
+        .filter(|s| valid_secret(s))
+        .unwrap_or_else(|| new_secret(""));
+    // A filled honeypot is a bot: answer as if all went well, record nothing.
+    if form
+        .website
+        .as_deref()
+        .is_some_and(|w| !w.trim().is_empty())
+    {
+        tracing::info!("public link honeypot filled; answer dropped");
+        return see_other(&format!("/l/{slug}/r/{submission}"));
+    }
+    let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
+    let locale = Locale::parse(&survey.locale).unwrap_or_default();
+    let checked = check_form(&form, kind, locale.page());
+    let action = format!("/l/{slug}");
+    let (Some(score), false) = (checked.score, checked.comment_error) else {
+        let typed = form.comment.clone().unwrap_or_default();
+        return survey_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &survey,
+            FormState {
+                action: &action,
+                selected: checked.score,
+                comment: &typed,
+                errors: checked.errors,
+                score_error: checked.score_error,
+                comment_error: checked.comment_error,
+                submission_id: Some(&submission),
+                honeypot: true,
+            },
+        );
+    };
+    let Ok(score) = Score::parse(kind, score) else {
+        return not_found(&req);
+    };
+    let answer = Answer {
+        survey: survey.clone(),
+        invitation: None,
+        score,
+        comment: CommentChange::Set(checked.comment),
+        channel: "public".into(),
+        locale: Some(locale.as_str().into()),
+        submission_id: Some(submission.clone()),
+    };
+    match record(&state, answer).await {
+        Ok(_) => see_other(&format!("/l/{slug}/r/{submission}")),
+        Err(ApiError::Conflict {
+            code: "edit_window_closed",
+            ..
+        }) => edit_closed(&survey),
+        Err(e) => failure(&req, e),
+    }
+}
+
+pub async fn thanks(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (slug, submission) = path.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    if !valid_secret(&submission) {
+        return not_found(&req);
+    }
+    let survey_id = survey.id.clone();
+    let sub = submission.clone();
+    let response = match state
+        .db
+        .run(move |conn| crate::db::responses::by_submission(conn, &survey_id, &sub))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(&req, e),
+    };
+    let action = format!("/l/{slug}");
+    match response {
+        Some(r) => thanks_page(&survey, &r, &action, &action, Some(&submission)),
+        // The honeypot path, or a lost submission: a plain thank-you.
+        None => {
+            let chrome = super::Chrome::for_survey(&survey, "");
+            super::message(
+                StatusCode::OK,
+                &chrome,
+                chrome.texts.thanks_title,
+                chrome.texts.thanks_body,
+            )
+        }
+    }
+}
