@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod invitations;
 pub mod ops;
+pub mod responses;
 pub mod surveys;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
@@ -37,6 +38,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "surveys", description = "NPS and CSAT surveys"),
         (name = "contacts", description = "The people who are surveyed"),
         (name = "invitations", description = "Surveys sent to contacts by email or link"),
+        (name = "responses", description = "Answers: one per invitation, or anonymous"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -78,7 +80,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(invitations::create)
             .service(invitations::list)
             .service(invitations::get)
-            .service(invitations::cancel),
+            .service(invitations::cancel)
+            .service(responses::list)
+            .service(responses::get)
+            .service(responses::create),
     )
     .service(ops::healthz)
     .service(ops::readyz)

@@ -34,9 +34,11 @@ const CSS: &str = include_str!("closeloop.css");
 pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
     cfg.route("/assets/closeloop.css", web::get().to(css))
         .route("/s/{token}", web::get().to(survey::show))
+        .route("/s/{token}", web::head().to(survey::show))
         .route("/s/{token}", web::post().to(survey::submit))
         .route("/s/{token}/thanks", web::get().to(survey::thanks))
         .route("/u/{token}", web::get().to(unsubscribe::show))
+        .route("/u/{token}", web::head().to(unsubscribe::show))
         .route("/u/{token}", web::post().to(unsubscribe::submit))
         .service(
             web::scope("/l/{slug}")
@@ -298,12 +300,18 @@ pub fn form_config() -> web::FormConfig {
         .limit(64 * 1024)
         .error_handler(|err, req| {
             let chrome = Chrome::neutral(req, |_| "Closeloop");
-            let res = message(
-                StatusCode::BAD_REQUEST,
-                &chrome,
-                "Bad request",
-                "The form could not be read. Please go back and try again.",
-            );
+            let unreadable = "The form could not be read. Please go back and try again.";
+            let (status, body) = match &err {
+                actix_web::error::UrlencodedError::Overflow { .. } => (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "The form is too large. Please shorten your comment.",
+                ),
+                actix_web::error::UrlencodedError::ContentType => {
+                    (StatusCode::UNSUPPORTED_MEDIA_TYPE, unreadable)
+                }
+                _ => (StatusCode::BAD_REQUEST, unreadable),
+            };
+            let res = message(status, &chrome, "The form could not be read", body);
             actix_web::error::InternalError::from_response(err, res).into()
         })
 }

@@ -10,4 +10,5 @@ mod contacts;
 mod invitations;
 mod openapi;
 mod ops;
+mod pages;
 mod surveys;
