@@ -84,6 +84,14 @@ pub struct Settings {
     /// Public link requests per minute per client, and the burst allowed.
     pub public_link_per_minute: u32,
     pub public_link_burst: u32,
+    /// Hours until a new follow-up is due.
+    pub followup_sla_hours: u32,
+    /// Count the SLA in business hours (Monday to Friday, UTC) instead of clock hours.
+    pub followup_sla_business_days: bool,
+    /// When a customer raises their score out of the unhappy range, resolve the task.
+    pub followup_resolve_on_raise: bool,
+    /// Hour (UTC) at which the daily overdue digest goes to TEAM_EMAIL.
+    pub digest_hour_utc: u32,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -118,6 +126,16 @@ where
                     format!("must be a number from {min} to {max}, not {v:?}"),
                 )
             }),
+    }
+}
+
+/// Reads `true`/`false` (also `on`/`off`, `1`/`0`), or `default` when unset.
+fn flag(value: Option<String>, name: &'static str, default: bool) -> Result<bool, ConfigError> {
+    match value.as_deref().map(|v| v.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(v) if matches!(v.as_str(), "true" | "on" | "1" | "yes") => Ok(true),
+        Some(v) if matches!(v.as_str(), "false" | "off" | "0" | "no") => Ok(false),
+        Some(v) => Err(bad(name, format!("must be true or false, not {v:?}"))),
     }
 }
 
@@ -250,6 +268,19 @@ impl Settings {
         )?;
         let public_link_burst =
             number(get("PUBLIC_LINK_BURST"), "PUBLIC_LINK_BURST", 20, 1, 10_000)?;
+        let followup_sla_hours =
+            number(get("FOLLOWUP_SLA_HOURS"), "FOLLOWUP_SLA_HOURS", 48, 1, 8760)?;
+        let followup_sla_business_days = flag(
+            get("FOLLOWUP_SLA_BUSINESS_DAYS"),
+            "FOLLOWUP_SLA_BUSINESS_DAYS",
+            false,
+        )?;
+        let followup_resolve_on_raise = flag(
+            get("FOLLOWUP_RESOLVE_ON_RAISE"),
+            "FOLLOWUP_RESOLVE_ON_RAISE",
+            true,
+        )?;
+        let digest_hour_utc = number(get("DIGEST_HOUR_UTC"), "DIGEST_HOUR_UTC", 8, 0, 23)?;
         let dispatcher = match get("DISPATCHER").as_deref().map(str::trim) {
             None | Some("on") => true,
             Some("off") => false,
@@ -283,6 +314,10 @@ impl Settings {
             dispatcher,
             public_link_per_minute,
             public_link_burst,
+            followup_sla_hours,
+            followup_sla_business_days,
+            followup_resolve_on_raise,
+            digest_hour_utc,
         })
     }
 }
@@ -350,6 +385,8 @@ mod tests {
             ("EMAIL_MAX_ATTEMPTS", "0"),
             ("EMAIL_CONCURRENCY", "many"),
             ("DISPATCHER", "maybe"),
+            ("FOLLOWUP_SLA_BUSINESS_DAYS", "sometimes"),
+            ("DIGEST_HOUR_UTC", "24"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

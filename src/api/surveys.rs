@@ -88,6 +88,10 @@ pub struct CreateSurvey {
     /// Hours in which a customer may change their answer (0 to 8760, default 168).
     #[validate(range(min = 0, max = 8760))]
     pub edit_window_hours: Option<i32>,
+    /// Assignment rule: new follow-ups of this survey are assigned to this address, which
+    /// also gets their alert (instead of `TEAM_EMAIL`).
+    #[validate(email, length(max = 254))]
+    pub followup_assignee: Option<String>,
 }
 
 /// Changes to a survey. Absent fields stay as they are; `null` clears an optional field.
@@ -135,6 +139,10 @@ pub struct UpdateSurvey {
     #[validate(range(min = 0, max = 8760))]
     #[serde(default, deserialize_with = "no_null")]
     pub edit_window_hours: Option<i32>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[validate(email, length(max = 254))]
+    #[schema(value_type = Option<String>)]
+    pub followup_assignee: Option<Option<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -157,6 +165,7 @@ pub struct Survey {
     pub throttle_days: i32,
     pub reminder_after_days: Option<i32>,
     pub edit_window_hours: i32,
+    pub followup_assignee: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
@@ -191,6 +200,7 @@ impl Survey {
             throttle_days: row.throttle_days,
             reminder_after_days: row.reminder_after_days,
             edit_window_hours: row.edit_window_hours,
+            followup_assignee: row.followup_assignee,
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
             archived_at: row.archived_at.map(utc),
@@ -245,6 +255,7 @@ pub async fn create(
         created_at: t,
         updated_at: t,
         archived_at: None,
+        followup_assignee: b.followup_assignee.map(|a| a.trim().to_lowercase()),
     };
     let saved = row.clone();
     state
@@ -392,6 +403,9 @@ pub async fn update(
                     edit_window_hours: b.edit_window_hours,
                     updated_at: Some(now()),
                     archived_at: None,
+                    followup_assignee: b
+                        .followup_assignee
+                        .map(|o| o.map(|a| a.trim().to_lowercase())),
                 };
                 crate::db::surveys::update(conn, &id, &changes)
             })

@@ -5,6 +5,8 @@
 
 pub mod api_keys;
 pub mod contacts;
+pub mod emails;
+pub mod followups;
 pub mod idempotency;
 pub mod invitations;
 pub mod models;

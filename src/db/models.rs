@@ -38,6 +38,7 @@ pub struct SurveyRow {
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     pub archived_at: Option<NaiveDateTime>,
+    pub followup_assignee: Option<String>,
 }
 
 /// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
@@ -58,6 +59,7 @@ pub struct SurveyChanges {
     pub edit_window_hours: Option<i32>,
     pub updated_at: Option<NaiveDateTime>,
     pub archived_at: Option<Option<NaiveDateTime>>,
+    pub followup_assignee: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -115,4 +117,57 @@ pub struct ResponseRow {
     pub submission_id: Option<String>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::followups)]
+pub struct FollowupRow {
+    pub id: String,
+    pub response_id: String,
+    pub survey_id: String,
+    pub contact_id: Option<String>,
+    pub score: i32,
+    pub comment: Option<String>,
+    pub status: String,
+    pub contact_value: Option<f64>,
+    pub assignee: Option<String>,
+    pub outcome: Option<String>,
+    pub due_at: NaiveDateTime,
+    pub answered_at: NaiveDateTime,
+    pub resolved_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::followup_activities)]
+pub struct ActivityRow {
+    pub id: String,
+    pub followup_id: String,
+    pub kind: String,
+    pub actor: Option<String>,
+    pub body: Option<String>,
+    pub data: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = super::schema::emails)]
+pub struct EmailRow {
+    pub id: String,
+    pub kind: String,
+    pub to_address: String,
+    pub subject: String,
+    pub body_text: String,
+    pub body_html: Option<String>,
+    pub in_reply_to: Option<String>,
+    pub followup_id: Option<String>,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub last_error: Option<String>,
+    pub message_id: Option<String>,
+    pub sent_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
 }

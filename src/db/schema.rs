@@ -33,6 +33,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
+        followup_assignee -> Nullable<Text>,
     }
 }
 
@@ -197,10 +198,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    job_runs (job, period) {
+        job -> Text,
+        period -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(invitations -> surveys (survey_id));
 diesel::joinable!(invitations -> contacts (contact_id));
 diesel::joinable!(responses -> surveys (survey_id));
 diesel::joinable!(followups -> responses (response_id));
+diesel::joinable!(followups -> contacts (contact_id));
 diesel::joinable!(followup_activities -> followups (followup_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
@@ -218,4 +228,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_attempts,
     emails,
     idempotency_keys,
+    job_runs,
 );

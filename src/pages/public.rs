@@ -40,25 +40,53 @@ async fn load(
     }
 }
 
+#[derive(Debug, serde::Deserialize)]
+pub struct Resume {
+    /// The submission to change (from the thank-you page's "Change your answer" link).
+    s: Option<String>,
+}
+
+/// GET /l/{slug}: a fresh form, or with `?s={submission}` the form of an earlier answer
+/// (from its thank-you page) so changing it updates that one response.
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
     slug: web::Path<String>,
+    query: web::Query<Resume>,
 ) -> HttpResponse {
     let slug = slug.into_inner();
     let survey = match load(&state, &req, slug.clone()).await {
         Ok(s) => s,
         Err(p) => return p,
     };
-    let submission = new_secret("");
+    let resumed = query.s.clone().filter(|s| valid_secret(s));
+    let earlier = match &resumed {
+        Some(sub) => {
+            let (survey_id, sub) = (survey.id.clone(), sub.clone());
+            match state
+                .db
+                .run(move |conn| crate::db::responses::by_submission(conn, &survey_id, &sub))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return failure(&req, e),
+            }
+        }
+        None => None,
+    };
+    let submission = resumed.unwrap_or_else(|| new_secret(""));
+    let comment = earlier
+        .as_ref()
+        .and_then(|r| r.comment.clone())
+        .unwrap_or_default();
     let action = format!("/l/{slug}");
     survey_page(
         StatusCode::OK,
         &survey,
         FormState {
             action: &action,
-            selected: None,
-            comment: "",
+            selected: earlier.as_ref().map(|r| r.score as i64),
+            comment: &comment,
             errors: Vec::new(),
             score_error: false,
             comment_error: false,
@@ -161,7 +189,10 @@ pub async fn thanks(
     };
     let action = format!("/l/{slug}");
     match response {
-        Some(r) => thanks_page(&survey, &r, &action, &action, Some(&submission)),
+        Some(r) => {
+            let change = format!("/l/{slug}?s={submission}");
+            thanks_page(&survey, &r, &action, &change, Some(&submission))
+        }
         // The honeypot path, or a lost submission: a plain thank-you.
         None => {
             let chrome = super::Chrome::for_survey(&survey, "");

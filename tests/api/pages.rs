@@ -442,6 +442,29 @@ async fn the_public_link_records_anonymous_answers_once_per_form(app: TestApp) {
         .await
         .unwrap();
     assert!(thanks.contains("Merci") && thanks.contains("<strong>4</strong>"));
+    // "Change your answer" reopens this submission's form, not a blank one.
+    let change = format!("/l/{slug}?s={submission}");
+    assert!(thanks.contains(&format!("href=\"{change}\"")), "{thanks}");
+    let form = app
+        .client
+        .get(app.url(&change))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        form.contains("value=\"4\" checked") && form.contains(&format!("value=\"{submission}\""))
+    );
+    post_form(
+        &app,
+        &format!("/l/{slug}"),
+        &[("score", "1"), ("submission_id", &submission)],
+    )
+    .await;
+    let rs = responses(&app, &s).await;
+    assert_eq!((rs.len(), rs[0]["score"].as_i64()), (1, Some(1)));
     // A bot filling the honeypot is thanked and ignored.
     let res = post_form(
         &app,

@@ -1,0 +1,4 @@
+DROP INDEX followups_contact;
+DROP INDEX followups_queue;
+DROP TABLE job_runs;
+ALTER TABLE surveys DROP COLUMN followup_assignee;

@@ -1,0 +1,149 @@
+//! The outbox of emails other than survey invitations: follow-up alerts, replies to
+//! customers and the overdue digest. Same durability rules as invitations: claimed with a
+//! lease, retried with backoff, never lost.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::models::EmailRow;
+use super::schema::emails;
+use super::DbConnection;
+use crate::api::error::ApiError;
+use crate::domain::{new_id, now, IdPrefix};
+
+/// A message to queue.
+pub struct NewEmail<'a> {
+    pub kind: &'a str,
+    pub to: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+    pub in_reply_to: Option<&'a str>,
+    pub followup_id: Option<&'a str>,
+}
+
+pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, ApiError> {
+    let t = now();
+    let row = EmailRow {
+        id: new_id(IdPrefix::Email),
+        kind: e.kind.into(),
+        to_address: e.to.into(),
+        subject: e.subject.into(),
+        body_text: e.body_text.into(),
+        body_html: None,
+        in_reply_to: e.in_reply_to.map(str::to_string),
+        followup_id: e.followup_id.map(str::to_string),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: t,
+        claimed_until: None,
+        last_error: None,
+        message_id: None,
+        sent_at: None,
+        created_at: t,
+    };
+    diesel::insert_into(emails::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok(row)
+}
+
+/// Claims due emails for this worker until `now + lease` (see `invitations::claim_due`).
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: TimeDelta,
+) -> Result<Vec<EmailRow>, ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let due = emails::status
+            .eq("pending")
+            .and(emails::next_attempt_at.le(t))
+            .or(emails::status
+                .eq("sending")
+                .and(emails::claimed_until.lt(t)));
+        let ids: Vec<String> = match conn {
+            DbConnection::Postgres(pg) => emails::table
+                .filter(due)
+                .order(emails::next_attempt_at)
+                .select(emails::id)
+                .limit(limit)
+                .for_update()
+                .skip_locked()
+                .load(pg)?,
+            DbConnection::Sqlite(lite) => emails::table
+                .filter(due)
+                .order(emails::next_attempt_at)
+                .select(emails::id)
+                .limit(limit)
+                .load(lite)?,
+        };
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(emails::table.filter(emails::id.eq_any(&ids)))
+            .set((
+                emails::status.eq("sending"),
+                emails::claimed_until.eq(Some(t + lease)),
+                emails::attempts.eq(emails::attempts + 1),
+            ))
+            .execute(conn)?;
+        Ok(emails::table
+            .filter(emails::id.eq_any(&ids))
+            .select(EmailRow::as_select())
+            .load(conn)?)
+    })
+}
+
+/// What happened to one claimed email.
+pub enum EmailOutcome {
+    Sent { message_id: String },
+    Failed { error: String },
+    Retry { at: NaiveDateTime, error: String },
+}
+
+pub fn record(
+    conn: &mut DbConnection,
+    outcomes: &[(String, EmailOutcome)],
+) -> Result<(), ApiError> {
+    conn.transaction(|conn| {
+        let t = now();
+        for (id, outcome) in outcomes {
+            let target = emails::table.find(id).filter(emails::status.eq("sending"));
+            match outcome {
+                EmailOutcome::Sent { message_id } => diesel::update(target)
+                    .set((
+                        emails::status.eq("sent"),
+                        emails::sent_at.eq(Some(t)),
+                        emails::message_id.eq(Some(message_id)),
+                        emails::claimed_until.eq(None::<NaiveDateTime>),
+                        emails::last_error.eq(None::<String>),
+                    ))
+                    .execute(conn)?,
+                EmailOutcome::Failed { error } => diesel::update(target)
+                    .set((
+                        emails::status.eq("failed"),
+                        emails::last_error.eq(Some(error)),
+                        emails::claimed_until.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)?,
+                EmailOutcome::Retry { at, error } => diesel::update(target)
+                    .set((
+                        emails::status.eq("pending"),
+                        emails::next_attempt_at.eq(*at),
+                        emails::last_error.eq(Some(error)),
+                        emails::claimed_until.eq(None::<NaiveDateTime>),
+                    ))
+                    .execute(conn)?,
+            };
+        }
+        Ok(())
+    })
+}
+
+pub fn for_followup(conn: &mut DbConnection, followup_id: &str) -> Result<Vec<EmailRow>, ApiError> {
+    Ok(emails::table
+        .filter(emails::followup_id.eq(followup_id))
+        .order(emails::id)
+        .select(EmailRow::as_select())
+        .load(conn)?)
+}

@@ -1,0 +1,705 @@
+#!/usr/bin/env node
+// Browser tests of Closeloop's customer pages.
+//
+// Starts an in-process SMTP sink and a real `target/debug/closeloop` on free loopback ports,
+// sends a real survey email, then drives Debian's Chromium (/usr/bin/chromium) with
+// playwright-core through the pages a customer sees: answer from the email's score link,
+// change the answer, edit the comment, unsubscribe, the public link (also without
+// JavaScript), and the 404 and 410 pages. Every page is audited with axe-core (a `serious` or
+// `critical` violation fails), screenshotted at 375 and 1280 px into target/screenshots/,
+// and checked for horizontal scroll at 320 px.
+//
+// Run from anywhere: `node tests/browser/run.mjs` (after `cargo build` and `npm ci` here).
+// Prints one line per check and ends with `N passed, M failed`; exits 1 on any failure.
+
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { chromium } from 'playwright-core';
+import { SMTPServer } from 'smtp-server';
+import { simpleParser } from 'mailparser';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const ROOT = path.resolve(HERE, '..', '..');
+const BINARY = process.env.CLOSELOOP_BIN || path.join(ROOT, 'target', 'debug', 'closeloop');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const AXE_PATH = path.join(HERE, 'node_modules', 'axe-core', 'axe.min.js');
+const SHOTS = path.join(ROOT, 'target', 'screenshots');
+const BRAND_COLOR = '#0a7d4f';
+const PHONE = { width: 375, height: 740 };
+const DESKTOP = { width: 1280, height: 800 };
+const NARROW = 320;
+
+// ---------------------------------------------------------------- checks and reporting
+
+let passed = 0;
+let failed = 0;
+const failures = [];
+
+/** Runs one named check; a thrown error fails it (and is reported), the run goes on. */
+async function check(name, fn) {
+  try {
+    await fn();
+    passed += 1;
+    console.log(`ok   - ${name}`);
+    return true;
+  } catch (e) {
+    failed += 1;
+    failures.push(name);
+    console.log(`FAIL - ${name}\n       ${String(e?.stack || e).split('\n').slice(0, 6).join('\n       ')}`);
+    return false;
+  }
+}
+
+/** A step the rest of the run depends on: a failure stops the run. */
+async function must(name, fn) {
+  if (!(await check(name, fn))) throw new Error(`stopping: "${name}" failed`);
+}
+
+// ---------------------------------------------------------------- processes and cleanup
+
+const cleanups = [];
+let cleaned = false;
+async function cleanup() {
+  if (cleaned) return;
+  cleaned = true;
+  for (const fn of cleanups.reverse()) {
+    try {
+      await fn();
+    } catch {
+      /* best effort */
+    }
+  }
+}
+let server = null;
+function killServer() {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    try {
+      server.kill('SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+}
+// Whatever happens, the server does not outlive this process.
+process.on('exit', killServer);
+for (const sig of ['SIGINT', 'SIGTERM']) {
+  process.on(sig, async () => {
+    console.log(`\n${sig}: stopping`);
+    killServer();
+    await cleanup();
+    console.log(`${passed} passed, ${failed + 1} failed`);
+    process.exit(130);
+  });
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+async function waitFor(what, fn, timeoutMs = 20_000, everyMs = 50) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (e) {
+      last = e;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out waiting for ${what}${last ? `: ${last.message}` : ''}`);
+}
+
+// ---------------------------------------------------------------- SMTP sink
+
+const inbox = [];
+async function startSmtpSink() {
+  const smtp = new SMTPServer({
+    authOptional: true,
+    disabledCommands: ['STARTTLS', 'AUTH'],
+    logger: false,
+    onData(stream, session, callback) {
+      simpleParser(stream)
+        .then((mail) => {
+          inbox.push({ mail, to: session.envelope.rcptTo.map((r) => r.address) });
+          callback();
+        })
+        .catch(callback);
+    },
+  });
+  const port = await freePort();
+  await new Promise((resolve, reject) => {
+    smtp.once('error', reject);
+    smtp.listen(port, '127.0.0.1', resolve);
+  });
+  cleanups.push(() => new Promise((r) => smtp.close(r)));
+  return port;
+}
+
+// ---------------------------------------------------------------- the server and its API
+
+let base = '';
+let apiKey = '';
+
+async function api(method, url, body) {
+  const res = await fetch(base + url, {
+    method,
+    headers: {
+      Authorization: `Bearer ${apiKey}`,
+      ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    /* not JSON */
+  }
+  return { status: res.status, json, text };
+}
+
+async function apiOk(method, url, body, expected = [200, 201]) {
+  const r = await api(method, url, body);
+  assert.ok(expected.includes(r.status), `${method} ${url} → ${r.status}: ${r.text.slice(0, 300)}`);
+  return r.json;
+}
+
+async function startServer(tmp, smtpPort) {
+  assert.ok(fs.existsSync(BINARY), `${BINARY} is missing: run \`cargo build\` first`);
+  const port = await freePort();
+  base = `http://127.0.0.1:${port}`;
+  const env = {
+    ...process.env,
+    DATABASE_URL: `sqlite://${path.join(tmp, 'closeloop.db')}`,
+    BIND_ADDR: `127.0.0.1:${port}`,
+    PUBLIC_URL: base,
+    SMTP_URL: `smtp://127.0.0.1:${smtpPort}`,
+    SMTP_FROM: 'Acme Surveys <surveys@acme.test>',
+    OUTBOX_DIR: path.join(tmp, 'outbox'),
+    DISPATCH_INTERVAL_MS: '50',
+    HTTP_WORKERS: '2',
+    PUBLIC_LINK_BURST: '500',
+    RUST_LOG: process.env.RUST_LOG || 'info',
+    LOG_FORMAT: 'text',
+  };
+  const cli = spawnSync(BINARY, ['api-key', 'create', '--name', 'browser-tests', '--role', 'admin'], {
+    env,
+    encoding: 'utf8',
+  });
+  assert.equal(cli.status, 0, `api-key create failed: ${cli.stderr}`);
+  apiKey = cli.stdout.trim().split('\n').pop().trim();
+  assert.ok(apiKey.length >= 20, `no key on the last line of: ${cli.stdout}`);
+
+  const log = fs.openSync(path.join(tmp, 'server.log'), 'a');
+  server = spawn(BINARY, ['serve'], { env, stdio: ['ignore', log, log] });
+  cleanups.push(async () => {
+    if (server.exitCode === null && server.signalCode === null) {
+      server.kill('SIGTERM');
+      await Promise.race([new Promise((r) => server.once('exit', r)), sleep(5_000)]);
+      killServer();
+    }
+  });
+  await waitFor(
+    '/readyz = 200',
+    async () => {
+      if (server.exitCode !== null) throw new Error(`server exited with ${server.exitCode}`);
+      const r = await fetch(`${base}/readyz`);
+      return r.status === 200;
+    },
+    30_000,
+  );
+}
+
+// ---------------------------------------------------------------- page helpers
+
+const allViolations = [];
+
+/** axe-core on the page as it is now; prints every violation, fails on serious/critical
+ * (unless `reportOnly`). */
+async function audit(page, name, { reportOnly = false } = {}) {
+  await page.addScriptTag({ path: AXE_PATH });
+  const result = await page.evaluate(async () => {
+    // eslint-disable-next-line no-undef
+    const r = await axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      nodes: v.nodes.map((n) => `${n.target.join(' ')}: ${n.failureSummary?.split('\n').slice(1).join('; ')}`),
+    }));
+  });
+  for (const v of result) {
+    if (!reportOnly) allViolations.push({ page: name, ...v });
+    console.log(`       axe [${name}] ${v.impact}: ${v.id} (${v.help})`);
+    for (const n of v.nodes) console.log(`         - ${n}`);
+  }
+  const bad = result.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  if (reportOnly) return;
+  assert.equal(bad.length, 0, `serious/critical axe violations on ${name}: ${bad.map((v) => v.id).join(', ')}`);
+}
+
+/** Full-page screenshots at 375 and 1280 px, and no horizontal scroll at 320 px (or, with
+ * `narrow: 'report'`, only a note when there is). */
+async function shoot(page, name, { narrow = 'enforce' } = {}) {
+  const original = page.viewportSize();
+  try {
+    await page.setViewportSize(PHONE);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-375.png`), fullPage: true });
+    await page.setViewportSize(DESKTOP);
+    await page.screenshot({ path: path.join(SHOTS, `${name}-1280.png`), fullPage: true });
+    await page.setViewportSize({ width: NARROW, height: PHONE.height });
+    const widths = await page.evaluate(() => ({
+      scroll: document.scrollingElement.scrollWidth,
+      client: document.scrollingElement.clientWidth,
+    }));
+    if (narrow === 'enforce') {
+      assert.ok(widths.scroll <= NARROW, `horizontal scroll at ${NARROW}px: scrollWidth ${widths.scroll}`);
+    } else if (widths.scroll > NARROW) {
+      console.log(`       note [${name}]: scrolls sideways at ${NARROW}px (scrollWidth ${widths.scroll})`);
+    }
+  } finally {
+    await page.setViewportSize(original);
+  }
+}
+
+/** The audit and the screenshots of one page, as two checks. */
+async function inspect(page, name) {
+  await check(`${name}: no serious or critical axe violations`, () => audit(page, name));
+  await check(`${name}: screenshots at 375/1280 px, no horizontal scroll at ${NARROW} px`, () => shoot(page, name));
+}
+
+/** Clicks (or taps) something that submits a form; returns the response to the POST. */
+async function submitBy(page, action) {
+  const [response] = await Promise.all([
+    page.waitForResponse((r) => r.request().method() === 'POST' && r.request().resourceType() === 'document'),
+    action(),
+  ]);
+  await page.waitForLoadState('load');
+  return response;
+}
+
+const h1 = (page) => page.locator('h1').first().innerText();
+
+// ---------------------------------------------------------------- the run
+
+let tmp = null;
+function serverLogTail() {
+  try {
+    return fs.readFileSync(path.join(tmp, 'server.log'), 'utf8').trimEnd().split('\n').slice(-30).join('\n');
+  } catch {
+    return '(no server log)';
+  }
+}
+
+async function main() {
+  fs.mkdirSync(SHOTS, { recursive: true });
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'closeloop-browser-'));
+  cleanups.push(() => {
+    if (failed > 0) {
+      console.log(`\nlast server log lines (${path.join(tmp, 'server.log')} is kept):\n${serverLogTail()}`);
+    } else {
+      fs.rmSync(tmp, { recursive: true, force: true });
+    }
+  });
+
+  const smtpPort = await startSmtpSink();
+  await must('server starts and /readyz answers 200', () => startServer(tmp, smtpPort));
+
+  // ---- survey, invitation, email
+  let survey;
+  let invitation;
+  await must('create an NPS survey with a public link', async () => {
+    survey = await apiOk('POST', '/api/v1/surveys', {
+      kind: 'nps',
+      name: 'Browser test NPS',
+      brand: 'Acme',
+      brand_color: BRAND_COLOR,
+      public_link: true,
+    });
+    assert.ok(survey.id && survey.public_url, JSON.stringify(survey));
+  });
+  await must('invite one contact by email', async () => {
+    const batch = await apiOk('POST', `/api/v1/surveys/${survey.id}/invitations`, {
+      channel: 'email',
+      contacts: [{ email: 'ada@example.com', name: 'Ada' }],
+    });
+    invitation = batch.items[0];
+    assert.equal(invitation.status, 'scheduled', JSON.stringify(invitation));
+  });
+
+  let mail;
+  let scoreLink;
+  let unsubscribeLink;
+  await must('the survey email arrives at the SMTP sink', async () => {
+    const got = await waitFor('the survey email', () => inbox.find((m) => m.to.includes('ada@example.com')), 20_000);
+    mail = got.mail;
+    assert.ok(mail.html, 'the email has an HTML part');
+    assert.ok(mail.text, 'the email has a text part');
+  });
+  await must('the HTML part links score 3 to the survey page', () => {
+    const m = mail.html.match(/href="([^"]*\/s\/[A-Za-z0-9_-]{43}\?score=3)"/);
+    assert.ok(m, 'no ?score=3 link in the HTML part');
+    scoreLink = m[1].replace(/&amp;/g, '&');
+    assert.ok(scoreLink.startsWith(`${base}/s/`), `link is not on PUBLIC_URL: ${scoreLink}`);
+  });
+  await must('List-Unsubscribe names an https/http unsubscribe page and a mailto', () => {
+    const line = mail.headerLines.find((h) => h.key === 'list-unsubscribe');
+    assert.ok(line, 'no List-Unsubscribe header');
+    const m = line.line.match(/<(https?:\/\/[^>]+\/u\/[A-Za-z0-9_-]{43})>/);
+    assert.ok(m, `no unsubscribe URL in ${line.line}`);
+    assert.match(line.line, /<mailto:[^>]+>/);
+    unsubscribeLink = m[1];
+  });
+  const token = scoreLink.match(/\/s\/([A-Za-z0-9_-]{43})/)[1];
+  const surveyUrl = `${base}/s/${token}`;
+
+  // ---- the browser
+  const browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    // Playwright starts Chromium with a fresh temporary --user-data-dir of its own and
+    // removes it on close.
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
+  });
+  cleanups.push(() => browser.close());
+  const phone = await browser.newContext({
+    viewport: PHONE,
+    isMobile: true,
+    hasTouch: true,
+    deviceScaleFactor: 1,
+    bypassCSP: true, // only so that axe-core can be injected; the pages run no script
+    locale: 'en-US',
+  });
+  const page = await phone.newPage();
+  page.setDefaultTimeout(15_000);
+  const errors = [];
+  page.on('pageerror', (e) => errors.push(e.message));
+
+  // ---- email score link → form with 3 checked
+  const comment1 = 'The setup took too long.';
+  await must('the email score link opens the form with 3 checked', async () => {
+    const r = await page.goto(scoreLink);
+    assert.equal(r.status(), 200);
+    assert.equal(await page.locator('#score-3').isChecked(), true, 'score 3 is not checked');
+    const checked = await page.locator('input[name=score]:checked').count();
+    assert.equal(checked, 1);
+    assert.equal(await page.locator('input[name=score]').count(), 11, 'NPS has 11 options');
+    assert.match(await h1(page), /Acme/);
+    // each radio has a label
+    for (let i = 0; i <= 10; i++) {
+      assert.equal(await page.locator(`label[for="score-${i}"]`).innerText(), String(i));
+    }
+  });
+  await inspect(page, 'survey');
+  await check('the scale is a radio group named by the question', async () => {
+    const group = page.getByRole('radiogroup', { name: /How likely are you to recommend Acme/ });
+    assert.equal(await group.count(), 1);
+    assert.equal(await group.getByRole('radio').count(), 11);
+    assert.equal(await page.getByRole('radio', { name: '3', exact: true }).isChecked(), true);
+  });
+  await check('forced colors (high contrast): the chosen score stays visible', async () => {
+    await page.emulateMedia({ forcedColors: 'active' });
+    try {
+      const look = (sel) =>
+        page.locator(sel).evaluate((el) => {
+          const cs = getComputedStyle(el);
+          return `${cs.backgroundColor} ${cs.color}`;
+        });
+      const chosen = await look('label[for="score-3"]');
+      const other = await look('label[for="score-4"]');
+      assert.notEqual(chosen, other, `chosen and other scores look the same: ${chosen}`);
+      const edge = await page
+        .getByRole('button', { name: 'Send' })
+        .evaluate((el) => `${getComputedStyle(el).borderTopWidth} ${getComputedStyle(el).borderTopColor}`);
+      assert.ok(!/^0px|rgba\(0, 0, 0, 0\)/.test(edge), `the Send button has no visible edge: ${edge}`);
+      await page.screenshot({ path: path.join(SHOTS, 'survey-forced-colors-375.png'), fullPage: true });
+    } finally {
+      await page.emulateMedia({ forcedColors: 'none' });
+    }
+  });
+
+  await must('type a comment and submit: the thank-you page shows score 3', async () => {
+    await page.locator('#comment').fill(comment1);
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    assert.equal(r.status(), 303, 'POST answers 303');
+    assert.equal(page.url(), `${surveyUrl}/thanks`);
+    assert.match(await h1(page), /Thank you/);
+    assert.equal(await page.locator('.score-line strong').innerText(), '3');
+  });
+  await inspect(page, 'thanks');
+
+  await check('the API shows one response: score 3 with the comment', async () => {
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    assert.equal(list.items.length, 1);
+    assert.equal(list.items[0].score, 3);
+    assert.equal(list.items[0].comment, comment1);
+  });
+
+  // ---- change the answer: tap 9
+  await must('"Change your answer" leads back to the form with 3 and the comment', async () => {
+    await Promise.all([page.waitForURL(surveyUrl), page.getByRole('link', { name: 'Change your answer' }).click()]);
+    assert.equal(await page.locator('#score-3').isChecked(), true);
+    assert.equal(await page.locator('#comment').inputValue(), comment1);
+  });
+  await inspect(page, 'survey-change');
+  await must('tap the label of 9 and submit', async () => {
+    await page.locator('label[for="score-9"]').tap();
+    assert.equal(await page.locator('#score-9').isChecked(), true, 'tapping the label checks 9');
+    assert.equal(await page.locator('#score-3').isChecked(), false);
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).tap());
+    assert.equal(r.status(), 303);
+    assert.equal(await page.locator('.score-line strong').innerText(), '9');
+  });
+  await check('the API shows exactly one response, now 9, comment kept', async () => {
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    assert.equal(list.items.length, 1, `responses: ${JSON.stringify(list.items)}`);
+    assert.equal(list.items[0].score, 9);
+    assert.equal(list.items[0].comment, comment1);
+    assert.equal(list.items[0].invitation_id, invitation.invitation_id);
+  });
+
+  // ---- change the comment on the thank-you page
+  const comment2 = 'Setup was slow, but support fixed it the same day.';
+  await check('change the comment on the thank-you page', async () => {
+    assert.equal(await page.locator('#comment').inputValue(), comment1);
+    await page.locator('#comment').fill(comment2);
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Save comment' }).click());
+    assert.equal(r.status(), 303);
+    assert.equal(page.url(), `${surveyUrl}/thanks`);
+    assert.equal(await page.locator('.score-line strong').innerText(), '9');
+    assert.equal(await page.locator('#comment').inputValue(), comment2);
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    assert.equal(list.items.length, 1);
+    assert.equal(list.items[0].score, 9);
+    assert.equal(list.items[0].comment, comment2);
+  });
+
+  await check('the invitation is marked responded', async () => {
+    const inv = await apiOk('GET', `/api/v1/invitations/${invitation.invitation_id}`);
+    assert.equal(inv.status, 'responded');
+  });
+
+  // ---- unsubscribe from the List-Unsubscribe link
+  await must('the List-Unsubscribe link shows an Unsubscribe button', async () => {
+    const r = await page.goto(unsubscribeLink);
+    assert.equal(r.status(), 200);
+    assert.match(await h1(page), /Unsubscribe/);
+    assert.equal(await page.getByRole('button', { name: 'Unsubscribe' }).count(), 1);
+  });
+  await inspect(page, 'unsubscribe');
+  await check('opening the unsubscribe page alone unsubscribes nobody', async () => {
+    const c = await apiOk('GET', `/api/v1/contacts/${invitation.contact_id}`);
+    assert.equal(c.unsubscribed_at, null);
+  });
+  await must('click Unsubscribe: the confirmation shows', async () => {
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Unsubscribe' }).click());
+    assert.ok(r.status() === 200 || r.status() === 303, `POST answers ${r.status()}`);
+    assert.match(await h1(page), /You are unsubscribed/);
+  });
+  await inspect(page, 'unsubscribed');
+  await check("the contact's unsubscribed_at is set", async () => {
+    const c = await apiOk('GET', `/api/v1/contacts/${invitation.contact_id}`);
+    assert.ok(c.unsubscribed_at, JSON.stringify(c));
+  });
+
+  // ---- the public link: validation errors, then an anonymous answer
+  const publicUrl = survey.public_url;
+  await must('the public link opens the form with nothing chosen', async () => {
+    assert.ok(publicUrl.startsWith(`${base}/l/`), publicUrl);
+    const r = await page.goto(publicUrl);
+    assert.equal(r.status(), 200);
+    assert.equal(await page.locator('input[name=score]:checked').count(), 0);
+  });
+  await inspect(page, 'public');
+  await must('submitting without a score answers 422 listing the error', async () => {
+    await page.locator('#comment').fill('I forgot to pick a number');
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    assert.equal(r.status(), 422);
+    const alert = page.getByRole('alert');
+    assert.match(await alert.innerText(), /Please choose a score/);
+    const group = page.getByRole('radiogroup');
+    assert.equal(await group.getAttribute('aria-invalid'), 'true');
+    assert.equal(await group.getAttribute('aria-describedby'), 'errors');
+    assert.equal(await page.locator('#comment').inputValue(), 'I forgot to pick a number', 'the typed comment is kept');
+  });
+  await inspect(page, 'survey-errors');
+  await must('answer the public link: its thank-you page shows the score', async () => {
+    await page.locator('label[for="score-10"]').tap();
+    await page.locator('#comment').fill('Anonymous praise');
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    assert.equal(r.status(), 303);
+    assert.match(page.url(), /\/l\/[^/]+\/r\/[A-Za-z0-9_-]{43}$/);
+    assert.match(await h1(page), /Thank you/);
+    assert.equal(await page.locator('.score-line strong').innerText(), '10');
+  });
+  await inspect(page, 'public-thanks');
+  await check('the API shows the anonymous response', async () => {
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    const anon = list.items.filter((r) => r.channel === 'public');
+    assert.equal(anon.length, 1, JSON.stringify(list.items));
+    assert.equal(anon[0].score, 10);
+    assert.equal(anon[0].comment, 'Anonymous praise');
+    assert.equal(anon[0].invitation_id, null);
+    assert.equal(anon[0].contact_id, null);
+  });
+
+  await check('keyboard only: Tab reaches the scale, arrows choose, Enter sends', async () => {
+    await page.goto(publicUrl);
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'score-0', 'the first Tab lands on the scale');
+    await page.keyboard.press('ArrowRight');
+    await page.keyboard.press('ArrowRight');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'score-2');
+    assert.equal(await page.locator('#score-2').isChecked(), true, 'arrows choose a score');
+    const ring = await page
+      .locator('label[for="score-2"]')
+      .evaluate((el) => `${getComputedStyle(el).outlineStyle} ${getComputedStyle(el).outlineWidth}`);
+    assert.equal(ring, 'solid 3px', 'the focused score shows a focus ring');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.id), 'comment');
+    await page.keyboard.type('Typed with the keyboard');
+    await page.keyboard.press('Tab');
+    assert.equal(await page.evaluate(() => document.activeElement.tagName), 'BUTTON', 'the honeypot is skipped');
+    const r = await submitBy(page, () => page.keyboard.press('Enter'));
+    assert.equal(r.status(), 303);
+    assert.equal(await page.locator('.score-line strong').innerText(), '2');
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    const found = list.items.filter((x) => x.comment === 'Typed with the keyboard');
+    assert.equal(found.length, 1);
+    assert.equal(found[0].score, 2);
+  });
+
+  // ---- without JavaScript
+  const noJs = await browser.newContext({
+    viewport: PHONE,
+    isMobile: true,
+    hasTouch: true,
+    javaScriptEnabled: false,
+    bypassCSP: true,
+    locale: 'en-US',
+  });
+  cleanups.push(() => noJs.close());
+  const plain = await noJs.newPage();
+  plain.setDefaultTimeout(15_000);
+  await check('without JavaScript: the public link form records an answer', async () => {
+    const r = await plain.goto(publicUrl);
+    assert.equal(r.status(), 200);
+    await plain.locator('label[for="score-6"]').tap();
+    assert.equal(await plain.locator('#score-6').isChecked(), true);
+    await plain.locator('#comment').fill('No script here');
+    const post = await submitBy(plain, () => plain.getByRole('button', { name: 'Send' }).click());
+    assert.equal(post.status(), 303);
+    assert.match(await h1(plain), /Thank you/);
+    assert.equal(await plain.locator('.score-line strong').innerText(), '6');
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    const found = list.items.filter((x) => x.channel === 'public' && x.comment === 'No script here');
+    assert.equal(found.length, 1);
+    assert.equal(found[0].score, 6);
+  });
+  await check('without JavaScript: the thank-you comment form saves', async () => {
+    await plain.locator('#comment').fill('No script here, edited');
+    const post = await submitBy(plain, () => plain.getByRole('button', { name: 'Save comment' }).click());
+    assert.equal(post.status(), 303);
+    const list = await apiOk('GET', `/api/v1/responses?survey_id=${survey.id}`);
+    const found = list.items.filter((x) => x.channel === 'public' && x.score === 6);
+    assert.equal(found.length, 1, JSON.stringify(list.items));
+    assert.equal(found[0].comment, 'No script here, edited');
+  });
+
+  // ---- 404 and 410
+  await must('an unknown survey token answers 404 with a friendly heading', async () => {
+    const r = await page.goto(`${base}/s/${'A'.repeat(43)}`);
+    assert.equal(r.status(), 404);
+    assert.match(await h1(page), /not found/i);
+  });
+  await inspect(page, 'not-found');
+
+  let goneUrl;
+  await must('archive a second survey after inviting by link', async () => {
+    const s2 = await apiOk('POST', '/api/v1/surveys', {
+      kind: 'nps',
+      name: 'Archived survey',
+      brand: 'Acme',
+      brand_color: BRAND_COLOR,
+    });
+    const batch = await apiOk('POST', `/api/v1/surveys/${s2.id}/invitations`, {
+      channel: 'link',
+      contacts: [{ email: 'grace@example.com', name: 'Grace' }],
+    });
+    goneUrl = batch.items[0].url;
+    assert.ok(goneUrl, JSON.stringify(batch));
+    const before = await page.goto(goneUrl);
+    assert.equal(before.status(), 200, 'the link works before archiving');
+    await apiOk('POST', `/api/v1/surveys/${s2.id}/archive`);
+  });
+  await must('the archived survey link answers 410 with a friendly heading', async () => {
+    const r = await page.goto(goneUrl);
+    assert.equal(r.status(), 410);
+    assert.match(await h1(page), /closed/i);
+  });
+  await inspect(page, 'gone');
+
+  // ---- the email itself, as a phone and a desktop mail client would render it
+  await check('the survey email HTML renders (screenshots email-375/1280)', async () => {
+    const mailPage = await phone.newPage();
+    try {
+      await mailPage.setContent(mail.html, { waitUntil: 'load' });
+      // The email template is not a page of this service: its axe findings and its width at
+      // 320 px are reported, not enforced.
+      await audit(mailPage, 'email', { reportOnly: true });
+      await shoot(mailPage, 'email', { narrow: 'report' });
+    } finally {
+      await mailPage.close();
+    }
+  });
+
+  await check('no script errors on any page', () => assert.deepEqual(errors, []));
+}
+
+let crashed = null;
+try {
+  await main();
+} catch (e) {
+  crashed = e;
+}
+await cleanup();
+killServer();
+
+const serious = allViolations.filter((v) => v.impact === 'serious' || v.impact === 'critical').length;
+console.log(
+  `\naxe: ${allViolations.length} violation(s) found, ${serious} serious or critical; screenshots in ${path.relative(process.cwd(), SHOTS) || '.'}`,
+);
+if (crashed) {
+  console.log(`run stopped early: ${crashed.message}`);
+  if (!failed) failed = 1;
+}
+if (failures.length) console.log(`failed: ${failures.join('; ')}`);
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed > 0 ? 1 : 0);
