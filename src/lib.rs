@@ -5,6 +5,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod email;
+pub mod followup;
 pub mod i18n;
 pub mod pages;
 pub mod startup;

@@ -36,6 +36,7 @@ impl AppState {
             settings: self.settings.clone(),
             metrics: self.metrics.clone(),
             wake: self.wake_dispatcher.clone(),
+            digest_checked: Default::default(),
         }
     }
 }

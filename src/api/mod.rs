@@ -5,6 +5,7 @@ pub mod api_keys;
 pub mod contacts;
 pub mod error;
 pub mod extract;
+pub mod followups;
 pub mod invitations;
 pub mod ops;
 pub mod responses;
@@ -39,6 +40,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "contacts", description = "The people who are surveyed"),
         (name = "invitations", description = "Surveys sent to contacts by email or link"),
         (name = "responses", description = "Answers: one per invitation, or anonymous"),
+        (name = "followups", description = "The feedback loop: a task for every unhappy answer"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -83,7 +85,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(invitations::cancel)
             .service(responses::list)
             .service(responses::get)
-            .service(responses::create),
+            .service(responses::create)
+            .service(followups::list)
+            .service(followups::get)
+            .service(followups::update)
+            .service(followups::note)
+            .service(followups::reply),
     )
     .service(ops::healthz)
     .service(ops::readyz)

@@ -191,7 +191,8 @@ pub async fn create(
         .comment
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
-    let recorded = state
+    let rules = crate::followup::Rules::from_settings(&state.settings);
+    let (recorded, tasks) = state
         .db
         .write(move |conn| {
             let (survey, invitation) = match (&b.invitation_token, &b.survey_id) {
@@ -228,9 +229,12 @@ pub async fn create(
                 locale: None,
                 submission_id: None,
             };
-            crate::db::responses::record(conn, &answer)
+            crate::db::responses::record(conn, &answer, &rules)
         })
         .await?;
+    if !tasks.is_empty() {
+        state.wake_dispatcher.notify_one();
+    }
     let (status, row) = match recorded {
         Recorded::Created(r) => (actix_web::http::StatusCode::CREATED, *r),
         Recorded::Updated { after, .. } => (actix_web::http::StatusCode::OK, *after),

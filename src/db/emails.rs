@@ -19,6 +19,9 @@ pub struct NewEmail<'a> {
     pub body_text: &'a str,
     pub in_reply_to: Option<&'a str>,
     pub followup_id: Option<&'a str>,
+    /// Sender display name (default: the one in `SMTP_FROM`).
+    pub from_name: Option<&'a str>,
+    pub reply_to: Option<&'a str>,
 }
 
 pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, ApiError> {
@@ -40,6 +43,8 @@ pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, Api
         message_id: None,
         sent_at: None,
         created_at: t,
+        from_name: e.from_name.map(str::to_string),
+        reply_to: e.reply_to.map(str::to_string),
     };
     diesel::insert_into(emails::table)
         .values(&row)

@@ -170,4 +170,6 @@ pub struct EmailRow {
     pub message_id: Option<String>,
     pub sent_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    pub from_name: Option<String>,
+    pub reply_to: Option<String>,
 }

@@ -72,7 +72,11 @@ pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTi
 /// `responded`, the contact's `last_responded_at` is set, and the feedback loop reacts.
 /// A second answer for the same invitation updates the one response within the edit window
 /// (409 `edit_window_closed` after it), also under concurrent submits.
-pub fn record(conn: &mut DbConnection, a: &Answer) -> Result<Recorded, ApiError> {
+pub fn record(
+    conn: &mut DbConnection,
+    a: &Answer,
+    rules: &crate::followup::Rules,
+) -> Result<(Recorded, Vec<crate::followup::TaskEvent>), ApiError> {
     conn.transaction(|conn| {
         let t = now();
         let recorded = match existing(conn, a)? {
@@ -128,7 +132,8 @@ pub fn record(conn: &mut DbConnection, a: &Answer) -> Result<Recorded, ApiError>
                 .set(contacts::last_responded_at.eq(Some(t)))
                 .execute(conn)?;
         }
-        Ok(recorded)
+        let tasks = crate::followup::on_response(conn, rules, &a.survey, &recorded)?;
+        Ok((recorded, tasks))
     })
 }
 

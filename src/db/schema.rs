@@ -184,6 +184,8 @@ diesel::table! {
         message_id -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        from_name -> Nullable<Text>,
+        reply_to -> Nullable<Text>,
     }
 }
 

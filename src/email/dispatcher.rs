@@ -35,6 +35,8 @@ pub struct Dispatcher {
     pub metrics: Arc<Metrics>,
     /// Woken when new invitations are queued, so they go out without waiting for the poll.
     pub wake: Arc<Notify>,
+    /// The last day (UTC) for which the overdue digest was handled by this process.
+    pub digest_checked: Arc<std::sync::Mutex<String>>,
 }
 
 impl Dispatcher {
@@ -63,7 +65,81 @@ impl Dispatcher {
         if !reminders.is_empty() {
             self.process(reminders).await?;
         }
+        let emails = self
+            .db
+            .write(move |conn| crate::db::emails::claim_due(conn, batch, LEASE))
+            .await?;
+        handled += emails.len();
+        if !emails.is_empty() {
+            self.send_emails(emails).await?;
+        }
+        if self.digest_due().await? {
+            handled += 1;
+        }
         Ok(handled)
+    }
+
+    /// Queues the daily overdue digest when its hour has come (once a day across replicas).
+    async fn digest_due(&self) -> anyhow::Result<bool> {
+        let today = now().format("%Y-%m-%d").to_string();
+        if self.settings.team_email.is_none()
+            || self
+                .digest_checked
+                .lock()
+                .map(|d| *d == today)
+                .unwrap_or(false)
+        {
+            return Ok(false);
+        }
+        let rules = crate::followup::Rules::from_settings(&self.settings);
+        let hour = self.settings.digest_hour_utc;
+        let queued = self
+            .db
+            .write(move |conn| crate::followup::daily_digest(conn, &rules, hour))
+            .await?;
+        if chrono::Timelike::hour(&now()) >= hour {
+            if let Ok(mut d) = self.digest_checked.lock() {
+                *d = today;
+            }
+        }
+        Ok(queued)
+    }
+
+    /// Sends queued alerts, replies and digests.
+    async fn send_emails(&self, rows: Vec<crate::db::models::EmailRow>) -> anyhow::Result<()> {
+        use crate::db::emails::EmailOutcome;
+        let concurrency = self.settings.email_concurrency;
+        let outcomes: Vec<(String, EmailOutcome)> = stream::iter(rows)
+            .map(|row| async move {
+                let outcome = match super::message::outbox_email(&row, &self.settings) {
+                    Err(e) => EmailOutcome::Failed { error: e },
+                    Ok((message, message_id)) => match self.mailer.send(&message, &row.id).await {
+                        Ok(()) => {
+                            self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+                            EmailOutcome::Sent { message_id }
+                        }
+                        Err(e)
+                            if e.permanent || row.attempts >= self.settings.email_max_attempts =>
+                        {
+                            self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
+                            EmailOutcome::Failed { error: e.message }
+                        }
+                        Err(e) => EmailOutcome::Retry {
+                            at: now()
+                                + backoff(self.settings.email_retry_base_seconds, row.attempts),
+                            error: e.message,
+                        },
+                    },
+                };
+                (row.id, outcome)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        self.db
+            .write(move |conn| crate::db::emails::record(conn, &outcomes))
+            .await?;
+        Ok(())
     }
 
     async fn process(&self, claimed: Vec<Claimed>) -> anyhow::Result<()> {

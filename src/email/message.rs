@@ -230,6 +230,55 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     Ok((message, message_id))
 }
 
+/// A message from the outbox (alert, reply, digest): plain text, threaded with
+/// `In-Reply-To`/`References` when it answers a survey email.
+pub fn outbox_email(
+    row: &crate::db::models::EmailRow,
+    settings: &Settings,
+) -> Result<(Message, String), String> {
+    let host = settings.public_url.host_str().unwrap_or("localhost");
+    let message_id = format!("{}@{host}", row.id);
+    let from = Mailbox::new(
+        row.from_name
+            .clone()
+            .or_else(|| settings.smtp_from.name.clone()),
+        settings.smtp_from.email.clone(),
+    );
+    let to: Mailbox = row
+        .to_address
+        .parse()
+        .map_err(|e| format!("invalid recipient {:?}: {e}", row.to_address))?;
+    let mut builder = Message::builder()
+        .from(from)
+        .to(to)
+        .subject(row.subject.clone())
+        .message_id(Some(format!("<{message_id}>")));
+    if let Some(reply_to) = &row.reply_to {
+        if let Ok(mb) = reply_to.parse::<Mailbox>() {
+            builder = builder.reply_to(mb);
+        }
+    }
+    if let Some(parent) = &row.in_reply_to {
+        builder = builder
+            .in_reply_to(format!("<{parent}>"))
+            .references(format!("<{parent}>"));
+    }
+    if row.kind != "followup_reply" {
+        builder = builder.raw_header(HeaderValue::new(
+            HeaderName::new_from_ascii_str("Auto-Submitted"),
+            "auto-generated".to_string(),
+        ));
+    }
+    let message = builder
+        .singlepart(
+            SinglePart::builder()
+                .header(ContentType::TEXT_PLAIN)
+                .body(row.body_text.clone()),
+        )
+        .map_err(|e| format!("cannot build the message: {e}"))?;
+    Ok((message, message_id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::text_on;

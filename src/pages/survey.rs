@@ -303,15 +303,21 @@ pub async fn submit(
     }
 }
 
-/// Records an answer and wakes the workers that react to it.
+/// Records an answer (and its follow-up, in the same transaction), then wakes the workers
+/// that send what it queued.
 pub async fn record(
     state: &AppState,
     answer: Answer,
 ) -> Result<crate::db::responses::Recorded, ApiError> {
-    state
+    let rules = crate::followup::Rules::from_settings(&state.settings);
+    let (recorded, tasks) = state
         .db
-        .write(move |conn| crate::db::responses::record(conn, &answer))
-        .await
+        .write(move |conn| crate::db::responses::record(conn, &answer, &rules))
+        .await?;
+    if !tasks.is_empty() {
+        state.wake_dispatcher.notify_one();
+    }
+    Ok(recorded)
 }
 
 /// GET /s/{token}/thanks: the recorded answer, with a form to add or change the comment.

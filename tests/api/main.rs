@@ -7,6 +7,7 @@ mod api_keys;
 mod bad_input;
 mod cli;
 mod contacts;
+mod followups;
 mod invitations;
 mod openapi;
 mod ops;

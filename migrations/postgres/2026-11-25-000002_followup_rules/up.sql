@@ -12,3 +12,7 @@ CREATE TABLE job_runs (
 
 CREATE INDEX followups_queue ON followups (status, contact_value, score, answered_at);
 CREATE INDEX followups_contact ON followups (contact_id);
+
+-- Replies to customers go out under the survey's brand, with replies to the team.
+ALTER TABLE emails ADD COLUMN from_name TEXT;
+ALTER TABLE emails ADD COLUMN reply_to TEXT;
