@@ -8,5 +8,6 @@ pub mod email;
 pub mod followup;
 pub mod i18n;
 pub mod pages;
+pub mod reports;
 pub mod startup;
 pub mod telemetry;

@@ -8,6 +8,7 @@ pub mod extract;
 pub mod followups;
 pub mod invitations;
 pub mod ops;
+pub mod reports;
 pub mod responses;
 pub mod surveys;
 
@@ -41,6 +42,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "invitations", description = "Surveys sent to contacts by email or link"),
         (name = "responses", description = "Answers: one per invitation, or anonymous"),
         (name = "followups", description = "The feedback loop: a task for every unhappy answer"),
+        (name = "reports", description = "NPS and CSAT with confidence intervals, trends and segments"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -90,7 +92,10 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(followups::get)
             .service(followups::update)
             .service(followups::note)
-            .service(followups::reply),
+            .service(followups::reply)
+            .service(reports::survey_report)
+            .service(reports::kind_report)
+            .service(reports::export_csv),
     )
     .service(ops::healthz)
     .service(ops::readyz)

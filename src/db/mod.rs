@@ -164,6 +164,11 @@ impl Db {
         .is_some()
     }
 
+    /// A read connection for long synchronous readers (exports) on a blocking thread.
+    pub fn read_conn(&self) -> Result<PooledConn, ApiError> {
+        self.pool.get().map_err(ApiError::from)
+    }
+
     /// A write connection for synchronous callers (CLI, background workers on blocking threads).
     pub fn get(&self) -> Result<PooledConn, ApiError> {
         self.write_pool.get().map_err(ApiError::from)

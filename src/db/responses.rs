@@ -245,3 +245,43 @@ pub fn list(
     }
     Ok(q.limit(page.limit + 1).load(conn)?)
 }
+
+/// A page of a CSV export: responses with their contact's email, name and external id,
+/// oldest first, after the id `after`.
+#[allow(clippy::type_complexity)]
+pub fn export_page(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(ResponseRow, Option<String>, Option<String>, Option<String>)>, ApiError> {
+    let mut q = responses::table
+        .left_join(contacts::table)
+        .select((
+            ResponseRow::as_select(),
+            contacts::email.nullable(),
+            contacts::name.nullable(),
+            contacts::external_id.nullable(),
+        ))
+        .order(responses::id.asc())
+        .into_boxed();
+    if let Some(v) = &f.survey_id {
+        q = q.filter(responses::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.contact_id {
+        q = q.filter(responses::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.category {
+        q = q.filter(responses::category.eq(v.clone()));
+    }
+    if let Some(v) = f.since {
+        q = q.filter(responses::created_at.ge(v));
+    }
+    if let Some(v) = f.until {
+        q = q.filter(responses::created_at.lt(v));
+    }
+    if let Some(a) = after {
+        q = q.filter(responses::id.gt(a.to_string()));
+    }
+    Ok(q.limit(limit).load(conn)?)
+}

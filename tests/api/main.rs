@@ -12,4 +12,5 @@ mod invitations;
 mod openapi;
 mod ops;
 mod pages;
+mod reports;
 mod surveys;

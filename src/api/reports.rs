@@ -1,0 +1,572 @@
+//! Reports and the CSV export of responses.
+
+use std::collections::BTreeMap;
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::ApiError;
+use super::extract::{check_id, Caller};
+use super::responses::ResponseQuery;
+use super::utc;
+use crate::domain::{now, IdPrefix, Role, SurveyKind};
+use crate::reports::stats::{round2, Counts, Z95};
+use crate::reports::{self as rep, Interval, Scope};
+use crate::startup::AppState;
+
+/// Counts and scores of a set of answers. Fields of the other kind are absent; ratios are
+/// `null` when there are no answers (nothing to divide).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub responses: i64,
+    /// Answers per score (`"0"`…`"10"` for NPS, `"1"`…`"5"` for CSAT).
+    pub counts: BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoters: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passives: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detractors: Option<i64>,
+    /// −100…100 (NPS surveys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub nps: Option<Option<f64>>,
+    /// 95 % interval of the NPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub nps_ci95: Option<Option<[f64; 2]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub satisfied: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsatisfied: Option<i64>,
+    /// % of 4–5 answers (CSAT surveys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub csat: Option<Option<f64>>,
+    /// Wilson 95 % interval of the CSAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub csat_ci95: Option<Option<[f64; 2]>>,
+    pub average_score: Option<f64>,
+}
+
+impl Summary {
+    pub fn of(kind: SurveyKind, c: &Counts) -> Summary {
+        let (lo, hi) = kind.range();
+        let nps = matches!(kind, SurveyKind::Nps);
+        let r2 = |v: [f64; 2]| [round2(v[0]), round2(v[1])];
+        Summary {
+            responses: c.total(),
+            counts: (lo..=hi)
+                .map(|s| (s.to_string(), c.0[s as usize]))
+                .collect(),
+            promoters: nps.then(|| c.promoters()),
+            passives: nps.then(|| c.passives()),
+            detractors: nps.then(|| c.detractors()),
+            nps: nps.then(|| c.nps().map(|(v, _)| round2(v))),
+            nps_ci95: nps.then(|| c.nps().map(|(_, ci)| r2(ci))),
+            satisfied: (!nps).then(|| c.satisfied()),
+            neutral: (!nps).then(|| c.neutral()),
+            unsatisfied: (!nps).then(|| c.unsatisfied()),
+            csat: (!nps).then(|| c.csat().map(|(v, _)| round2(v))),
+            csat_ci95: (!nps).then(|| c.csat().map(|(_, ci)| r2(ci))),
+            average_score: c.average().map(round2),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Bucket start (UTC day; weeks start on Monday, months on the 1st).
+    pub start: NaiveDate,
+    /// Next bucket's start (exclusive).
+    pub end: NaiveDate,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentRow {
+    /// The property's value; `null` for anonymous answers and contacts without it.
+    pub value: Option<String>,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub response_rate: Option<f64>,
+}
+
+/// Current minus previous period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    pub responses: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub nps: Option<Option<f64>>,
+    /// Whether the NPS change is significant at 95 % (|Δ| > 1.96·sqrt(Var₁/n₁ + Var₂/n₂)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<bool>)]
+    pub nps_significant: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub csat: Option<Option<f64>>,
+    pub response_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backlog {
+    pub open: i64,
+    pub in_progress: i64,
+    /// Open or in progress and past due.
+    pub overdue: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Report {
+    /// The survey, or absent for a report across all surveys of a kind.
+    pub survey_id: Option<String>,
+    pub kind: SurveyKind,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `day`, `week` or `month`.
+    pub interval: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Invitations delivered in the period (emails sent, links made).
+    pub invitations_delivered: i64,
+    /// Of those, how many were answered.
+    pub invitations_answered: i64,
+    /// answered ÷ delivered, 0–1; `null` when nothing was delivered.
+    pub response_rate: Option<f64>,
+    /// Median seconds from sending to answering, for answers in the period.
+    pub median_seconds_to_answer: Option<f64>,
+    /// The period of the same length just before `from`.
+    pub previous: Period,
+    pub change: Change,
+    /// Follow-up tasks now (not limited to the period).
+    pub followups: Backlog,
+    pub series: Vec<SeriesPoint>,
+    /// The property the answers are broken down by (`segment=`), if any.
+    pub segment: Option<String>,
+    pub segments: Vec<SegmentRow>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Start (inclusive, RFC 3339). Default: 30 days before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// End (exclusive, RFC 3339). Default: now.
+    pub to: Option<DateTime<Utc>>,
+    /// `day`, `week` or `month`. Default: day up to 31 days, week up to 26 weeks, else month.
+    pub interval: Option<String>,
+    /// A contact property to break the answers down by, e.g. `plan`.
+    pub segment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KindReportQuery {
+    /// `nps` or `csat`.
+    pub kind: SurveyKind,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub interval: Option<String>,
+    pub segment: Option<String>,
+}
+
+struct Checked {
+    from: chrono::NaiveDateTime,
+    to: chrono::NaiveDateTime,
+    interval: Interval,
+    segment: Option<String>,
+}
+
+fn check(
+    from: Option<DateTime<Utc>>,
+    to: Option<DateTime<Utc>>,
+    interval: Option<&str>,
+    segment: Option<&str>,
+) -> Result<Checked, ApiError> {
+    let to = to.map(|t| t.naive_utc()).unwrap_or_else(now);
+    let from = from
+        .map(|t| t.naive_utc())
+        .unwrap_or(to - TimeDelta::days(30));
+    if from >= to {
+        return Err(ApiError::field("from", "must be before to"));
+    }
+    let days = (to - from).num_days();
+    let interval = match interval {
+        None if days <= 31 => Interval::Day,
+        None if days <= 182 => Interval::Week,
+        None => Interval::Month,
+        Some("day") => Interval::Day,
+        Some("week") => Interval::Week,
+        Some("month") => Interval::Month,
+        Some(_) => return Err(ApiError::field("interval", "must be day, week or month")),
+    };
+    let buckets = match interval {
+        Interval::Day => days,
+        Interval::Week => days / 7,
+        Interval::Month => days / 28,
+    };
+    if buckets > 1000 {
+        return Err(ApiError::field(
+            "interval",
+            "gives more than 1000 buckets; use a longer interval or a shorter range",
+        ));
+    }
+    if let Some(s) = segment {
+        let ok = !s.is_empty()
+            && s.len() <= 100
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return Err(ApiError::field(
+                "segment",
+                "must be a property name of letters, digits, _ or - (1 to 100)",
+            ));
+        }
+    }
+    Ok(Checked {
+        from,
+        to,
+        interval,
+        segment: segment.map(str::to_string),
+    })
+}
+
+fn rate(answered: i64, delivered: i64) -> Option<f64> {
+    (delivered > 0).then(|| round2(answered as f64 / delivered as f64 * 100.0) / 100.0)
+}
+
+fn nps_variance(c: &Counts) -> Option<(f64, f64)> {
+    let n = c.total();
+    (n > 0).then(|| {
+        let n = n as f64;
+        let p = c.promoters() as f64 / n;
+        let d = c.detractors() as f64 / n;
+        (p + d - (p - d).powi(2), n)
+    })
+}
+
+fn build(
+    conn: &mut crate::db::DbConnection,
+    scope: Scope,
+    kind: SurveyKind,
+    c: Checked,
+) -> Result<Report, ApiError> {
+    let days = rep::day_counts(conn, &scope, c.from, c.to)?;
+    let mut total = Counts::default();
+    for counts in days.values() {
+        total.merge(counts);
+    }
+    let series = rep::series(&days, c.interval, c.from, c.to)
+        .into_iter()
+        .map(|(start, end, counts)| SeriesPoint {
+            start,
+            end,
+            summary: Summary::of(kind, &counts),
+        })
+        .collect();
+    let (delivered, answered) = rep::delivery(conn, &scope, c.from, c.to)?;
+    let median = rep::median_seconds_to_answer(conn, &scope, c.from, c.to)?.map(round2);
+    let prev_from = c.from - (c.to - c.from);
+    let prev_days = rep::day_counts(conn, &scope, prev_from, c.from)?;
+    let mut prev = Counts::default();
+    for counts in prev_days.values() {
+        prev.merge(counts);
+    }
+    let (prev_delivered, prev_answered) = rep::delivery(conn, &scope, prev_from, c.from)?;
+    let segments = match &c.segment {
+        Some(key) => rep::segment_counts(conn, &scope, c.from, c.to, key)?
+            .into_iter()
+            .map(|(value, counts)| SegmentRow {
+                value,
+                summary: Summary::of(kind, &counts),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let (open, in_progress, overdue) = rep::backlog(conn, &scope, now())?;
+    let nps = matches!(kind, SurveyKind::Nps);
+    let response_rate = rate(answered, delivered);
+    let prev_rate = rate(prev_answered, prev_delivered);
+    let change = Change {
+        responses: total.total() - prev.total(),
+        nps: nps.then(|| match (total.nps(), prev.nps()) {
+            (Some((a, _)), Some((b, _))) => Some(round2(a - b)),
+            _ => None,
+        }),
+        nps_significant: nps.then(|| {
+            match (
+                total.nps(),
+                prev.nps(),
+                nps_variance(&total),
+                nps_variance(&prev),
+            ) {
+                (Some((a, _)), Some((b, _)), Some((v1, n1)), Some((v2, n2))) => {
+                    Some(((a - b) / 100.0).abs() > Z95 * (v1 / n1 + v2 / n2).sqrt())
+                }
+                _ => None,
+            }
+        }),
+        csat: (!nps).then(|| match (total.csat(), prev.csat()) {
+            (Some((a, _)), Some((b, _))) => Some(round2(a - b)),
+            _ => None,
+        }),
+        response_rate: match (response_rate, prev_rate) {
+            (Some(a), Some(b)) => Some(round2((a - b) * 100.0) / 100.0),
+            _ => None,
+        },
+    };
+    Ok(Report {
+        survey_id: match &scope {
+            Scope::Survey(id) => Some(id.clone()),
+            Scope::Kind(_) => None,
+        },
+        kind,
+        from: utc(c.from),
+        to: utc(c.to),
+        interval: c.interval.as_str().into(),
+        summary: Summary::of(kind, &total),
+        invitations_delivered: delivered,
+        invitations_answered: answered,
+        response_rate,
+        median_seconds_to_answer: median,
+        previous: Period {
+            from: utc(prev_from),
+            to: utc(c.from),
+            summary: Summary::of(kind, &prev),
+            response_rate: prev_rate,
+        },
+        change,
+        followups: Backlog {
+            open,
+            in_progress,
+            overdue,
+        },
+        series,
+        segment: c.segment,
+        segments,
+    })
+}
+
+/// Survey report
+///
+/// NPS or CSAT with 95 % intervals, counts per score, a series per interval, a breakdown
+/// by a contact property, response rate, median time to answer, the change against the
+/// previous period of the same length, and the follow-up backlog. Aggregated in the
+/// database; buckets are UTC.
+#[utoipa::path(
+    operation_id = "survey_report",
+    tag = "reports",
+    params(("id" = String, Path, description = "Survey id"), ReportQuery),
+    responses(
+        (status = 200, description = "The report", body = Report),
+        (status = 404, description = "No such survey", body = super::error::ErrorBody),
+        (status = 422, description = "Invalid range, interval or segment", body = super::error::ErrorBody)
+    )
+)]
+#[get("/surveys/{id}/report")]
+pub async fn survey_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<web::Json<Report>, ApiError> {
+    caller.require(Role::Reader)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Survey, "survey")?;
+    let q = query.into_inner();
+    let checked = check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    let report = state
+        .db
+        .run(move |conn| {
+            let survey = crate::db::surveys::get(conn, &id)?;
+            let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
+            build(conn, Scope::Survey(id), kind, checked)
+        })
+        .await?;
+    Ok(web::Json(report))
+}
+
+/// Report across surveys
+///
+/// The same report over every survey of one kind.
+#[utoipa::path(
+    operation_id = "kind_report",
+    tag = "reports",
+    params(KindReportQuery),
+    responses(
+        (status = 200, description = "The report", body = Report),
+        (status = 422, description = "Invalid kind, range, interval or segment", body = super::error::ErrorBody)
+    )
+)]
+#[get("/reports")]
+pub async fn kind_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<KindReportQuery>,
+) -> Result<web::Json<Report>, ApiError> {
+    caller.require(Role::Reader)?;
+    let q = query.into_inner();
+    let checked = check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    let kind = q.kind;
+    let report = state
+        .db
+        .run(move |conn| build(conn, Scope::Kind(kind.as_str().into()), kind, checked))
+        .await?;
+    Ok(web::Json(report))
+}
+
+/// Neutralises a cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+/// carriage return at the start) by prefixing an apostrophe.
+pub fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+const CSV_HEADER: [&str; 13] = [
+    "id",
+    "survey_id",
+    "invitation_id",
+    "contact_id",
+    "email",
+    "name",
+    "external_id",
+    "score",
+    "category",
+    "comment",
+    "channel",
+    "created_at",
+    "updated_at",
+];
+
+/// Export responses as CSV
+///
+/// All of a survey's responses (oldest first) with the same filters as the response list,
+/// streamed: RFC 4180 quoting, UTF-8 with a byte-order mark (so spreadsheets detect it),
+/// and cells that a spreadsheet would treat as a formula prefixed with `'`.
+#[utoipa::path(
+    operation_id = "export_responses_csv",
+    tag = "responses",
+    params(("id" = String, Path, description = "Survey id"), ("category" = Option<String>, Query, description = "promoter, passive, detractor, satisfied, neutral or unsatisfied"), ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"), ("contact_id" = Option<String>, Query, description = "Only this contact's answers")),
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+        (status = 404, description = "No such survey", body = super::error::ErrorBody)
+    )
+)]
+#[get("/surveys/{id}/responses.csv")]
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ResponseQuery>,
+) -> Result<HttpResponse, ApiError> {
+    caller.require(Role::Reader)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Survey, "survey")?;
+    let mut filter = query.filter()?;
+    filter.survey_id = Some(id.clone());
+    {
+        let id = id.clone();
+        state
+            .db
+            .run(move |conn| crate::db::surveys::get(conn, &id))
+            .await?;
+    }
+    let (tx, rx) = tokio::sync::mpsc::channel::<web::Bytes>(4);
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write_csv(&db, &filter, &tx) {
+            tracing::warn!(error = %e, "CSV export stopped");
+        }
+    });
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"responses-{id}.csv\""),
+        ))
+        .streaming(body))
+}
+
+fn write_csv(
+    db: &crate::db::Db,
+    filter: &crate::db::responses::ResponseFilter,
+    tx: &tokio::sync::mpsc::Sender<web::Bytes>,
+) -> anyhow::Result<()> {
+    let mut conn = db.read_conn()?;
+    let mut head = csv::Writer::from_writer(Vec::new());
+    head.write_record(CSV_HEADER)?;
+    let mut first = "\u{feff}".as_bytes().to_vec();
+    first.extend_from_slice(&head.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+    if tx.blocking_send(web::Bytes::from(first)).is_err() {
+        return Ok(());
+    }
+    let fmt =
+        |t: chrono::NaiveDateTime| utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut after: Option<String> = None;
+    loop {
+        let rows = crate::db::responses::export_page(&mut conn, filter, after.as_deref(), 2000)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.0.id.clone());
+        let mut out = csv::Writer::from_writer(Vec::with_capacity(256 * rows.len()));
+        for (r, email, name, external_id) in &rows {
+            out.write_record([
+                r.id.as_str(),
+                r.survey_id.as_str(),
+                r.invitation_id.as_deref().unwrap_or(""),
+                r.contact_id.as_deref().unwrap_or(""),
+                &safe_cell(email.as_deref().unwrap_or("")),
+                &safe_cell(name.as_deref().unwrap_or("")),
+                &safe_cell(external_id.as_deref().unwrap_or("")),
+                &r.score.to_string(),
+                r.category.as_str(),
+                &safe_cell(r.comment.as_deref().unwrap_or("")),
+                r.channel.as_str(),
+                &fmt(r.created_at),
+                &fmt(r.updated_at),
+            ])?;
+        }
+        let chunk = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if tx.blocking_send(web::Bytes::from(chunk)).is_err() {
+            return Ok(()); // the client went away
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_cell;
+
+    #[test]
+    fn formulas_are_neutralised() {
+        for v in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(safe_cell(v).starts_with('\''), "{v:?}");
+        }
+        assert_eq!(safe_cell("fine = ok"), "fine = ok");
+        assert_eq!(safe_cell(""), "");
+    }
+}
