@@ -133,6 +133,7 @@ pub struct FollowupQuery {
     pub overdue: Option<bool>,
     /// `priority` (default: most valuable contact, then lower score, then older answer),
     /// `due_at` (soonest first) or `created_at` (newest first).
+    #[param(inline)]
     pub sort: Option<SortKey>,
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,

@@ -95,3 +95,34 @@ async fn swagger_ui_is_served_without_a_cdn() {
     let a = app.send(Method::GET, "/docs", None, None).await;
     assert!(matches!(a.status, 301 | 308), "{}", a.status);
 }
+
+#[test]
+fn every_reference_resolves() {
+    fn walk(v: &Value, refs: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, x) in m {
+                    if k == "$ref" {
+                        refs.push(x.as_str().unwrap_or_default().to_string());
+                    }
+                    walk(x, refs);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|x| walk(x, refs)),
+            _ => {}
+        }
+    }
+    let doc = committed();
+    let mut refs = Vec::new();
+    walk(&doc, &mut refs);
+    assert!(!refs.is_empty());
+    for r in refs {
+        let name = r
+            .strip_prefix("#/components/schemas/")
+            .unwrap_or_else(|| panic!("unexpected $ref {r}"));
+        assert!(
+            doc["components"]["schemas"][name].is_object(),
+            "{r} does not resolve"
+        );
+    }
+}
