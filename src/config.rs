@@ -84,6 +84,14 @@ pub struct Settings {
     /// Public link requests per minute per client, and the burst allowed.
     pub public_link_per_minute: u32,
     pub public_link_burst: u32,
+    /// Whether this process runs the webhook delivery worker.
+    pub webhooks: bool,
+    /// Attempts before a transiently failing webhook delivery is marked `failed`.
+    pub webhook_max_attempts: i32,
+    /// First webhook retry delay; doubles per attempt (capped at one hour).
+    pub webhook_retry_base_seconds: u64,
+    /// Per-request timeout of a webhook delivery (connect and answer).
+    pub webhook_timeout_seconds: u64,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -260,6 +268,34 @@ impl Settings {
                 ))
             }
         };
+        let webhooks = match get("WEBHOOKS").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(bad("WEBHOOKS", format!("must be on or off, not {other:?}")))
+            }
+        };
+        let webhook_max_attempts = number(
+            get("WEBHOOK_MAX_ATTEMPTS"),
+            "WEBHOOK_MAX_ATTEMPTS",
+            10,
+            1,
+            100,
+        )?;
+        let webhook_retry_base_seconds = number(
+            get("WEBHOOK_RETRY_BASE_SECONDS"),
+            "WEBHOOK_RETRY_BASE_SECONDS",
+            10,
+            0,
+            3600,
+        )?;
+        let webhook_timeout_seconds = number(
+            get("WEBHOOK_TIMEOUT_SECONDS"),
+            "WEBHOOK_TIMEOUT_SECONDS",
+            10,
+            1,
+            300,
+        )?;
 
         Ok(Settings {
             database_url,
@@ -283,6 +319,10 @@ impl Settings {
             dispatcher,
             public_link_per_minute,
             public_link_burst,
+            webhooks,
+            webhook_max_attempts,
+            webhook_retry_base_seconds,
+            webhook_timeout_seconds,
         })
     }
 }
@@ -308,6 +348,10 @@ mod tests {
         assert_eq!(s.public_url.as_str(), "http://localhost:8080/");
         assert!(s.smtp_url.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.webhooks);
+        assert_eq!(s.webhook_max_attempts, 10);
+        assert_eq!(s.webhook_retry_base_seconds, 10);
+        assert_eq!(s.webhook_timeout_seconds, 10);
     }
 
     #[test]
@@ -350,6 +394,10 @@ mod tests {
             ("EMAIL_MAX_ATTEMPTS", "0"),
             ("EMAIL_CONCURRENCY", "many"),
             ("DISPATCHER", "maybe"),
+            ("WEBHOOKS", "yes"),
+            ("WEBHOOK_MAX_ATTEMPTS", "0"),
+            ("WEBHOOK_RETRY_BASE_SECONDS", "-1"),
+            ("WEBHOOK_TIMEOUT_SECONDS", "0"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

@@ -9,3 +9,4 @@ pub mod i18n;
 pub mod pages;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

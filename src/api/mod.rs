@@ -9,6 +9,7 @@ pub mod invitations;
 pub mod ops;
 pub mod responses;
 pub mod surveys;
+pub mod webhooks;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use utoipa::openapi::path::Operation;
@@ -39,6 +40,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "contacts", description = "The people who are surveyed"),
         (name = "invitations", description = "Surveys sent to contacts by email or link"),
         (name = "responses", description = "Answers: one per invitation, or anonymous"),
+        (name = "webhooks", description = "Signed HTTP callbacks to other apps, with a delivery log (admin only)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -83,7 +85,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(invitations::cancel)
             .service(responses::list)
             .service(responses::get)
-            .service(responses::create),
+            .service(responses::create)
+            .service(webhooks::create)
+            .service(webhooks::list)
+            .service(webhooks::get)
+            .service(webhooks::remove)
+            .service(webhooks::deliveries),
     )
     .service(ops::healthz)
     .service(ops::readyz)

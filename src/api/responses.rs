@@ -231,6 +231,7 @@ pub async fn create(
             crate::db::responses::record(conn, &answer)
         })
         .await?;
+    state.wake_webhooks.notify_one();
     let (status, row) = match recorded {
         Recorded::Created(r) => (actix_web::http::StatusCode::CREATED, *r),
         Recorded::Updated { after, .. } => (actix_web::http::StatusCode::OK, *after),

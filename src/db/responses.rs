@@ -128,6 +128,7 @@ pub fn record(conn: &mut DbConnection, a: &Answer) -> Result<Recorded, ApiError>
                 .set(contacts::last_responded_at.eq(Some(t)))
                 .execute(conn)?;
         }
+        crate::webhooks::enqueue_response(conn, &recorded)?;
         Ok(recorded)
     })
 }

@@ -308,10 +308,12 @@ pub async fn record(
     state: &AppState,
     answer: Answer,
 ) -> Result<crate::db::responses::Recorded, ApiError> {
-    state
+    let recorded = state
         .db
         .write(move |conn| crate::db::responses::record(conn, &answer))
-        .await
+        .await?;
+    state.wake_webhooks.notify_one();
+    Ok(recorded)
 }
 
 /// GET /s/{token}/thanks: the recorded answer, with a form to add or change the comment.

@@ -12,3 +12,4 @@ mod openapi;
 mod ops;
 mod pages;
 mod surveys;
+mod webhooks;
