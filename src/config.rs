@@ -92,6 +92,14 @@ pub struct Settings {
     pub followup_resolve_on_raise: bool,
     /// Hour (UTC) at which the daily overdue digest goes to TEAM_EMAIL.
     pub digest_hour_utc: u32,
+    /// Whether this process runs the webhook delivery worker.
+    pub webhooks: bool,
+    /// Attempts before a transiently failing webhook delivery is marked `failed`.
+    pub webhook_max_attempts: i32,
+    /// First webhook retry delay; doubles per attempt (capped at one hour).
+    pub webhook_retry_base_seconds: u64,
+    /// Per-request timeout of a webhook delivery (connect and answer).
+    pub webhook_timeout_seconds: u64,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -291,6 +299,34 @@ impl Settings {
                 ))
             }
         };
+        let webhooks = match get("WEBHOOKS").as_deref().map(str::trim) {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(bad("WEBHOOKS", format!("must be on or off, not {other:?}")))
+            }
+        };
+        let webhook_max_attempts = number(
+            get("WEBHOOK_MAX_ATTEMPTS"),
+            "WEBHOOK_MAX_ATTEMPTS",
+            10,
+            1,
+            100,
+        )?;
+        let webhook_retry_base_seconds = number(
+            get("WEBHOOK_RETRY_BASE_SECONDS"),
+            "WEBHOOK_RETRY_BASE_SECONDS",
+            10,
+            0,
+            3600,
+        )?;
+        let webhook_timeout_seconds = number(
+            get("WEBHOOK_TIMEOUT_SECONDS"),
+            "WEBHOOK_TIMEOUT_SECONDS",
+            10,
+            1,
+            300,
+        )?;
 
         Ok(Settings {
             database_url,
@@ -318,6 +354,10 @@ impl Settings {
             followup_sla_business_days,
             followup_resolve_on_raise,
             digest_hour_utc,
+            webhooks,
+            webhook_max_attempts,
+            webhook_retry_base_seconds,
+            webhook_timeout_seconds,
         })
     }
 }
@@ -343,6 +383,10 @@ mod tests {
         assert_eq!(s.public_url.as_str(), "http://localhost:8080/");
         assert!(s.smtp_url.is_none());
         assert_eq!(s.log_format, LogFormat::Text);
+        assert!(s.webhooks);
+        assert_eq!(s.webhook_max_attempts, 10);
+        assert_eq!(s.webhook_retry_base_seconds, 10);
+        assert_eq!(s.webhook_timeout_seconds, 10);
     }
 
     #[test]
@@ -387,6 +431,10 @@ mod tests {
             ("DISPATCHER", "maybe"),
             ("FOLLOWUP_SLA_BUSINESS_DAYS", "sometimes"),
             ("DIGEST_HOUR_UTC", "24"),
+            ("WEBHOOKS", "yes"),
+            ("WEBHOOK_MAX_ATTEMPTS", "0"),
+            ("WEBHOOK_RETRY_BASE_SECONDS", "-1"),
+            ("WEBHOOK_TIMEOUT_SECONDS", "0"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

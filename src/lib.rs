@@ -11,3 +11,4 @@ pub mod pages;
 pub mod reports;
 pub mod startup;
 pub mod telemetry;
+pub mod webhooks;

@@ -15,6 +15,7 @@ use crate::db::Db;
 use crate::email::dispatcher::Dispatcher;
 use crate::email::Mailer;
 use crate::telemetry::Metrics;
+use crate::webhooks::WebhookWorker;
 use tokio::sync::{watch, Notify};
 
 /// What every handler can reach.
@@ -25,6 +26,8 @@ pub struct AppState {
     pub mailer: Mailer,
     /// Wakes the email dispatcher when invitations are queued.
     pub wake_dispatcher: Arc<Notify>,
+    /// Wakes the webhook worker when deliveries are queued (after the commit).
+    pub wake_webhooks: Arc<Notify>,
 }
 
 impl AppState {
@@ -38,6 +41,15 @@ impl AppState {
             wake: self.wake_dispatcher.clone(),
             digest_checked: Default::default(),
         }
+    }
+
+    /// A webhook worker over this state's database.
+    pub fn webhook_worker(&self) -> anyhow::Result<WebhookWorker> {
+        WebhookWorker::new(
+            self.db.clone(),
+            self.settings.clone(),
+            self.wake_webhooks.clone(),
+        )
     }
 }
 
@@ -78,10 +90,14 @@ impl Application {
             metrics: Arc::new(Metrics::default()),
             mailer,
             wake_dispatcher: Arc::new(Notify::new()),
+            wake_webhooks: Arc::new(Notify::new()),
         });
         let (stop_workers, stopped) = watch::channel(false);
         if state.settings.dispatcher {
-            tokio::spawn(state.dispatcher().run(stopped));
+            tokio::spawn(state.dispatcher().run(stopped.clone()));
+        }
+        if state.settings.webhooks {
+            tokio::spawn(state.webhook_worker()?.run(stopped));
         }
         let server = run(listener, state.clone())?;
         Ok(Application {

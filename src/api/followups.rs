@@ -374,10 +374,18 @@ pub async fn update(
                 if !changed {
                     return Ok(task);
                 }
-                followups::update(conn, &id, &changes)
+                let what = match (changes.status.is_some(), changes.assignee.is_some()) {
+                    (true, true) => "status_changed,assigned",
+                    (true, false) => "status_changed",
+                    _ => "assigned",
+                };
+                let row = followups::update(conn, &id, &changes)?;
+                crate::webhooks::enqueue_followup(conn, false, &row, what)?;
+                Ok(row)
             })
         })
         .await?;
+    state.wake_webhooks.notify_one();
     Ok(web::Json(row.into()))
 }
 
@@ -421,10 +429,14 @@ pub async fn note(
                 diesel::update(crate::db::schema::followups::table.find(&id))
                     .set(crate::db::schema::followups::updated_at.eq(now()))
                     .execute(conn)?;
-                followups::log(conn, &id, "note", &actor, Some(&text), None)
+                let note = followups::log(conn, &id, "note", &actor, Some(&text), None)?;
+                let task = followups::get(conn, &id)?;
+                crate::webhooks::enqueue_followup(conn, false, &task, "note")?;
+                Ok(note)
             })
         })
         .await?;
+    state.wake_webhooks.notify_one();
     Ok(HttpResponse::Created().json(Activity::from(row)))
 }
 
@@ -547,11 +559,14 @@ pub async fn reply(
                     Some(b.body.trim()),
                     Some(json!({"email_id": email.id, "subject": subject, "to": to})),
                 )?;
+                let task = followups::get(conn, &id)?;
+                crate::webhooks::enqueue_followup(conn, false, &task, "replied")?;
                 Ok((email, activity))
             })
         })
         .await?;
     state.wake_dispatcher.notify_one();
+    state.wake_webhooks.notify_one();
     Ok(HttpResponse::Accepted().json(ReplyQueued {
         email_id: email.id,
         status: email.status,

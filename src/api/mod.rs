@@ -11,6 +11,7 @@ pub mod ops;
 pub mod reports;
 pub mod responses;
 pub mod surveys;
+pub mod webhooks;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use utoipa::openapi::path::Operation;
@@ -43,6 +44,7 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "responses", description = "Answers: one per invitation, or anonymous"),
         (name = "followups", description = "The feedback loop: a task for every unhappy answer"),
         (name = "reports", description = "NPS and CSAT with confidence intervals, trends and segments"),
+        (name = "webhooks", description = "Signed HTTP callbacks to other apps, with a delivery log (admin only)"),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
@@ -95,7 +97,12 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(followups::reply)
             .service(reports::survey_report)
             .service(reports::kind_report)
-            .service(reports::export_csv),
+            .service(reports::export_csv)
+            .service(webhooks::create)
+            .service(webhooks::list)
+            .service(webhooks::get)
+            .service(webhooks::remove)
+            .service(webhooks::deliveries),
     )
     .service(ops::healthz)
     .service(ops::readyz)

@@ -235,6 +235,7 @@ pub async fn create(
     if !tasks.is_empty() {
         state.wake_dispatcher.notify_one();
     }
+    state.wake_webhooks.notify_one();
     let (status, row) = match recorded {
         Recorded::Created(r) => (actix_web::http::StatusCode::CREATED, *r),
         Recorded::Updated { after, .. } => (actix_web::http::StatusCode::OK, *after),

@@ -132,7 +132,18 @@ pub fn record(
                 .set(contacts::last_responded_at.eq(Some(t)))
                 .execute(conn)?;
         }
+        crate::webhooks::enqueue_response(conn, &recorded)?;
         let tasks = crate::followup::on_response(conn, rules, &a.survey, &recorded)?;
+        for task in &tasks {
+            match task {
+                crate::followup::TaskEvent::Created(t) => {
+                    crate::webhooks::enqueue_followup(conn, true, t, "created")?
+                }
+                crate::followup::TaskEvent::Updated(t) => {
+                    crate::webhooks::enqueue_followup(conn, false, t, "answer_changed")?
+                }
+            }
+        }
         Ok((recorded, tasks))
     })
 }

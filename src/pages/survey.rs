@@ -317,6 +317,7 @@ pub async fn record(
     if !tasks.is_empty() {
         state.wake_dispatcher.notify_one();
     }
+    state.wake_webhooks.notify_one();
     Ok(recorded)
 }
 

@@ -5,10 +5,11 @@ use reqwest::Method;
 use crate::both_engines;
 use crate::helpers::TestApp;
 
-const BODY_ENDPOINTS: [(&str, &str); 3] = [
+const BODY_ENDPOINTS: [(&str, &str); 4] = [
     ("POST", "/api/v1/surveys"),
     ("POST", "/api/v1/contacts"),
     ("POST", "/api/v1/api-keys"),
+    ("POST", "/api/v1/webhooks"),
 ];
 
 async fn malformed_json_is_400(app: TestApp) {

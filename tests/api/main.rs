@@ -14,3 +14,4 @@ mod ops;
 mod pages;
 mod reports;
 mod surveys;
+mod webhooks;

@@ -1,0 +1,230 @@
+//! The webhook delivery worker.
+//!
+//! Claims due deliveries in batches with a lease, POSTs them concurrently, logs every attempt
+//! and moves each delivery on: a 2xx answer → `delivered`; a timeout, connection error, 408,
+//! 429 or 5xx → back to `pending` with exponential backoff (`failed` once
+//! `WEBHOOK_MAX_ATTEMPTS` attempts were made); any other answer (3xx, 4xx) → `failed` at once.
+//! Redirects are not followed.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::TimeDelta;
+use futures_util::stream::{self, StreamExt};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use tokio::sync::Notify;
+
+use super::store::{self, Attempt, Claimed, Outcome};
+use crate::config::Settings;
+use crate::db::Db;
+use crate::domain::now;
+use crate::email::dispatcher::backoff;
+
+/// Deliveries claimed per batch.
+const BATCH: i64 = 100;
+/// Requests in flight at once per worker.
+const CONCURRENCY: usize = 16;
+/// Bytes of a failed answer's body kept in the attempt log.
+const ERROR_BODY_BYTES: usize = 200;
+
+#[derive(Clone)]
+pub struct WebhookWorker {
+    pub db: Db,
+    pub settings: Arc<Settings>,
+    /// Woken when deliveries are queued, so they go out without waiting for the poll.
+    pub wake: Arc<Notify>,
+    client: reqwest::Client,
+}
+
+impl WebhookWorker {
+    /// A worker with its own HTTP client (connection pool, `WEBHOOK_TIMEOUT_SECONDS` per
+    /// request, no redirects).
+    pub fn new(db: Db, settings: Arc<Settings>, wake: Arc<Notify>) -> anyhow::Result<Self> {
+        let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
+        let mut headers = HeaderMap::new();
+        headers.insert(USER_AGENT, HeaderValue::from_static("Closeloop-Webhooks/1"));
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .default_headers(headers)
+            .build()
+            .map_err(|e| anyhow::anyhow!("cannot build the webhook HTTP client: {e}"))?;
+        Ok(WebhookWorker {
+            db,
+            settings,
+            wake,
+            client,
+        })
+    }
+
+    /// How long a claim lasts: longer than a whole batch can take.
+    fn lease(&self) -> TimeDelta {
+        let rounds = BATCH as u64 / CONCURRENCY as u64 + 1;
+        TimeDelta::seconds((60 + self.settings.webhook_timeout_seconds * rounds) as i64)
+    }
+
+    /// Claims and sends one batch of due deliveries. Returns how many were handled.
+    pub async fn run_once(&self) -> anyhow::Result<usize> {
+        let lease = self.lease();
+        let claimed = self
+            .db
+            .write(move |conn| store::claim_due(conn, BATCH, lease))
+            .await?;
+        let handled = claimed.len();
+        if handled == 0 {
+            return Ok(0);
+        }
+        let outcomes: Vec<(Claimed, Option<Attempt>, Outcome)> = stream::iter(claimed)
+            .map(|c| async move {
+                let (attempt, outcome) = self.deliver(&c).await;
+                (c, attempt, outcome)
+            })
+            .buffer_unordered(CONCURRENCY)
+            .collect()
+            .await;
+        self.db
+            .write(move |conn| store::record(conn, &outcomes))
+            .await?;
+        Ok(handled)
+    }
+
+    async fn deliver(&self, c: &Claimed) -> (Option<Attempt>, Outcome) {
+        if !c.webhook.live() {
+            return (
+                None,
+                Outcome::Failed {
+                    error: super::DELETED.into(),
+                },
+            );
+        }
+        let body = c.delivery.payload.clone().into_bytes();
+        let timestamp = chrono::Utc::now().timestamp();
+        let signature = super::sign(&c.webhook.secret, timestamp, &body);
+        let attempted_at = now();
+        let started = Instant::now();
+        let sent = self
+            .client
+            .post(&c.webhook.url)
+            .header("Closeloop-Signature", signature)
+            .header("Closeloop-Event", &c.delivery.event)
+            .header("Closeloop-Delivery", &c.delivery.id)
+            .body(body)
+            .send()
+            .await;
+        let (status_code, error, transient) = match sent {
+            Ok(mut res) => {
+                let status = res.status();
+                if status.is_success() {
+                    (Some(status.as_u16() as i32), None, false)
+                } else {
+                    let snippet = read_snippet(&mut res).await;
+                    let mut error = format!("HTTP {status}");
+                    if status.is_redirection() {
+                        error.push_str(" (redirects are not followed)");
+                    }
+                    if !snippet.is_empty() {
+                        error.push_str(": ");
+                        error.push_str(&snippet);
+                    }
+                    let transient = status.is_server_error()
+                        || status.as_u16() == 429
+                        || status.as_u16() == 408;
+                    (Some(status.as_u16() as i32), Some(error), transient)
+                }
+            }
+            Err(e) => (None, Some(describe(&e, &self.settings)), true),
+        };
+        let attempt = Attempt {
+            attempted_at,
+            status_code,
+            error: error.clone(),
+            duration_ms: started.elapsed().as_millis().min(i32::MAX as u128) as i32,
+        };
+        let outcome = match error {
+            None => Outcome::Delivered,
+            Some(error) if !transient => Outcome::Failed { error },
+            Some(error) if c.delivery.attempts >= self.settings.webhook_max_attempts => {
+                Outcome::Failed {
+                    error: format!("gave up after {} attempts: {error}", c.delivery.attempts),
+                }
+            }
+            Some(error) => {
+                let delay = backoff(
+                    self.settings.webhook_retry_base_seconds,
+                    c.delivery.attempts,
+                );
+                tracing::warn!(delivery = %c.delivery.id, webhook = %c.webhook.id, attempt = c.delivery.attempts, error = %error, "webhook delivery failed, will retry");
+                Outcome::Retry {
+                    at: now() + delay,
+                    error,
+                }
+            }
+        };
+        (Some(attempt), outcome)
+    }
+
+    /// Runs until `shutdown` turns true: a batch whenever something is due, else waits for
+    /// new work or the poll interval. A batch in flight is finished first.
+    pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+        tracing::info!("webhook worker started");
+        while !*shutdown.borrow() {
+            let handled = match self.run_once().await {
+                Ok(n) => n,
+                Err(e) => {
+                    tracing::warn!(error = %e, "webhook batch failed; retrying");
+                    0
+                }
+            };
+            if handled > 0 {
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(Duration::from_millis(self.settings.dispatch_interval_ms)) => {}
+            }
+        }
+        tracing::info!("webhook worker stopped");
+    }
+}
+
+/// The start of an error answer's body, as text on one line.
+async fn read_snippet(res: &mut reqwest::Response) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < ERROR_BODY_BYTES {
+        match res.chunk().await {
+            Ok(Some(chunk)) => buf.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..buf.len().min(ERROR_BODY_BYTES)]).into_owned();
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A transport error in a few words, without the URL (which may hold credentials).
+fn describe(e: &reqwest::Error, settings: &Settings) -> String {
+    if e.is_timeout() {
+        return format!(
+            "timed out after {} s (WEBHOOK_TIMEOUT_SECONDS)",
+            settings.webhook_timeout_seconds
+        );
+    }
+    let kind = if e.is_connect() {
+        "connection failed"
+    } else {
+        "request failed"
+    };
+    let mut detail = Vec::new();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail.push(s.to_string());
+        source = s.source();
+    }
+    if detail.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}: {}", detail.join(": "))
+    }
+}
