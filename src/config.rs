@@ -248,8 +248,8 @@ impl Settings {
             .map(|n| n.get())
             .unwrap_or(2);
         let http_workers = number(get("HTTP_WORKERS"), "HTTP_WORKERS", cpus, 1, 256)?;
-        let email_batch_size = number(get("EMAIL_BATCH_SIZE"), "EMAIL_BATCH_SIZE", 200, 1, 5000)?;
-        let email_concurrency = number(get("EMAIL_CONCURRENCY"), "EMAIL_CONCURRENCY", 16, 1, 1000)?;
+        let email_batch_size = number(get("EMAIL_BATCH_SIZE"), "EMAIL_BATCH_SIZE", 500, 1, 5000)?;
+        let email_concurrency = number(get("EMAIL_CONCURRENCY"), "EMAIL_CONCURRENCY", 32, 1, 1000)?;
         let email_max_attempts =
             number(get("EMAIL_MAX_ATTEMPTS"), "EMAIL_MAX_ATTEMPTS", 8, 1, 100)?;
         let email_retry_base_seconds = number(
@@ -266,7 +266,7 @@ impl Settings {
             10,
             3_600_000,
         )?;
-        let smtp_pool_size = number(get("SMTP_POOL_SIZE"), "SMTP_POOL_SIZE", 8, 1, 100)?;
+        let smtp_pool_size = number(get("SMTP_POOL_SIZE"), "SMTP_POOL_SIZE", 16, 1, 100)?;
         let public_link_per_minute = number(
             get("PUBLIC_LINK_PER_MINUTE"),
             "PUBLIC_LINK_PER_MINUTE",

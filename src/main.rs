@@ -26,6 +26,9 @@ enum Command {
     Openapi,
     /// Exit 0 when the server on BIND_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Recompute the daily report rollups from the answers and invitations (after loading
+    /// data into the database by hand).
+    RebuildRollups,
 }
 
 #[derive(Subcommand)]
@@ -75,6 +78,13 @@ fn main() -> ExitCode {
         }),
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
         Command::Healthcheck => healthcheck(&settings),
+        Command::RebuildRollups => (|| {
+            let db = closeloop::db::Db::connect(&settings.database_url, 1)?;
+            let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+            closeloop::reports::rollup::rebuild(&mut conn).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            println!("report rollups rebuilt");
+            Ok(())
+        })(),
         Command::Openapi => unreachable!("handled above"),
     };
     match result {

@@ -69,7 +69,17 @@ impl Application {
         let db = {
             let url = settings.database_url.clone();
             let size = settings.db_pool_size;
-            tokio::task::spawn_blocking(move || Db::connect(&url, size)).await??
+            tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
+                let db = Db::connect(&url, size)?;
+                let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+                if crate::reports::rollup::rebuild_if_empty(&mut conn)
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                {
+                    tracing::info!("report rollups rebuilt from existing answers");
+                }
+                Ok(db)
+            })
+            .await??
         };
         Self::build_with_db(settings, db)
     }

@@ -131,6 +131,15 @@ pub fn create_batch(
             .values(&invitation)
             .execute(conn)?;
         let mut contact = contact;
+        if let (None, Some(t)) = (suppressed, sent_at) {
+            crate::reports::rollup::add_delivery(
+                conn,
+                &survey.id,
+                &crate::reports::rollup::day(t),
+                1,
+                0,
+            )?;
+        }
         if suppressed.is_none() {
             let surveyed_at = sent_at.unwrap_or(send_at);
             diesel::update(contacts::table.find(&contact.id))
@@ -397,7 +406,7 @@ pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Resul
                 .filter(invitations::status.eq("sending"));
             match outcome {
                 Outcome::Sent { message_id } => {
-                    diesel::update(target)
+                    let changed = diesel::update(target)
                         .set((
                             invitations::status.eq("sent"),
                             invitations::sent_at.eq(Some(t)),
@@ -407,6 +416,10 @@ pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Resul
                             invitations::updated_at.eq(t),
                         ))
                         .execute(conn)?;
+                    if changed == 1 {
+                        let day = crate::reports::rollup::day(t);
+                        crate::reports::rollup::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
+                    }
                     diesel::update(contacts::table.find(&c.contact.id))
                         .set(contacts::last_surveyed_at.eq(Some(t)))
                         .execute(conn)?;

@@ -119,6 +119,28 @@ pub fn record(
                 }
             }
         };
+        use crate::reports::rollup;
+        match &recorded {
+            Recorded::Created(r) => {
+                rollup::add_answer(conn, &r.survey_id, &rollup::day(r.created_at), r.score, 1)?;
+                if let Some(inv) = &a.invitation {
+                    let (sent_at, responded_at): (Option<NaiveDateTime>, Option<NaiveDateTime>) =
+                        invitations::table
+                            .find(&inv.id)
+                            .select((invitations::sent_at, invitations::responded_at))
+                            .first(conn)?;
+                    if let (Some(sent), None) = (sent_at, responded_at) {
+                        rollup::add_first_answer(conn, &r.survey_id, sent, r.created_at)?;
+                    }
+                }
+            }
+            Recorded::Updated { before, after } if before.score != after.score => {
+                let day = rollup::day(before.created_at);
+                rollup::add_answer(conn, &before.survey_id, &day, before.score, -1)?;
+                rollup::add_answer(conn, &after.survey_id, &day, after.score, 1)?;
+            }
+            Recorded::Updated { .. } => {}
+        }
         if let Some(inv) = &a.invitation {
             diesel::update(invitations::table.find(&inv.id))
                 .set((

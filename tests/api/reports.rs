@@ -58,7 +58,19 @@ async fn answers_at(app: &TestApp, survey: &Value, answers: &[(i32, &str, Value)
         .unwrap();
         ids.push(id);
     }
+    rebuild_rollups(app).await;
     ids
+}
+
+/// Times were moved by hand, under the daily rollups: recompute them (as
+/// `closeloop rebuild-rollups` does after loading data by hand).
+async fn rebuild_rollups(app: &TestApp) {
+    let state = app.app_state.clone();
+    tokio::task::spawn_blocking(move || {
+        closeloop::reports::rollup::rebuild(&mut state.db.get().unwrap()).unwrap()
+    })
+    .await
+    .unwrap();
 }
 
 async fn report(app: &TestApp, survey: &Value, query: &str) -> Value {
@@ -127,11 +139,9 @@ async fn nps_and_its_interval_match_a_hand_computation(app: TestApp) {
         (Some(20), Some(20))
     );
     assert!(close(&r["response_rate"], 1.0));
-    assert!(
-        close(&r["median_seconds_to_answer"], 1800.0),
-        "{}",
-        r["median_seconds_to_answer"]
-    );
+    // From the delay histogram (buckets about 5 % wide): within 3 % of 30 minutes.
+    let median = r["median_seconds_to_answer"].as_f64().unwrap();
+    assert!((median - 1800.0).abs() / 1800.0 < 0.03, "{median}");
 }
 
 async fn csat_uses_a_wilson_interval(app: TestApp) {
@@ -287,6 +297,7 @@ async fn segments_break_answers_down_by_a_contact_property(app: TestApp) {
     })
     .await
     .unwrap();
+    rebuild_rollups(&app).await;
     let r = report(
         &app,
         &s,
@@ -559,7 +570,88 @@ async fn the_csv_export_quotes_and_neutralises_cells(app: TestApp) {
     assert_eq!(a.status, 401);
 }
 
+/// The rollups kept answer by answer equal the ones rebuilt from the source tables, and a
+/// range cut inside days (partial edge days read from the answers) agrees with whole days.
+async fn rollups_kept_live_match_a_rebuild(app: TestApp) {
+    let s = app
+        .create_survey(json!({"kind": "nps", "name": "x", "throttle_days": 0}))
+        .await;
+    let sid = s["id"].as_str().unwrap();
+    let a = app
+        .post(&format!("/api/v1/surveys/{sid}/invitations"), json!({"channel": "link", "contacts": (0..12).map(|i| json!({"email": format!("r{i}@x.co")})).collect::<Vec<_>>()}))
+        .await;
+    let tokens: Vec<String> = a.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            i["url"]
+                .as_str()
+                .unwrap()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    for (i, token) in tokens.iter().enumerate().take(9) {
+        app.post(
+            "/api/v1/responses",
+            json!({"invitation_token": token, "score": i}),
+        )
+        .await;
+    }
+    // Changed answers move between scores; comment-only changes do not count twice.
+    app.post(
+        "/api/v1/responses",
+        json!({"invitation_token": tokens[0], "score": 10}),
+    )
+    .await;
+    app.post(
+        "/api/v1/responses",
+        json!({"invitation_token": tokens[1], "score": 1, "comment": "same score"}),
+    )
+    .await;
+    app.post("/api/v1/responses", json!({"survey_id": sid, "score": 7}))
+        .await;
+    let whole = "from=2026-01-01T00:00:00Z&to=2027-01-01T00:00:00Z&interval=month";
+    let live = report(&app, &s, whole).await;
+    assert_eq!(live["responses"], 10);
+    assert_eq!(live["counts"]["10"], 1);
+    assert_eq!(live["counts"]["0"], 0);
+    assert_eq!(
+        (
+            live["invitations_delivered"].as_i64(),
+            live["invitations_answered"].as_i64()
+        ),
+        (Some(12), Some(9))
+    );
+    let now = chrono::Utc::now();
+    let cut = format!(
+        "from={}&to={}&interval=day",
+        (now - chrono::TimeDelta::hours(30)).format("%Y-%m-%dT%H:%M:%S%.6fZ"),
+        (now + chrono::TimeDelta::hours(1)).format("%Y-%m-%dT%H:%M:%S%.6fZ")
+    );
+    let partial = report(&app, &s, &cut).await;
+    rebuild_rollups(&app).await;
+    let rebuilt = report(&app, &s, whole).await;
+    for k in [
+        "responses",
+        "counts",
+        "nps",
+        "nps_ci95",
+        "invitations_delivered",
+        "invitations_answered",
+        "response_rate",
+        "median_seconds_to_answer",
+    ] {
+        assert_eq!(live[k], rebuilt[k], "{k}");
+        assert_eq!(partial[k], rebuilt[k], "{k} over a range cut inside days");
+    }
+}
+
 both_engines!(
+    rollups_kept_live_match_a_rebuild,
     nps_and_its_interval_match_a_hand_computation,
     csat_uses_a_wilson_interval,
     buckets_split_exactly_at_utc_day_week_and_month_edges,

@@ -1,0 +1,3 @@
+DROP TABLE answer_delay_daily;
+DROP TABLE delivery_daily;
+DROP TABLE response_daily;

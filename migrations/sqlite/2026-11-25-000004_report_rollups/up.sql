@@ -1,0 +1,33 @@
+-- Daily rollups that reports read instead of scanning every answer. They are kept in the
+-- same transaction as the answer or delivery they count, and can be rebuilt from the
+-- source tables with `closeloop rebuild-rollups` (also done at start when they are empty).
+-- `day` is the UTC date 'YYYY-MM-DD'.
+
+-- Answers per survey, day of the answer and score.
+CREATE TABLE response_daily (
+    survey_id TEXT NOT NULL REFERENCES surveys (id),
+    day TEXT NOT NULL,
+    score INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (survey_id, day, score)
+);
+
+-- Invitations delivered (email sent or link made) per survey and day of delivery, and how
+-- many of them were answered.
+CREATE TABLE delivery_daily (
+    survey_id TEXT NOT NULL REFERENCES surveys (id),
+    day TEXT NOT NULL,
+    delivered BIGINT NOT NULL,
+    answered BIGINT NOT NULL,
+    PRIMARY KEY (survey_id, day)
+);
+
+-- Time from delivery to first answer, as a histogram per survey and day of the answer:
+-- bucket = floor(20 · ln(1 + seconds)), about 5 % wide.
+CREATE TABLE answer_delay_daily (
+    survey_id TEXT NOT NULL REFERENCES surveys (id),
+    day TEXT NOT NULL,
+    bucket INTEGER NOT NULL,
+    n BIGINT NOT NULL,
+    PRIMARY KEY (survey_id, day, bucket)
+);
