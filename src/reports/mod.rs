@@ -121,14 +121,14 @@ fn scope_sql(scope: &Scope, alias: &str, pg: bool, n: usize) -> (String, String)
     }
 }
 
-/// Splits `[from, to)` into whole UTC days `[d1, d2)` and the partial ranges around them.
-fn split(
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> (
+/// Whole UTC days `[d1, d2)`, if any, and the partial ranges around them.
+type Split = (
     Option<(NaiveDate, NaiveDate)>,
     Vec<(NaiveDateTime, NaiveDateTime)>,
-) {
+);
+
+/// Splits `[from, to)` into whole UTC days `[d1, d2)` and the partial ranges around them.
+fn split(from: NaiveDateTime, to: NaiveDateTime) -> Split {
     let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or(from);
     let d1 = if from == midnight(from.date()) {
         from.date()
@@ -281,9 +281,10 @@ pub fn segment_counts(
         DbConnection::Postgres(pg) => {
             let (w, v) = scope_sql(scope, "r", true, 1);
             diesel::sql_query(format!(
-                "SELECT (c.properties::jsonb ->> $4) AS value, r.score, COUNT(*) AS n FROM responses r \
-                 LEFT JOIN contacts c ON c.id = r.contact_id \
-                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2"
+                "SELECT (c.properties::jsonb ->> $4) AS value, a.score, SUM(a.n)::bigint AS n FROM \
+                 (SELECT r.contact_id, r.score, COUNT(*) AS n FROM responses r \
+                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2) a \
+                 LEFT JOIN contacts c ON c.id = a.contact_id GROUP BY 1, 2"
             ))
             .bind::<Text, _>(v)
             .bind::<Timestamp, _>(from)
@@ -294,9 +295,10 @@ pub fn segment_counts(
         DbConnection::Sqlite(lite) => {
             let (w, v) = scope_sql(scope, "r", false, 2);
             diesel::sql_query(format!(
-                "SELECT CAST(json_extract(c.properties, ?) AS TEXT) AS value, r.score, COUNT(*) AS n FROM responses r \
-                 LEFT JOIN contacts c ON c.id = r.contact_id \
-                 WHERE {w} AND r.created_at >= ? AND r.created_at < ? GROUP BY 1, 2"
+                "SELECT CAST(json_extract(c.properties, ?) AS TEXT) AS value, a.score, SUM(a.n) AS n FROM \
+                 (SELECT r.contact_id, r.score, COUNT(*) AS n FROM responses r \
+                 WHERE {w} AND r.created_at >= ? AND r.created_at < ? GROUP BY 1, 2) a \
+                 LEFT JOIN contacts c ON c.id = a.contact_id GROUP BY 1, 2"
             ))
             .bind::<Text, _>(format!("$.\"{key}\""))
             .bind::<Text, _>(v)

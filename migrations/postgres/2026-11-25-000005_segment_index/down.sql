@@ -1,0 +1,2 @@
+DROP INDEX responses_survey_time_score;
+CREATE INDEX responses_survey_time_score ON responses (survey_id, created_at, score);
