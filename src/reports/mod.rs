@@ -269,7 +269,9 @@ pub fn day_counts_raw(
 }
 
 /// Answers per value of contact property `key` and score (anonymous answers and contacts
-/// without the property under `None`).
+/// without the property under `None`). SQLite counts per contact first (index-only) and
+/// then joins; PostgreSQL's hash join is faster on the plain join (both measured, see
+/// BENCHMARKS.md).
 pub fn segment_counts(
     conn: &mut DbConnection,
     scope: &Scope,
@@ -281,10 +283,9 @@ pub fn segment_counts(
         DbConnection::Postgres(pg) => {
             let (w, v) = scope_sql(scope, "r", true, 1);
             diesel::sql_query(format!(
-                "SELECT (c.properties::jsonb ->> $4) AS value, a.score, SUM(a.n)::bigint AS n FROM \
-                 (SELECT r.contact_id, r.score, COUNT(*) AS n FROM responses r \
-                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2) a \
-                 LEFT JOIN contacts c ON c.id = a.contact_id GROUP BY 1, 2"
+                "SELECT (c.properties::jsonb ->> $4) AS value, r.score, COUNT(*) AS n FROM responses r \
+                 LEFT JOIN contacts c ON c.id = r.contact_id \
+                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2"
             ))
             .bind::<Text, _>(v)
             .bind::<Timestamp, _>(from)
