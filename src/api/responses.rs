@@ -194,7 +194,7 @@ pub async fn create(
     let rules = crate::followup::Rules::from_settings(&state.settings);
     let (recorded, tasks) = state
         .db
-        .write(move |conn| {
+        .write_grouped(move |conn| {
             let (survey, invitation) = match (&b.invitation_token, &b.survey_id) {
                 (Some(token), None) => {
                     let inv = crate::db::invitations::find_by_token(conn, token)?

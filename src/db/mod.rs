@@ -4,6 +4,7 @@
 //! the pool is built, so a bad URL or an unreachable server fails start-up with the real error.
 
 pub mod api_keys;
+pub mod batch;
 pub mod contacts;
 pub mod emails;
 pub mod followups;
@@ -71,6 +72,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
 pub struct Db {
     pool: DbPool,
     write_pool: DbPool,
+    /// SQLite only: the group-commit writer for answers.
+    batcher: Option<batch::Batcher>,
     pub engine: Engine,
 }
 
@@ -110,9 +113,14 @@ impl Db {
             Engine::Sqlite => build(1)?,
             Engine::Postgres => pool.clone(),
         };
+        let batcher = match engine {
+            Engine::Sqlite => Some(batch::Batcher::start(write_pool.clone())),
+            Engine::Postgres => None,
+        };
         Ok(Db {
             pool,
             write_pool,
+            batcher,
             engine,
         })
     }
@@ -134,6 +142,20 @@ impl Db {
         R: Send + 'static,
     {
         Self::on(self.write_pool.clone(), f).await
+    }
+
+    /// Like `write`, for small hot writes (recording answers): on SQLite they are grouped
+    /// with concurrent ones into one transaction (each in its own savepoint); on PostgreSQL
+    /// this is `write`.
+    pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, ApiError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.batcher {
+            Some(b) => b.write(f).await,
+            None => self.write(f).await,
+        }
     }
 
     async fn on<F, R>(pool: DbPool, f: F) -> Result<R, ApiError>

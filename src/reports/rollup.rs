@@ -28,6 +28,13 @@ pub fn bucket_value(bucket: i32) -> f64 {
     ((bucket as f64 + 0.5) / 20.0).exp() - 1.0
 }
 
+/// Counter rows per key; a random one takes each increment (see the migration).
+const SHARDS: i32 = 8;
+
+fn shard() -> i32 {
+    rand::random_range(0..SHARDS)
+}
+
 /// `?` placeholders as each engine wants them.
 fn placeholders(sql: &str, pg: bool) -> String {
     if !pg {
@@ -68,11 +75,12 @@ pub fn add_answer(
 ) -> Result<(), ApiError> {
     run_both!(
         conn,
-        "INSERT INTO response_daily (survey_id, day, score, n) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (survey_id, day, score) DO UPDATE SET n = response_daily.n + excluded.n",
+        "INSERT INTO response_daily (survey_id, day, score, shard, n) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, score, shard) DO UPDATE SET n = response_daily.n + excluded.n",
         Text => survey_id,
         Text => day,
         Integer => score,
+        Integer => shard(),
         BigInt => n,
     )?;
     Ok(())
@@ -87,11 +95,12 @@ pub fn add_delivery(
 ) -> Result<(), ApiError> {
     run_both!(
         conn,
-        "INSERT INTO delivery_daily (survey_id, day, delivered, answered) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (survey_id, day) DO UPDATE SET delivered = delivery_daily.delivered + excluded.delivered, \
+        "INSERT INTO delivery_daily (survey_id, day, shard, delivered, answered) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, shard) DO UPDATE SET delivered = delivery_daily.delivered + excluded.delivered, \
          answered = delivery_daily.answered + excluded.answered",
         Text => survey_id,
         Text => day,
+        Integer => shard(),
         BigInt => delivered,
         BigInt => answered,
     )?;
@@ -107,11 +116,12 @@ pub fn add_delay(
 ) -> Result<(), ApiError> {
     run_both!(
         conn,
-        "INSERT INTO answer_delay_daily (survey_id, day, bucket, n) VALUES (?, ?, ?, ?) \
-         ON CONFLICT (survey_id, day, bucket) DO UPDATE SET n = answer_delay_daily.n + excluded.n",
+        "INSERT INTO answer_delay_daily (survey_id, day, bucket, shard, n) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, bucket, shard) DO UPDATE SET n = answer_delay_daily.n + excluded.n",
         Text => survey_id,
         Text => day,
         Integer => bucket,
+        Integer => shard(),
         BigInt => n,
     )?;
     Ok(())
@@ -155,10 +165,10 @@ pub fn rebuild(conn: &mut DbConnection) -> Result<(), ApiError> {
         };
         conn.batch_execute(&format!(
             "DELETE FROM response_daily; DELETE FROM delivery_daily; DELETE FROM answer_delay_daily;
-             INSERT INTO response_daily (survey_id, day, score, n)
-               SELECT survey_id, {rd}, score, COUNT(*) FROM responses GROUP BY 1, 2, 3;
-             INSERT INTO delivery_daily (survey_id, day, delivered, answered)
-               SELECT survey_id, {sd}, COUNT(*), COUNT(responded_at) FROM invitations
+             INSERT INTO response_daily (survey_id, day, score, shard, n)
+               SELECT survey_id, {rd}, score, 0, COUNT(*) FROM responses GROUP BY 1, 2, 3;
+             INSERT INTO delivery_daily (survey_id, day, shard, delivered, answered)
+               SELECT survey_id, {sd}, 0, COUNT(*), COUNT(responded_at) FROM invitations
                WHERE status IN ('sent', 'responded') AND sent_at IS NOT NULL GROUP BY 1, 2;",
             rd = d("created_at"),
             sd = d("sent_at"),
