@@ -83,8 +83,8 @@ ANALYZE;
 SQL
 echo "generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
 t0=$(date +%s.%N); $BIN rebuild-rollups >/dev/null; echo "closeloop rebuild-rollups took $(echo "$(date +%s.%N) - $t0" | bc) s"
-measure sqlite "sqlite3 -cmd \".timer on\" $work/bench.db \"SELECT substr(created_at,1,10) AS day, score, COUNT(*) FROM responses WHERE survey_id = '$survey' AND created_at >= datetime('now','-366 days') GROUP BY 1, 2;\" 2>&1 | grep -o 'real [0-9.]*' | head -1" \
-  "sqlite3 -cmd \".timer on\" $work/bench.db \"SELECT day, score, n FROM response_daily WHERE survey_id = '$survey' AND day >= date('now','-366 days');\" 2>&1 | grep -o 'real [0-9.]*' | head -1"
+measure sqlite "printf '.timer on\\nSELECT substr(created_at,1,10) AS day, score, COUNT(*) FROM responses WHERE survey_id = \\x27$survey\\x27 AND created_at >= datetime(\\x27now\\x27,\\x27-366 days\\x27) GROUP BY 1, 2;\\n' | sqlite3 $work/bench.db 2>&1 | grep -o 'real [0-9.]*' | head -1" \
+  "printf '.timer on\\nSELECT day, score, n FROM response_daily WHERE survey_id = \\x27$survey\\x27 AND day >= date(\\x27now\\x27,\\x27-366 days\\x27);\\n' | sqlite3 $work/bench.db 2>&1 | grep -o 'real [0-9.]*' | head -1"
 kill $pid; wait $pid 2>/dev/null || true
 
 echo "== PostgreSQL, $N answers"
