@@ -85,34 +85,43 @@ fn writer(pool: DbPool, queue: mpsc::Receiver<Box<dyn Job>>) {
                 Err(_) => break,
             }
         }
-        let mut conn = match pool.get() {
-            Ok(c) => c,
-            Err(e) => {
-                let message = e.to_string();
-                for job in jobs {
-                    job.fail(ApiError::Unavailable(anyhow::anyhow!(
-                        "database pool: {message}"
-                    )));
-                }
-                continue;
-            }
-        };
-        let mut finishers = Vec::with_capacity(jobs.len());
-        let committed = conn.transaction(|conn| {
+        // A panicking job must not take the writer down with it: its batch fails (the
+        // callers get an error), the connection is discarded by the pool, the thread goes on.
+        let batch = std::panic::AssertUnwindSafe(|| write_batch(&pool, jobs));
+        if std::panic::catch_unwind(batch).is_err() {
+            tracing::error!("a batched write panicked; its batch was rolled back");
+        }
+    }
+}
+
+fn write_batch(pool: &DbPool, jobs: Vec<Box<dyn Job>>) {
+    let mut conn = match pool.get() {
+        Ok(c) => c,
+        Err(e) => {
+            let message = e.to_string();
             for job in jobs {
-                finishers.push(job.run(conn));
+                job.fail(ApiError::Unavailable(anyhow::anyhow!(
+                    "database pool: {message}"
+                )));
             }
-            Ok::<(), ApiError>(())
-        });
-        match committed {
-            Ok(()) => finishers.into_iter().for_each(|f| f(Ok(()))),
-            Err(e) => {
-                let message = e.to_string();
-                for f in finishers {
-                    f(Err(ApiError::Unavailable(anyhow::anyhow!(
-                        "batch commit failed: {message}"
-                    ))));
-                }
+            return;
+        }
+    };
+    let mut finishers = Vec::with_capacity(jobs.len());
+    let committed = conn.transaction(|conn| {
+        for job in jobs {
+            finishers.push(job.run(conn));
+        }
+        Ok::<(), ApiError>(())
+    });
+    match committed {
+        Ok(()) => finishers.into_iter().for_each(|f| f(Ok(()))),
+        Err(e) => {
+            let message = e.to_string();
+            for f in finishers {
+                f(Err(ApiError::Unavailable(anyhow::anyhow!(
+                    "batch commit failed: {message}"
+                ))));
             }
         }
     }
