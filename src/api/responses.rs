@@ -229,7 +229,7 @@ pub async fn create(
                 locale: None,
                 submission_id: None,
             };
-            crate::db::responses::record(conn, &answer, &rules)
+            crate::db::responses::record_in_tx(conn, &answer, &rules)
         })
         .await?;
     if !tasks.is_empty() {

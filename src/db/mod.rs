@@ -144,17 +144,18 @@ impl Db {
         Self::on(self.write_pool.clone(), f).await
     }
 
-    /// Like `write`, for small hot writes (recording answers): on SQLite they are grouped
-    /// with concurrent ones into one transaction (each in its own savepoint); on PostgreSQL
-    /// this is `write`.
+    /// Like `write`, for small hot writes (recording answers), always inside a transaction:
+    /// on SQLite they are grouped with concurrent ones into one transaction (each in its own
+    /// savepoint); on PostgreSQL each gets its own transaction.
     pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, ApiError>
     where
         F: FnOnce(&mut DbConnection) -> Result<R, ApiError> + Send + 'static,
         R: Send + 'static,
     {
         match &self.batcher {
+            // Each job runs in a savepoint of its batch's transaction.
             Some(b) => b.write(f).await,
-            None => self.write(f).await,
+            None => self.write(move |conn| conn.transaction(f)).await,
         }
     }
 

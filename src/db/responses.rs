@@ -72,14 +72,48 @@ pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTi
 /// `responded`, the contact's `last_responded_at` is set, and the feedback loop reacts.
 /// A second answer for the same invitation updates the one response within the edit window
 /// (409 `edit_window_closed` after it), also under concurrent submits.
+/// Records an answer with its side effects, in a transaction of its own.
 pub fn record(
     conn: &mut DbConnection,
     a: &Answer,
     rules: &crate::followup::Rules,
 ) -> Result<(Recorded, Vec<crate::followup::TaskEvent>), ApiError> {
-    conn.transaction(|conn| {
+    conn.transaction(|conn| record_in_tx(conn, a, rules))
+}
+
+/// `record` for a caller that already holds a transaction (`Db::write_grouped`).
+pub fn record_in_tx(
+    conn: &mut DbConnection,
+    a: &Answer,
+    rules: &crate::followup::Rules,
+) -> Result<(Recorded, Vec<crate::followup::TaskEvent>), ApiError> {
+    {
         let t = now();
-        let recorded = match existing(conn, a)? {
+        // For an invitation, one query reads its delivery state and its current response.
+        let (delivery, current) = match &a.invitation {
+            Some(inv) => {
+                let (sent_at, responded_at, current_id): (
+                    Option<NaiveDateTime>,
+                    Option<NaiveDateTime>,
+                    Option<String>,
+                ) = invitations::table
+                    .left_join(responses::table)
+                    .filter(invitations::id.eq(&inv.id))
+                    .select((
+                        invitations::sent_at,
+                        invitations::responded_at,
+                        responses::id.nullable(),
+                    ))
+                    .first(conn)?;
+                let current = match current_id {
+                    Some(id) => Some(get(conn, &id)?),
+                    None => None,
+                };
+                (Some((sent_at, responded_at)), current)
+            }
+            None => (None, existing(conn, a)?),
+        };
+        let recorded = match current {
             Some(before) => update(conn, a, before, t)?,
             None => {
                 let row = ResponseRow {
@@ -99,13 +133,18 @@ pub fn record(
                     created_at: t,
                     updated_at: t,
                 };
-                // A savepoint: when a concurrent submit won the race the unique index
-                // refuses this insert, and the answer becomes an update of the winner's row.
-                let inserted = conn.transaction(|conn| {
+                // When a concurrent submit won the race, the unique index refuses this insert
+                // and the answer becomes an update of the winner's row. PostgreSQL needs a
+                // savepoint to go on after a failed statement; SQLite undoes only the statement.
+                let insert = |conn: &mut DbConnection| {
                     diesel::insert_into(responses::table)
                         .values(&row)
                         .execute(conn)
-                });
+                };
+                let inserted = match conn {
+                    DbConnection::Sqlite(_) => insert(conn),
+                    DbConnection::Postgres(_) => conn.transaction(insert),
+                };
                 match inserted {
                     Ok(_) => Recorded::Created(Box::new(row)),
                     Err(diesel::result::Error::DatabaseError(
@@ -123,15 +162,8 @@ pub fn record(
         match &recorded {
             Recorded::Created(r) => {
                 rollup::add_answer(conn, &r.survey_id, &rollup::day(r.created_at), r.score, 1)?;
-                if let Some(inv) = &a.invitation {
-                    let (sent_at, responded_at): (Option<NaiveDateTime>, Option<NaiveDateTime>) =
-                        invitations::table
-                            .find(&inv.id)
-                            .select((invitations::sent_at, invitations::responded_at))
-                            .first(conn)?;
-                    if let (Some(sent), None) = (sent_at, responded_at) {
-                        rollup::add_first_answer(conn, &r.survey_id, sent, r.created_at)?;
-                    }
+                if let Some((Some(sent), None)) = delivery {
+                    rollup::add_first_answer(conn, &r.survey_id, sent, r.created_at)?;
                 }
             }
             Recorded::Updated { before, after } if before.score != after.score => {
@@ -167,7 +199,7 @@ pub fn record(
             }
         }
         Ok((recorded, tasks))
-    })
+    }
 }
 
 fn update(

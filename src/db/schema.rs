@@ -212,6 +212,7 @@ diesel::joinable!(invitations -> surveys (survey_id));
 diesel::joinable!(invitations -> contacts (contact_id));
 diesel::joinable!(responses -> surveys (survey_id));
 diesel::joinable!(responses -> contacts (contact_id));
+diesel::joinable!(responses -> invitations (invitation_id));
 diesel::joinable!(followups -> responses (response_id));
 diesel::joinable!(followups -> contacts (contact_id));
 diesel::joinable!(followup_activities -> followups (followup_id));

@@ -312,7 +312,7 @@ pub async fn record(
     let rules = crate::followup::Rules::from_settings(&state.settings);
     let (recorded, tasks) = state
         .db
-        .write_grouped(move |conn| crate::db::responses::record(conn, &answer, &rules))
+        .write_grouped(move |conn| crate::db::responses::record_in_tx(conn, &answer, &rules))
         .await?;
     if !tasks.is_empty() {
         state.wake_dispatcher.notify_one();
