@@ -192,7 +192,7 @@ pub async fn create(
         .map(|c| c.trim().to_string())
         .filter(|c| !c.is_empty());
     let rules = crate::followup::Rules::from_settings(&state.settings);
-    let (recorded, tasks) = state
+    let outcome = state
         .db
         .write_grouped(move |conn| {
             let (survey, invitation) = match (&b.invitation_token, &b.survey_id) {
@@ -232,10 +232,13 @@ pub async fn create(
             crate::db::responses::record_in_tx(conn, &answer, &rules)
         })
         .await?;
-    if !tasks.is_empty() {
+    if !outcome.tasks.is_empty() {
         state.wake_dispatcher.notify_one();
     }
-    state.wake_webhooks.notify_one();
+    if outcome.webhook_events > 0 {
+        state.wake_webhooks.notify_one();
+    }
+    let recorded = outcome.recorded;
     let (status, row) = match recorded {
         Recorded::Created(r) => (actix_web::http::StatusCode::CREATED, *r),
         Recorded::Updated { after, .. } => (actix_web::http::StatusCode::OK, *after),

@@ -72,12 +72,21 @@ pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTi
 /// `responded`, the contact's `last_responded_at` is set, and the feedback loop reacts.
 /// A second answer for the same invitation updates the one response within the edit window
 /// (409 `edit_window_closed` after it), also under concurrent submits.
+/// What recording an answer did.
+pub struct RecordOutcome {
+    pub recorded: Recorded,
+    /// Follow-up tasks created or changed (their alerts may be queued).
+    pub tasks: Vec<crate::followup::TaskEvent>,
+    /// Webhook deliveries queued (0 when no webhook listens).
+    pub webhook_events: usize,
+}
+
 /// Records an answer with its side effects, in a transaction of its own.
 pub fn record(
     conn: &mut DbConnection,
     a: &Answer,
     rules: &crate::followup::Rules,
-) -> Result<(Recorded, Vec<crate::followup::TaskEvent>), ApiError> {
+) -> Result<RecordOutcome, ApiError> {
     conn.transaction(|conn| record_in_tx(conn, a, rules))
 }
 
@@ -86,7 +95,7 @@ pub fn record_in_tx(
     conn: &mut DbConnection,
     a: &Answer,
     rules: &crate::followup::Rules,
-) -> Result<(Recorded, Vec<crate::followup::TaskEvent>), ApiError> {
+) -> Result<RecordOutcome, ApiError> {
     {
         let t = now();
         // For an invitation, one query reads its delivery state and its current response.
@@ -186,19 +195,23 @@ pub fn record_in_tx(
                 .set(contacts::last_responded_at.eq(Some(t)))
                 .execute(conn)?;
         }
-        crate::webhooks::enqueue_response(conn, &recorded)?;
+        let mut webhook_events = crate::webhooks::enqueue_response(conn, &recorded)?;
         let tasks = crate::followup::on_response(conn, rules, &a.survey, &recorded)?;
         for task in &tasks {
-            match task {
+            webhook_events += match task {
                 crate::followup::TaskEvent::Created(t) => {
                     crate::webhooks::enqueue_followup(conn, true, t, "created")?
                 }
                 crate::followup::TaskEvent::Updated(t) => {
                     crate::webhooks::enqueue_followup(conn, false, t, "answer_changed")?
                 }
-            }
+            };
         }
-        Ok((recorded, tasks))
+        Ok(RecordOutcome {
+            recorded,
+            tasks,
+            webhook_events,
+        })
     }
 }
 

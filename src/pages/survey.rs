@@ -310,15 +310,19 @@ pub async fn record(
     answer: Answer,
 ) -> Result<crate::db::responses::Recorded, ApiError> {
     let rules = crate::followup::Rules::from_settings(&state.settings);
-    let (recorded, tasks) = state
+    let outcome = state
         .db
         .write_grouped(move |conn| crate::db::responses::record_in_tx(conn, &answer, &rules))
         .await?;
-    if !tasks.is_empty() {
+    // Wake the workers only when there is something for them: a woken worker claims in a
+    // write transaction, which competes with answers for SQLite's one writer.
+    if !outcome.tasks.is_empty() {
         state.wake_dispatcher.notify_one();
     }
-    state.wake_webhooks.notify_one();
-    Ok(recorded)
+    if outcome.webhook_events > 0 {
+        state.wake_webhooks.notify_one();
+    }
+    Ok(outcome.recorded)
 }
 
 /// GET /s/{token}/thanks: the recorded answer, with a form to add or change the comment.

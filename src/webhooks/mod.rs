@@ -78,10 +78,10 @@ impl std::fmt::Display for Event {
 /// transaction. Each delivery gets its own id and payload
 /// `{"id": "dlv_…", "event": "…", "created_at": "…", "data": …}`. With no subscriber this is
 /// one small query and no write.
-pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<(), ApiError> {
+pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usize, ApiError> {
     let hooks = store::subscribers(conn, event)?;
     if hooks.is_empty() {
-        return Ok(());
+        return Ok(0);
     }
     let t = now();
     let rows: Vec<store::DeliveryRow> = hooks
@@ -110,7 +110,8 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<(),
             }
         })
         .collect();
-    store::insert_deliveries(conn, &rows)
+    store::insert_deliveries(conn, &rows)?;
+    Ok(rows.len())
 }
 
 /// Queues `response.created` or `response.updated` for a recorded answer. The data is the
@@ -119,7 +120,7 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<(),
 pub fn enqueue_response(
     conn: &mut DbConnection,
     recorded: &crate::db::responses::Recorded,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     use crate::db::responses::Recorded;
     let view = |row: &crate::db::models::ResponseRow| {
         serde_json::to_value(crate::api::responses::Response::from(row.clone()))
@@ -129,7 +130,7 @@ pub fn enqueue_response(
         Recorded::Created(row) => enqueue(conn, Event::ResponseCreated, view(row)?),
         Recorded::Updated { before, after } => {
             if before.score == after.score && before.comment == after.comment {
-                return Ok(());
+                return Ok(0);
             }
             let mut data = view(after)?;
             if let Value::Object(map) = &mut data {
@@ -147,7 +148,7 @@ pub fn enqueue_followup(
     created: bool,
     task: &crate::db::models::FollowupRow,
     change: &str,
-) -> Result<(), ApiError> {
+) -> Result<usize, ApiError> {
     let mut data = serde_json::to_value(crate::api::followups::Followup::from(task.clone()))
         .map_err(ApiError::internal)?;
     if let Value::Object(map) = &mut data {
