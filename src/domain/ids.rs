@@ -61,6 +61,15 @@ pub fn new_id(prefix: IdPrefix) -> String {
     format!("{}{}", prefix.as_str(), ulid)
 }
 
+/// Whether `raw` has the shape of a secret made by `new_secret("")`: 43 URL-safe
+/// characters (anything else cannot exist, so it is refused before any lookup).
+pub fn is_secret(raw: &str) -> bool {
+    raw.len() == 43
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 /// 256 bits from the OS CSPRNG, base64url without padding (43 characters), with a prefix.
 pub fn new_secret(prefix: &str) -> String {
     let mut bytes = [0u8; 32];

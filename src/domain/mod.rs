@@ -6,7 +6,7 @@ mod ids;
 mod survey;
 
 pub use email::Email;
-pub use ids::{new_id, new_secret, IdPrefix};
+pub use ids::{is_secret, new_id, new_secret, IdPrefix};
 pub use survey::{Category, Role, Score, SurveyKind, SurveyStatus};
 
 /// Current UTC time truncated to microseconds, the precision both engines store.

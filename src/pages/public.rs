@@ -5,20 +5,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::survey::{edit_closed, record, survey_page, thanks_page, FormState};
-use super::{check_form, failure, gone, not_found, see_other, AnswerForm};
+use super::survey::{checked_answer, edit_closed, record, survey_page, thanks_page, FormState};
+use super::{failure, gone, not_found, see_other, AnswerForm};
 use crate::api::error::ApiError;
 use crate::db::models::SurveyRow;
 use crate::db::responses::{Answer, CommentChange};
-use crate::domain::{new_secret, Score, SurveyKind};
+use crate::domain::is_secret;
+use crate::domain::new_secret;
 use crate::i18n::Locale;
 use crate::startup::AppState;
-
-fn valid_secret(s: &str) -> bool {
-    s.len() == 43
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
 
 async fn load(
     state: &AppState,
@@ -59,7 +54,7 @@ pub async fn show(
         Ok(s) => s,
         Err(p) => return p,
     };
-    let resumed = query.s.clone().filter(|s| valid_secret(s));
+    let resumed = query.s.clone().filter(|s| is_secret(s));
     let earlier = match &resumed {
         Some(sub) => {
             let (survey_id, sub) = (survey.id.clone(), sub.clone());
@@ -110,7 +105,7 @@ pub async fn submit(
     let submission = form
         .submission_id
         .clone()
-        .filter(|s| valid_secret(s))
+        .filter(|s| is_secret(s))
         .unwrap_or_else(|| new_secret(""));
     // A filled honeypot is a bot: answer as if all went well, record nothing.
     if form
@@ -121,35 +116,17 @@ pub async fn submit(
         tracing::info!("public link honeypot filled; answer dropped");
         return see_other(&format!("/l/{slug}/r/{submission}"));
     }
-    let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
     let locale = Locale::parse(&survey.locale).unwrap_or_default();
-    let checked = check_form(&form, kind, locale.page());
     let action = format!("/l/{slug}");
-    let (Some(score), false) = (checked.score, checked.comment_error) else {
-        let typed = form.comment.clone().unwrap_or_default();
-        return survey_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &survey,
-            FormState {
-                action: &action,
-                selected: checked.score,
-                comment: &typed,
-                errors: checked.errors,
-                score_error: checked.score_error,
-                comment_error: checked.comment_error,
-                submission_id: Some(&submission),
-                honeypot: true,
-            },
-        );
-    };
-    let Ok(score) = Score::parse(kind, score) else {
-        return not_found(&req);
+    let (score, comment) = match checked_answer(&survey, &form, &action, Some(&submission), true) {
+        Ok(v) => v,
+        Err(page) => return *page,
     };
     let answer = Answer {
         survey: survey.clone(),
         invitation: None,
         score,
-        comment: CommentChange::Set(checked.comment),
+        comment: CommentChange::Set(comment),
         channel: "public".into(),
         locale: Some(locale.as_str().into()),
         submission_id: Some(submission.clone()),
@@ -174,7 +151,7 @@ pub async fn thanks(
         Ok(s) => s,
         Err(p) => return p,
     };
-    if !valid_secret(&submission) {
+    if !is_secret(&submission) {
         return not_found(&req);
     }
     let survey_id = survey.id.clone();

@@ -125,6 +125,44 @@ pub fn survey_page(status: StatusCode, survey: &SurveyRow, state: FormState<'_>)
     render(status, page.render(), &chrome.brand_css)
 }
 
+/// A valid score and comment from a posted form, or the 422 page that says what to fix
+/// and keeps what was typed.
+pub fn checked_answer(
+    survey: &SurveyRow,
+    form: &AnswerForm,
+    action: &str,
+    submission_id: Option<&str>,
+    honeypot: bool,
+) -> Result<(Score, Option<String>), Box<HttpResponse>> {
+    let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
+    let locale = Locale::parse(&survey.locale).unwrap_or_default();
+    let checked = check_form(form, kind, locale.page());
+    let score = match (checked.score, checked.comment_error) {
+        (Some(s), false) => Score::parse(kind, s).ok(),
+        _ => None,
+    };
+    match score {
+        Some(score) => Ok((score, checked.comment)),
+        None => {
+            let typed = form.comment.clone().unwrap_or_default();
+            Err(Box::new(survey_page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                survey,
+                FormState {
+                    action,
+                    selected: checked.score,
+                    comment: &typed,
+                    errors: checked.errors,
+                    score_error: checked.score_error,
+                    comment_error: checked.comment_error,
+                    submission_id,
+                    honeypot,
+                },
+            )))
+        }
+    }
+}
+
 pub fn thanks_page(
     survey: &SurveyRow,
     response: &ResponseRow,
@@ -171,11 +209,7 @@ struct Loaded {
 
 async fn load(state: &AppState, req: &HttpRequest, token: String) -> Result<Loaded, HttpResponse> {
     // Tokens are 43 URL-safe characters; anything else cannot exist.
-    if token.len() != 43
-        || !token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    {
+    if !crate::domain::is_secret(&token) {
         return Err(not_found(req));
     }
     let found = state
@@ -260,36 +294,18 @@ pub async fn submit(
         Ok(l) => l,
         Err(page) => return page,
     };
-    let kind = SurveyKind::parse(&l.survey.kind).unwrap_or(SurveyKind::Nps);
     let locale = Locale::parse(&l.survey.locale).unwrap_or_default();
-    let checked = check_form(&form, kind, locale.page());
     let action = format!("/s/{token}");
-    let (Some(score), false) = (checked.score, checked.comment_error) else {
-        let typed = form.comment.clone().unwrap_or_default();
-        return survey_page(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            &l.survey,
-            FormState {
-                action: &action,
-                selected: checked.score,
-                comment: &typed,
-                errors: checked.errors,
-                score_error: checked.score_error,
-                comment_error: checked.comment_error,
-                submission_id: None,
-                honeypot: false,
-            },
-        );
-    };
-    let Ok(score) = Score::parse(kind, score) else {
-        return not_found(&req);
+    let (score, comment) = match checked_answer(&l.survey, &form, &action, None, false) {
+        Ok(v) => v,
+        Err(page) => return *page,
     };
     let answer = Answer {
         channel: l.invitation.channel.clone(),
         survey: l.survey.clone(),
         invitation: Some(l.invitation),
         score,
-        comment: CommentChange::Set(checked.comment),
+        comment: CommentChange::Set(comment),
         locale: Some(locale.as_str().into()),
         submission_id: None,
     };

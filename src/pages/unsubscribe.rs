@@ -30,7 +30,7 @@ async fn survey_of(
     token: &str,
     unsubscribe: bool,
 ) -> Result<SurveyRow, HttpResponse> {
-    if token.len() != 43 {
+    if !crate::domain::is_secret(token) {
         return Err(not_found(req));
     }
     let token = token.to_string();
