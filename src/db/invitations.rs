@@ -164,6 +164,19 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, ApiError>
         .ok_or(ApiError::NotFound("invitation"))
 }
 
+/// The invitation of a token with its survey, in one query.
+pub fn with_survey_by_token(
+    conn: &mut DbConnection,
+    token: &str,
+) -> Result<Option<(InvitationRow, SurveyRow)>, ApiError> {
+    Ok(invitations::table
+        .inner_join(surveys::table)
+        .filter(invitations::token.eq(token))
+        .select((InvitationRow::as_select(), SurveyRow::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
 pub fn find_by_token(
     conn: &mut DbConnection,
     token: &str,

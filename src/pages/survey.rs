@@ -207,7 +207,15 @@ struct Loaded {
     response: Option<ResponseRow>,
 }
 
-async fn load(state: &AppState, req: &HttpRequest, token: String) -> Result<Loaded, HttpResponse> {
+/// The invitation of `token` with its survey (one query), and its current response when
+/// the page shows it (`with_response`; a POST does not need it: recording reads it again in
+/// its transaction).
+async fn load(
+    state: &AppState,
+    req: &HttpRequest,
+    token: String,
+    with_response: bool,
+) -> Result<Loaded, HttpResponse> {
     // Tokens are 43 URL-safe characters; anything else cannot exist.
     if !crate::domain::is_secret(&token) {
         return Err(not_found(req));
@@ -215,11 +223,16 @@ async fn load(state: &AppState, req: &HttpRequest, token: String) -> Result<Load
     let found = state
         .db
         .run(move |conn| {
-            let Some(invitation) = crate::db::invitations::find_by_token(conn, &token)? else {
+            let Some((invitation, survey)) =
+                crate::db::invitations::with_survey_by_token(conn, &token)?
+            else {
                 return Ok(None);
             };
-            let survey = crate::db::surveys::get(conn, &invitation.survey_id)?;
-            let response = crate::db::responses::for_invitation(conn, &invitation.id)?;
+            let response = if with_response {
+                crate::db::responses::for_invitation(conn, &invitation.id)?
+            } else {
+                None
+            };
             Ok(Some(Loaded {
                 invitation,
                 survey,
@@ -254,7 +267,7 @@ pub async fn show(
     query: web::Query<Preselect>,
 ) -> HttpResponse {
     let token = token.into_inner();
-    let l = match load(&state, &req, token.clone()).await {
+    let l = match load(&state, &req, token.clone(), true).await {
         Ok(l) => l,
         Err(page) => return page,
     };
@@ -290,7 +303,7 @@ pub async fn submit(
     form: web::Form<AnswerForm>,
 ) -> HttpResponse {
     let token = token.into_inner();
-    let l = match load(&state, &req, token.clone()).await {
+    let l = match load(&state, &req, token.clone(), false).await {
         Ok(l) => l,
         Err(page) => return page,
     };
@@ -348,7 +361,7 @@ pub async fn thanks(
     token: web::Path<String>,
 ) -> HttpResponse {
     let token = token.into_inner();
-    let l = match load(&state, &req, token.clone()).await {
+    let l = match load(&state, &req, token.clone(), true).await {
         Ok(l) => l,
         Err(page) => return page,
     };
