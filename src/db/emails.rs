@@ -60,28 +60,7 @@ pub fn claim_due(
 ) -> Result<Vec<EmailRow>, ApiError> {
     conn.transaction(|conn| {
         let t = now();
-        let due = emails::status
-            .eq("pending")
-            .and(emails::next_attempt_at.le(t))
-            .or(emails::status
-                .eq("sending")
-                .and(emails::claimed_until.lt(t)));
-        let ids: Vec<String> = match conn {
-            DbConnection::Postgres(pg) => emails::table
-                .filter(due)
-                .order(emails::next_attempt_at)
-                .select(emails::id)
-                .limit(limit)
-                .for_update()
-                .skip_locked()
-                .load(pg)?,
-            DbConnection::Sqlite(lite) => emails::table
-                .filter(due)
-                .order(emails::next_attempt_at)
-                .select(emails::id)
-                .limit(limit)
-                .load(lite)?,
-        };
+        let ids = crate::db::due_queue_ids!(conn, emails, "pending", "sending", limit, t);
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -269,28 +269,7 @@ pub fn claim_due(
 ) -> Result<Vec<Claimed>, ApiError> {
     conn.transaction(|conn| {
         let t = now();
-        let due = invitations::status
-            .eq("scheduled")
-            .and(invitations::next_attempt_at.le(t))
-            .or(invitations::status
-                .eq("sending")
-                .and(invitations::claimed_until.lt(t)));
-        let ids: Vec<String> = match conn {
-            DbConnection::Postgres(pg) => invitations::table
-                .filter(due)
-                .order(invitations::next_attempt_at)
-                .select(invitations::id)
-                .limit(limit)
-                .for_update()
-                .skip_locked()
-                .load(pg)?,
-            DbConnection::Sqlite(lite) => invitations::table
-                .filter(due)
-                .order(invitations::next_attempt_at)
-                .select(invitations::id)
-                .limit(limit)
-                .load(lite)?,
-        };
+        let ids = crate::db::due_queue_ids!(conn, invitations, "scheduled", "sending", limit, t);
         if ids.is_empty() {
             return Ok(Vec::new());
         }

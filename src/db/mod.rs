@@ -3,6 +3,41 @@
 //! `DATABASE_URL` picks the engine. Migrations for that engine run on a plain connection before
 //! the pool is built, so a bad URL or an unreachable server fails start-up with the real error.
 
+/// Ids of up to `$limit` due rows of a lease-based queue table (invitations, emails, webhook
+/// deliveries): rows in status `$waiting` whose `next_attempt_at` has come, and rows left in
+/// `$working` by a worker whose lease (`claimed_until`) ran out, oldest due first. On
+/// PostgreSQL they are locked `FOR UPDATE SKIP LOCKED`, so replicas never claim the same row;
+/// SQLite has one process and one writer. Use inside the claiming transaction.
+macro_rules! due_queue_ids {
+    ($conn:expr, $table:ident, $waiting:expr, $working:expr, $limit:expr, $now:expr) => {{
+        use $crate::db::schema::$table as q;
+        let due = || {
+            q::status
+                .eq($waiting)
+                .and(q::next_attempt_at.le($now))
+                .or(q::status.eq($working).and(q::claimed_until.lt($now)))
+        };
+        let ids: Vec<String> = match $conn {
+            $crate::db::DbConnection::Postgres(pg) => q::table
+                .filter(due())
+                .order(q::next_attempt_at)
+                .select(q::id)
+                .limit($limit)
+                .for_update()
+                .skip_locked()
+                .load(pg)?,
+            $crate::db::DbConnection::Sqlite(lite) => q::table
+                .filter(due())
+                .order(q::next_attempt_at)
+                .select(q::id)
+                .limit($limit)
+                .load(lite)?,
+        };
+        ids
+    }};
+}
+pub(crate) use due_queue_ids;
+
 pub mod api_keys;
 pub mod batch;
 pub mod contacts;

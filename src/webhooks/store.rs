@@ -228,28 +228,8 @@ pub fn claim_due(
 ) -> Result<Vec<Claimed>, ApiError> {
     conn.transaction(|conn| {
         let t = now();
-        let due = webhook_deliveries::status
-            .eq("pending")
-            .and(webhook_deliveries::next_attempt_at.le(t))
-            .or(webhook_deliveries::status
-                .eq("delivering")
-                .and(webhook_deliveries::claimed_until.lt(t)));
-        let ids: Vec<String> = match conn {
-            DbConnection::Postgres(pg) => webhook_deliveries::table
-                .filter(due)
-                .order(webhook_deliveries::next_attempt_at)
-                .select(webhook_deliveries::id)
-                .limit(limit)
-                .for_update()
-                .skip_locked()
-                .load(pg)?,
-            DbConnection::Sqlite(lite) => webhook_deliveries::table
-                .filter(due)
-                .order(webhook_deliveries::next_attempt_at)
-                .select(webhook_deliveries::id)
-                .limit(limit)
-                .load(lite)?,
-        };
+        let ids =
+            crate::db::due_queue_ids!(conn, webhook_deliveries, "pending", "delivering", limit, t);
         if ids.is_empty() {
             return Ok(Vec::new());
         }
