@@ -76,7 +76,7 @@ async fn run(db_url: &str, label: &str, sink: &Arc<AtomicU64>, smtp_port: u16) {
     let key = {
         let state = state.clone();
         tokio::task::spawn_blocking(move || {
-            closeloop::db::api_keys::create(&mut state.db.get().unwrap(), "bench", Role::Admin)
+            closeloop::store::api_keys::create(&mut state.db.get().unwrap(), "bench", Role::Admin)
                 .unwrap()
                 .1
         })

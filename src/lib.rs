@@ -1,14 +1,25 @@
 //! Closeloop: self-hosted NPS and CSAT surveys with a closed feedback loop.
+//!
+//! Layers, whose imports point one way (a test in `tests/api/layers.rs` enforces it):
+//! `startup` → `web` → use cases → `store` → `domain`, `error`, `config`, `telemetry`,
+//! `i18n`. The use cases are `answers`, `invitations`, `followups`, `webhooks`, `reports`,
+//! `contacts` and `email`, with `context` (what they all reach) and `views` (the JSON shapes
+//! shared by the API and webhook payloads).
 
-pub mod api;
+pub mod answers;
 pub mod config;
-pub mod db;
+pub mod contacts;
+pub mod context;
 pub mod domain;
 pub mod email;
-pub mod followup;
+pub mod error;
+pub mod followups;
 pub mod i18n;
-pub mod pages;
+pub mod invitations;
 pub mod reports;
 pub mod startup;
+pub mod store;
 pub mod telemetry;
+pub mod views;
+pub mod web;
 pub mod webhooks;

@@ -1,3 +1,6 @@
+//! The `closeloop` command: `serve` (the default), `migrate`, `rebuild-rollups`, `openapi`,
+//! `api-key create` and `healthcheck`.
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -46,7 +49,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Openapi = command {
-        match serde_json::to_string_pretty(&closeloop::api::openapi()) {
+        match serde_json::to_string_pretty(&closeloop::web::api::openapi()) {
             Ok(json) => {
                 println!("{json}");
                 return ExitCode::SUCCESS;
@@ -67,7 +70,7 @@ fn main() -> ExitCode {
     closeloop::telemetry::init(&settings.log_level, settings.log_format);
     let result = match command {
         Command::Serve => serve(settings),
-        Command::Migrate => closeloop::db::migrate(&settings.database_url).map(|applied| {
+        Command::Migrate => closeloop::store::migrate(&settings.database_url).map(|applied| {
             if applied.is_empty() {
                 println!("database is up to date");
             } else {
@@ -79,9 +82,9 @@ fn main() -> ExitCode {
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
         Command::Healthcheck => healthcheck(&settings),
         Command::RebuildRollups => (|| {
-            let db = closeloop::db::Db::connect(&settings.database_url, 1)?;
+            let db = closeloop::store::Db::connect(&settings.database_url, 1)?;
             let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
-            closeloop::reports::rollup::rebuild(&mut conn).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+            closeloop::store::rollups::rebuild(&mut conn).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("report rollups rebuilt");
             Ok(())
         })(),
@@ -112,9 +115,9 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
     if name.is_empty() || name.chars().count() > 100 {
         anyhow::bail!("--name must be 1 to 100 characters long");
     }
-    let db = closeloop::db::Db::connect(&settings.database_url, 1)?;
+    let db = closeloop::store::Db::connect(&settings.database_url, 1)?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let (row, key) = closeloop::db::api_keys::create(&mut conn, name, role)
+    let (row, key) = closeloop::store::api_keys::create(&mut conn, name, role)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!(
         "created API key {} ({}, role {})",

@@ -6,52 +6,16 @@ use std::sync::Arc;
 use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, DefaultHeaders};
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpResponse};
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::api::error::ApiError;
 use crate::config::Settings;
-use crate::db::Db;
-use crate::email::dispatcher::Dispatcher;
+pub use crate::context::AppState;
 use crate::email::Mailer;
+use crate::error::AppError;
+use crate::store::Db;
 use crate::telemetry::Metrics;
-use crate::webhooks::WebhookWorker;
 use tokio::sync::{watch, Notify};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub db: Db,
-    pub settings: Arc<Settings>,
-    pub metrics: Arc<Metrics>,
-    pub mailer: Mailer,
-    /// Wakes the email dispatcher when invitations are queued.
-    pub wake_dispatcher: Arc<Notify>,
-    /// Wakes the webhook worker when deliveries are queued (after the commit).
-    pub wake_webhooks: Arc<Notify>,
-}
-
-impl AppState {
-    /// A dispatcher over this state's database and transport.
-    pub fn dispatcher(&self) -> Dispatcher {
-        Dispatcher {
-            db: self.db.clone(),
-            mailer: self.mailer.clone(),
-            settings: self.settings.clone(),
-            metrics: self.metrics.clone(),
-            wake: self.wake_dispatcher.clone(),
-            digest_checked: Default::default(),
-        }
-    }
-
-    /// A webhook worker over this state's database.
-    pub fn webhook_worker(&self) -> anyhow::Result<WebhookWorker> {
-        WebhookWorker::new(
-            self.db.clone(),
-            self.settings.clone(),
-            self.wake_webhooks.clone(),
-        )
-    }
-}
 
 /// A built server, bound to its port but not yet running.
 pub struct Application {
@@ -72,7 +36,7 @@ impl Application {
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
                 let db = Db::connect(&url, size)?;
                 let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
-                if crate::reports::rollup::rebuild_if_empty(&mut conn)
+                if crate::store::rollups::rebuild_if_empty(&mut conn)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
                 {
                     tracing::info!("report rollups rebuilt from existing answers");
@@ -132,23 +96,23 @@ impl Application {
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let doc = crate::api::openapi();
+    let doc = crate::web::api::openapi();
     let workers = state.settings.http_workers;
-    let limiter = crate::pages::public_link_limiter(
+    let limiter = crate::web::pages::public_link_limiter(
         state.settings.public_link_per_minute,
         state.settings.public_link_burst,
     );
     let server = actix_web::HttpServer::new(move || {
-        let (app, _) = crate::api::app_and_doc();
+        let (app, _) = crate::web::api::app_and_doc();
         app.app_data(state.clone())
             .app_data(web::QueryConfig::default().error_handler(|err, _| {
-                ApiError::BadRequest(format!("invalid query string: {err}")).into()
+                AppError::BadRequest(format!("invalid query string: {err}")).into()
             }))
             .app_data(web::PathConfig::default().error_handler(|err, _| {
-                ApiError::BadRequest(format!("invalid path: {err}")).into()
+                AppError::BadRequest(format!("invalid path: {err}")).into()
             }))
-            .app_data(crate::pages::form_config())
-            .configure(|cfg| crate::pages::configure(cfg, &limiter))
+            .app_data(crate::web::pages::form_config())
+            .configure(|cfg| crate::web::pages::configure(cfg, &limiter))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
             .route(
                 "/docs",
@@ -158,28 +122,17 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                         .finish()
                 }),
             )
-            .default_service(web::to(not_found))
+            .default_service(web::to(crate::web::not_found))
             .wrap(
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
                     .add((header::REFERRER_POLICY, "no-referrer")),
             )
-            .wrap(from_fn(crate::telemetry::request_log))
+            .wrap(from_fn(crate::web::request_log))
     })
     .workers(workers)
     .listen(listener)?
     .shutdown_timeout(20)
     .run();
     Ok(server)
-}
-
-/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere.
-async fn not_found(req: HttpRequest) -> HttpResponse {
-    if req.path().starts_with("/api") {
-        HttpResponse::NotFound().json(ApiError::NotFound("route").body())
-    } else {
-        HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body(crate::pages::not_found_html())
-    }
 }

@@ -1,20 +1,11 @@
-//! Logging setup, request logs and in-process metrics.
+//! Logging setup and the in-process metrics behind `/metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::time::Instant;
-
-use actix_web::body::MessageBody;
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderName, HeaderValue};
-use actix_web::middleware::Next;
-use actix_web::web;
-use tracing::Instrument;
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
-use crate::startup::AppState;
 
 /// Installs the global subscriber once; later calls (tests) are ignored.
 pub fn init(level: &str, format: LogFormat) {
@@ -42,7 +33,7 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+    pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
         if let Ok(mut map) = self.requests.lock() {
             let entry = map
                 .entry((method.to_string(), route.to_string(), status))
@@ -85,41 +76,4 @@ impl Metrics {
         ));
         out
     }
-}
-
-static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// Logs one line per request: method, route pattern (never the raw path, which may hold a
-/// survey token), status, latency and a request id (taken from `X-Request-Id` when it is
-/// short and printable, else generated), and echoes the id in the response.
-pub async fn request_log(
-    req: ServiceRequest,
-    next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
-    let started = Instant::now();
-    let request_id = req
-        .headers()
-        .get(&REQUEST_ID)
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
-        .map(str::to_string)
-        .unwrap_or_else(|| ulid::Ulid::new().to_string());
-    let method = req.method().to_string();
-    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
-    let metrics = req
-        .app_data::<web::Data<AppState>>()
-        .map(|s| s.metrics.clone());
-    let span = tracing::info_span!("request", request_id = %request_id);
-    let mut res = next.call(req).instrument(span).await?;
-    let status = res.status().as_u16();
-    let elapsed = started.elapsed();
-    let latency_ms = elapsed.as_secs_f64() * 1000.0;
-    if let Some(m) = metrics {
-        m.record(&method, &route, status, elapsed.as_secs_f64());
-    }
-    tracing::info!(request_id = %request_id, method = %method, route = %route, status, latency_ms = format!("{latency_ms:.2}"), "request");
-    if let Ok(v) = HeaderValue::from_str(&request_id) {
-        res.headers_mut().insert(REQUEST_ID.clone(), v);
-    }
-    Ok(res)
 }

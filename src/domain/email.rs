@@ -1,3 +1,5 @@
+//! `Email`: a checked, normalised email address.
+
 use std::fmt;
 
 use validator::ValidateEmail;

@@ -1,3 +1,5 @@
+//! Survey kinds and statuses, scores and their categories, and team roles.
+
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

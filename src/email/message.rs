@@ -6,9 +6,9 @@ use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::Message;
 
 use crate::config::Settings;
-use crate::db::models::SurveyRow;
 use crate::domain::SurveyKind;
 use crate::i18n::Locale;
+use crate::store::models::SurveyRow;
 
 pub const DEFAULT_COLOR: &str = "#1f6feb";
 
@@ -233,7 +233,7 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
 /// A message from the outbox (alert, reply, digest): plain text, threaded with
 /// `In-Reply-To`/`References` when it answers a survey email.
 pub fn outbox_email(
-    row: &crate::db::models::EmailRow,
+    row: &crate::store::models::EmailRow,
     settings: &Settings,
 ) -> Result<(Message, String), String> {
     let host = settings.public_url.host_str().unwrap_or("localhost");

@@ -1,6 +1,5 @@
 //! Email: building messages, the transport (SMTP or .eml files) and the send queue.
 
-pub mod dispatcher;
 pub mod message;
 
 use std::path::PathBuf;

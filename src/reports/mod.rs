@@ -1,595 +1,468 @@
 //! Reports: NPS/CSAT with 95 % intervals, counts per score, a time series, a breakdown by a
 //! contact property, response rate, time to answer, the change against the previous period
-//! and the follow-up backlog.
-//!
-//! Everything is aggregated inside the database: whole days come from daily rollups kept in
-//! the same transaction as each answer and delivery (see `rollup`), partial days at the edges
-//! of the range from a `GROUP BY day, score` over a covering index, so a report over a million
-//! answers reads a few thousand counts, not a million rows. Segments (any contact property)
-//! are a `GROUP BY` over the answers joined to their contacts. Time buckets are UTC: days start at 00:00, weeks on
-//! Monday 00:00, months on the 1st; a bucket is reported even when it has no answers.
-
-pub mod rollup;
-pub mod stats;
+//! and the follow-up backlog; and the CSV export of responses. The aggregates come from
+//! `store::reports` (daily rollups plus the partial days at the edges).
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, NaiveDate, NaiveDateTime, TimeDelta};
-use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+use bytes::Bytes;
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::Serialize;
+use tokio::sync::mpsc;
+use utoipa::ToSchema;
 
-use crate::api::error::ApiError;
-use crate::db::DbConnection;
-use stats::Counts;
+use crate::context::AppState;
+use crate::domain::stats::{round2, Counts, Z95};
+use crate::domain::{now, utc, SurveyKind};
+use crate::error::AppError;
+use crate::store::reports::{self as rep, Interval, Scope};
+use crate::store::responses::ResponseFilter;
+use crate::store::{Db, DbConnection};
 
-/// Which answers a report covers.
-#[derive(Debug, Clone)]
-pub enum Scope {
-    Survey(String),
-    /// Every survey of a kind (`nps` or `csat`).
-    Kind(String),
+/// Counts and scores of a set of answers. Fields of the other kind are absent; ratios are
+/// `null` when there are no answers (nothing to divide).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Summary {
+    pub responses: i64,
+    /// Answers per score (`"0"`…`"10"` for NPS, `"1"`…`"5"` for CSAT).
+    pub counts: BTreeMap<String, i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub promoters: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub passives: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detractors: Option<i64>,
+    /// −100…100 (NPS surveys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub nps: Option<Option<f64>>,
+    /// 95 % interval of the NPS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub nps_ci95: Option<Option<[f64; 2]>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub satisfied: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub neutral: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsatisfied: Option<i64>,
+    /// % of 4–5 answers (CSAT surveys).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub csat: Option<Option<f64>>,
+    /// Wilson 95 % interval of the CSAT.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<f64>>)]
+    pub csat_ci95: Option<Option<[f64; 2]>>,
+    pub average_score: Option<f64>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Interval {
-    Day,
-    Week,
-    Month,
+impl Summary {
+    pub fn of(kind: SurveyKind, c: &Counts) -> Summary {
+        let (lo, hi) = kind.range();
+        let nps = matches!(kind, SurveyKind::Nps);
+        let r2 = |v: [f64; 2]| [round2(v[0]), round2(v[1])];
+        Summary {
+            responses: c.total(),
+            counts: (lo..=hi)
+                .map(|s| (s.to_string(), c.0[s as usize]))
+                .collect(),
+            promoters: nps.then(|| c.promoters()),
+            passives: nps.then(|| c.passives()),
+            detractors: nps.then(|| c.detractors()),
+            nps: nps.then(|| c.nps().map(|(v, _)| round2(v))),
+            nps_ci95: nps.then(|| c.nps().map(|(_, ci)| r2(ci))),
+            satisfied: (!nps).then(|| c.satisfied()),
+            neutral: (!nps).then(|| c.neutral()),
+            unsatisfied: (!nps).then(|| c.unsatisfied()),
+            csat: (!nps).then(|| c.csat().map(|(v, _)| round2(v))),
+            csat_ci95: (!nps).then(|| c.csat().map(|(_, ci)| r2(ci))),
+            average_score: c.average().map(round2),
+        }
+    }
 }
 
-impl Interval {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Interval::Day => "day",
-            Interval::Week => "week",
-            Interval::Month => "month",
-        }
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeriesPoint {
+    /// Bucket start (UTC day; weeks start on Monday, months on the 1st).
+    pub start: NaiveDate,
+    /// Next bucket's start (exclusive).
+    pub end: NaiveDate,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
 
-    /// The start of the bucket holding `day`.
-    pub fn bucket(self, day: NaiveDate) -> NaiveDate {
-        match self {
-            Interval::Day => day,
-            Interval::Week => day - TimeDelta::days(day.weekday().num_days_from_monday() as i64),
-            Interval::Month => day.with_day(1).unwrap_or(day),
-        }
-    }
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SegmentRow {
+    /// The property's value; `null` for anonymous answers and contacts without it.
+    pub value: Option<String>,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
 
-    pub fn next(self, start: NaiveDate) -> NaiveDate {
-        match self {
-            Interval::Day => start + TimeDelta::days(1),
-            Interval::Week => start + TimeDelta::days(7),
-            Interval::Month => {
-                let (y, m) = if start.month() == 12 {
-                    (start.year() + 1, 1)
-                } else {
-                    (start.year(), start.month() + 1)
-                };
-                NaiveDate::from_ymd_opt(y, m, 1).unwrap_or(start + TimeDelta::days(31))
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Period {
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub response_rate: Option<f64>,
+}
+
+/// Current minus previous period.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Change {
+    pub responses: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub nps: Option<Option<f64>>,
+    /// Whether the NPS change is significant at 95 % (|Δ| > 1.96·sqrt(Var₁/n₁ + Var₂/n₂)).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<bool>)]
+    pub nps_significant: Option<Option<bool>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<f64>)]
+    pub csat: Option<Option<f64>>,
+    pub response_rate: Option<f64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Backlog {
+    pub open: i64,
+    pub in_progress: i64,
+    /// Open or in progress and past due.
+    pub overdue: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Report {
+    /// The survey, or absent for a report across all surveys of a kind.
+    pub survey_id: Option<String>,
+    pub kind: SurveyKind,
+    pub from: DateTime<Utc>,
+    pub to: DateTime<Utc>,
+    /// `day`, `week` or `month`.
+    pub interval: String,
+    #[serde(flatten)]
+    pub summary: Summary,
+    /// Invitations delivered in the period (emails sent, links made).
+    pub invitations_delivered: i64,
+    /// Of those, how many were answered.
+    pub invitations_answered: i64,
+    /// answered ÷ delivered, 0–1; `null` when nothing was delivered.
+    pub response_rate: Option<f64>,
+    /// Median seconds from sending to answering, for answers in the period.
+    pub median_seconds_to_answer: Option<f64>,
+    /// The period of the same length just before `from`.
+    pub previous: Period,
+    pub change: Change,
+    /// Follow-up tasks now (not limited to the period).
+    pub followups: Backlog,
+    pub series: Vec<SeriesPoint>,
+    /// The property the answers are broken down by (`segment=`), if any.
+    pub segment: Option<String>,
+    pub segments: Vec<SegmentRow>,
+}
+
+/// A checked report range: `[from, to)`, the bucket interval and an optional segment.
+pub struct Range {
+    pub from: chrono::NaiveDateTime,
+    pub to: chrono::NaiveDateTime,
+    pub interval: Interval,
+    pub segment: Option<String>,
+}
+
+impl Range {
+    /// Checks a requested range: defaults (the last 30 days, an interval that fits), at most
+    /// 1000 buckets, a segment that is a plain property name.
+    pub fn check(
+        from: Option<DateTime<Utc>>,
+        to: Option<DateTime<Utc>>,
+        interval: Option<&str>,
+        segment: Option<&str>,
+    ) -> Result<Range, AppError> {
+        let to = to.map(|t| t.naive_utc()).unwrap_or_else(now);
+        let from = from
+            .map(|t| t.naive_utc())
+            .unwrap_or(to - TimeDelta::days(30));
+        if from >= to {
+            return Err(AppError::field("from", "must be before to"));
+        }
+        let days = (to - from).num_days();
+        let interval = match interval {
+            None if days <= 31 => Interval::Day,
+            None if days <= 182 => Interval::Week,
+            None => Interval::Month,
+            Some("day") => Interval::Day,
+            Some("week") => Interval::Week,
+            Some("month") => Interval::Month,
+            Some(_) => return Err(AppError::field("interval", "must be day, week or month")),
+        };
+        let buckets = match interval {
+            Interval::Day => days,
+            Interval::Week => days / 7,
+            Interval::Month => days / 28,
+        };
+        if buckets > 1000 {
+            return Err(AppError::field(
+                "interval",
+                "gives more than 1000 buckets; use a longer interval or a shorter range",
+            ));
+        }
+        if let Some(s) = segment {
+            let ok = !s.is_empty()
+                && s.len() <= 100
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+            if !ok {
+                return Err(AppError::field(
+                    "segment",
+                    "must be a property name of letters, digits, _ or - (1 to 100)",
+                ));
             }
         }
+        Ok(Range {
+            from,
+            to,
+            interval,
+            segment: segment.map(str::to_string),
+        })
     }
 }
 
-#[derive(QueryableByName)]
-struct DayScore {
-    #[diesel(sql_type = Text)]
-    day: String,
-    #[diesel(sql_type = Integer)]
-    score: i32,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
+fn rate(answered: i64, delivered: i64) -> Option<f64> {
+    (delivered > 0).then(|| round2(answered as f64 / delivered as f64 * 100.0) / 100.0)
 }
 
-#[derive(QueryableByName)]
-struct SegmentScore {
-    #[diesel(sql_type = Nullable<Text>)]
-    value: Option<String>,
-    #[diesel(sql_type = Integer)]
-    score: i32,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-#[derive(QueryableByName)]
-struct Two {
-    #[diesel(sql_type = BigInt)]
-    a: i64,
-    #[diesel(sql_type = BigInt)]
-    b: i64,
-}
-
-#[derive(QueryableByName)]
-struct Three {
-    #[diesel(sql_type = BigInt)]
-    a: i64,
-    #[diesel(sql_type = BigInt)]
-    b: i64,
-    #[diesel(sql_type = BigInt)]
-    c: i64,
-}
-
-/// The `WHERE` part choosing the scope's answers of table alias `t`, with its one bound text.
-fn scope_sql(scope: &Scope, alias: &str, pg: bool, n: usize) -> (String, String) {
-    let p = if pg { format!("${n}") } else { "?".to_string() };
-    match scope {
-        Scope::Survey(id) => (format!("{alias}.survey_id = {p}"), id.clone()),
-        Scope::Kind(kind) => (
-            format!("{alias}.survey_id IN (SELECT id FROM surveys WHERE kind = {p})"),
-            kind.clone(),
-        ),
-    }
-}
-
-/// Whole UTC days `[d1, d2)`, if any, and the partial ranges around them.
-type Split = (
-    Option<(NaiveDate, NaiveDate)>,
-    Vec<(NaiveDateTime, NaiveDateTime)>,
-);
-
-/// Splits `[from, to)` into whole UTC days `[d1, d2)` and the partial ranges around them.
-fn split(from: NaiveDateTime, to: NaiveDateTime) -> Split {
-    let midnight = |d: NaiveDate| d.and_hms_opt(0, 0, 0).unwrap_or(from);
-    let d1 = if from == midnight(from.date()) {
-        from.date()
-    } else {
-        from.date() + TimeDelta::days(1)
-    };
-    let d2 = to.date();
-    if d1 >= d2 {
-        return (None, vec![(from, to)]);
-    }
-    let mut partial = Vec::new();
-    if from < midnight(d1) {
-        partial.push((from, midnight(d1)));
-    }
-    if to > midnight(d2) {
-        partial.push((midnight(d2), to));
-    }
-    (Some((d1, d2)), partial)
-}
-
-fn scope_value(scope: &Scope) -> String {
-    match scope {
-        Scope::Survey(id) => id.clone(),
-        Scope::Kind(k) => k.clone(),
-    }
-}
-
-#[derive(QueryableByName)]
-struct BucketRow {
-    #[diesel(sql_type = Text)]
-    day: String,
-    #[diesel(sql_type = Integer)]
-    key: i32,
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// Rows (day, key, n) of a rollup table for whole days `[d1, d2)`.
-fn rollup_rows(
-    conn: &mut DbConnection,
-    table: &str,
-    key: &str,
-    scope: &Scope,
-    d1: NaiveDate,
-    d2: NaiveDate,
-) -> Result<Vec<BucketRow>, ApiError> {
-    let (a, b) = (
-        d1.format("%Y-%m-%d").to_string(),
-        d2.format("%Y-%m-%d").to_string(),
-    );
-    Ok(match conn {
-        DbConnection::Postgres(pg) => {
-            let (w, v) = scope_sql(scope, "x", true, 1);
-            diesel::sql_query(format!(
-                "SELECT x.day, x.{key} AS key, x.n FROM {table} x WHERE {w} AND x.day >= $2 AND x.day < $3"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Text, _>(a)
-            .bind::<Text, _>(b)
-            .load(pg)?
-        }
-        DbConnection::Sqlite(lite) => {
-            let (w, v) = scope_sql(scope, "x", false, 1);
-            diesel::sql_query(format!(
-                "SELECT x.day, x.{key} AS key, x.n FROM {table} x WHERE {w} AND x.day >= ? AND x.day < ?"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Text, _>(a)
-            .bind::<Text, _>(b)
-            .load(lite)?
-        }
+fn nps_variance(c: &Counts) -> Option<(f64, f64)> {
+    let n = c.total();
+    (n > 0).then(|| {
+        let n = n as f64;
+        let p = c.promoters() as f64 / n;
+        let d = c.detractors() as f64 / n;
+        (p + d - (p - d).powi(2), n)
     })
 }
 
-/// Answers per UTC day and score in `[from, to)`: whole days from the daily rollup, the
-/// partial days at the edges from the answers themselves.
-pub fn day_counts(
+/// Builds a report over `scope` from the database's aggregates.
+pub fn build(
     conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<BTreeMap<NaiveDate, Counts>, ApiError> {
-    let (days, partial) = split(from, to);
-    let mut out: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    if let Some((d1, d2)) = days {
-        for r in rollup_rows(conn, "response_daily", "score", scope, d1, d2)? {
-            if let Ok(day) = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d") {
-                out.entry(day).or_default().add(r.key, r.n);
-            }
-        }
+    scope: Scope,
+    kind: SurveyKind,
+    c: Range,
+) -> Result<Report, AppError> {
+    let days = rep::day_counts(conn, &scope, c.from, c.to)?;
+    let mut total = Counts::default();
+    for counts in days.values() {
+        total.merge(counts);
     }
-    for (a, b) in partial {
-        for (day, counts) in day_counts_raw(conn, scope, a, b)? {
-            out.entry(day).or_default().merge(&counts);
-        }
-    }
-    Ok(out)
-}
-
-/// Answers per UTC day and score in `[from, to)`, counted from the answers.
-pub fn day_counts_raw(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<BTreeMap<NaiveDate, Counts>, ApiError> {
-    let rows: Vec<DayScore> = match conn {
-        DbConnection::Postgres(pg) => {
-            let (w, v) = scope_sql(scope, "r", true, 1);
-            diesel::sql_query(format!(
-                "SELECT to_char(r.created_at, 'YYYY-MM-DD') AS day, r.score, COUNT(*) AS n FROM responses r \
-                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(pg)?
-        }
-        DbConnection::Sqlite(lite) => {
-            let (w, v) = scope_sql(scope, "r", false, 1);
-            diesel::sql_query(format!(
-                "SELECT substr(r.created_at, 1, 10) AS day, r.score, COUNT(*) AS n FROM responses r \
-                 WHERE {w} AND r.created_at >= ? AND r.created_at < ? GROUP BY 1, 2"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(lite)?
-        }
-    };
-    let mut out: BTreeMap<NaiveDate, Counts> = BTreeMap::new();
-    for r in rows {
-        if let Ok(day) = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d") {
-            out.entry(day).or_default().add(r.score, r.n);
-        }
-    }
-    Ok(out)
-}
-
-/// Answers per value of contact property `key` and score (anonymous answers and contacts
-/// without the property under `None`). SQLite counts per contact first (index-only) and
-/// then joins; PostgreSQL's hash join is faster on the plain join (both measured, see
-/// BENCHMARKS.md).
-pub fn segment_counts(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-    key: &str,
-) -> Result<Vec<(Option<String>, Counts)>, ApiError> {
-    let rows: Vec<SegmentScore> = match conn {
-        DbConnection::Postgres(pg) => {
-            let (w, v) = scope_sql(scope, "r", true, 1);
-            diesel::sql_query(format!(
-                "SELECT (c.properties::jsonb ->> $4) AS value, r.score, COUNT(*) AS n FROM responses r \
-                 LEFT JOIN contacts c ON c.id = r.contact_id \
-                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 GROUP BY 1, 2"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .bind::<Text, _>(key)
-            .load(pg)?
-        }
-        DbConnection::Sqlite(lite) => {
-            let (w, v) = scope_sql(scope, "r", false, 2);
-            diesel::sql_query(format!(
-                "SELECT CAST(json_extract(c.properties, ?) AS TEXT) AS value, a.score, SUM(a.n) AS n FROM \
-                 (SELECT r.contact_id, r.score, COUNT(*) AS n FROM responses r \
-                 WHERE {w} AND r.created_at >= ? AND r.created_at < ? GROUP BY 1, 2) a \
-                 LEFT JOIN contacts c ON c.id = a.contact_id GROUP BY 1, 2"
-            ))
-            .bind::<Text, _>(format!("$.\"{key}\""))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(lite)?
-        }
-    };
-    let mut out: BTreeMap<Option<String>, Counts> = BTreeMap::new();
-    for r in rows {
-        out.entry(r.value).or_default().add(r.score, r.n);
-    }
-    Ok(out.into_iter().collect())
-}
-
-/// Invitations delivered in `[from, to)` (email sent, or link made) and how many of them
-/// were answered: whole days from the rollup, partial days from the invitations.
-pub fn delivery(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<(i64, i64), ApiError> {
-    let (days, partial) = split(from, to);
-    let (mut delivered, mut answered) = (0, 0);
-    if let Some((d1, d2)) = days {
-        for key in ["delivered", "answered"] {
-            let total: i64 = rollup_rows_sum(conn, key, scope, d1, d2)?;
-            if key == "delivered" {
-                delivered += total;
-            } else {
-                answered += total;
-            }
-        }
-    }
-    for (a, b) in partial {
-        let (d, n) = delivery_raw(conn, scope, a, b)?;
-        delivered += d;
-        answered += n;
-    }
-    Ok((delivered, answered))
-}
-
-fn rollup_rows_sum(
-    conn: &mut DbConnection,
-    column: &str,
-    scope: &Scope,
-    d1: NaiveDate,
-    d2: NaiveDate,
-) -> Result<i64, ApiError> {
-    let (a, b) = (
-        d1.format("%Y-%m-%d").to_string(),
-        d2.format("%Y-%m-%d").to_string(),
-    );
-    let row: Two = match conn {
-        DbConnection::Postgres(pg) => {
-            let (w, v) = scope_sql(scope, "x", true, 1);
-            diesel::sql_query(format!(
-                "SELECT COALESCE(SUM(x.{column}), 0)::bigint AS a, 0::bigint AS b FROM delivery_daily x WHERE {w} AND x.day >= $2 AND x.day < $3"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Text, _>(a)
-            .bind::<Text, _>(b)
-            .get_result(pg)?
-        }
-        DbConnection::Sqlite(lite) => {
-            let (w, v) = scope_sql(scope, "x", false, 1);
-            diesel::sql_query(format!(
-                "SELECT COALESCE(SUM(x.{column}), 0) AS a, 0 AS b FROM delivery_daily x WHERE {w} AND x.day >= ? AND x.day < ?"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Text, _>(a)
-            .bind::<Text, _>(b)
-            .get_result(lite)?
-        }
-    };
-    Ok(row.a)
-}
-
-/// Deliveries and answers counted from the invitations themselves.
-pub fn delivery_raw(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<(i64, i64), ApiError> {
-    let sql = |pg: bool| {
-        let (w, _) = scope_sql(scope, "i", pg, 1);
-        let (a, b) = if pg { ("$2", "$3") } else { ("?", "?") };
-        format!(
-            "SELECT COUNT(*) AS a, COUNT(i.responded_at) AS b FROM invitations i \
-             WHERE {w} AND i.sent_at >= {a} AND i.sent_at < {b} AND i.status IN ('sent', 'responded')"
-        )
-    };
-    let v = match scope {
-        Scope::Survey(id) => id.clone(),
-        Scope::Kind(k) => k.clone(),
-    };
-    let row: Two = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(sql(true))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .get_result(pg)?,
-        DbConnection::Sqlite(lite) => diesel::sql_query(sql(false))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .get_result(lite)?,
-    };
-    Ok((row.a, row.b))
-}
-
-/// The median time in seconds from delivery to answer, for answers in `[from, to)`, from
-/// the delay histogram (buckets about 5 % wide, so the value is within about 3 %).
-pub fn median_seconds_to_answer(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<Option<f64>, ApiError> {
-    let (days, partial) = split(from, to);
-    let mut hist: BTreeMap<i32, i64> = BTreeMap::new();
-    if let Some((d1, d2)) = days {
-        for r in rollup_rows(conn, "answer_delay_daily", "bucket", scope, d1, d2)? {
-            *hist.entry(r.key).or_default() += r.n;
-        }
-    }
-    for (a, b) in partial {
-        for secs in delays_raw(conn, scope, a, b)? {
-            *hist.entry(rollup::delay_bucket(secs)).or_default() += 1;
-        }
-    }
-    let n: i64 = hist.values().sum();
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut seen = 0;
-    for (bucket, count) in hist {
-        seen += count;
-        if seen * 2 >= n {
-            return Ok(Some(rollup::bucket_value(bucket)));
-        }
-    }
-    Ok(None)
-}
-
-/// Delays (seconds) of the first answers in `[from, to)` (edge days only: few rows).
-fn delays_raw(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Result<Vec<f64>, ApiError> {
-    #[derive(QueryableByName)]
-    struct Pair {
-        #[diesel(sql_type = Timestamp)]
-        answered: NaiveDateTime,
-        #[diesel(sql_type = Timestamp)]
-        sent: NaiveDateTime,
-    }
-    let v = scope_value(scope);
-    let rows: Vec<Pair> = match conn {
-        DbConnection::Postgres(pg) => {
-            let (w, _) = scope_sql(scope, "r", true, 1);
-            diesel::sql_query(format!(
-                "SELECT r.created_at AS answered, i.sent_at AS sent FROM responses r JOIN invitations i ON i.id = r.invitation_id \
-                 WHERE {w} AND r.created_at >= $2 AND r.created_at < $3 AND i.sent_at IS NOT NULL"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(pg)?
-        }
-        DbConnection::Sqlite(lite) => {
-            let (w, _) = scope_sql(scope, "r", false, 1);
-            diesel::sql_query(format!(
-                "SELECT r.created_at AS answered, i.sent_at AS sent FROM responses r JOIN invitations i ON i.id = r.invitation_id \
-                 WHERE {w} AND r.created_at >= ? AND r.created_at < ? AND i.sent_at IS NOT NULL"
-            ))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(from)
-            .bind::<Timestamp, _>(to)
-            .load(lite)?
-        }
-    };
-    Ok(rows
+    let series = rep::series(&days, c.interval, c.from, c.to)
         .into_iter()
-        .map(|p| (p.answered - p.sent).num_milliseconds() as f64 / 1000.0)
-        .collect())
-}
-
-/// The follow-up backlog now: (open, in progress, overdue).
-pub fn backlog(
-    conn: &mut DbConnection,
-    scope: &Scope,
-    now: NaiveDateTime,
-) -> Result<(i64, i64, i64), ApiError> {
-    let v = match scope {
-        Scope::Survey(id) => id.clone(),
-        Scope::Kind(k) => k.clone(),
-    };
-    let sql = |pg: bool| {
-        let (w, _) = scope_sql(scope, "f", pg, 1);
-        let p = if pg { "$2" } else { "?" };
-        format!(
-            "SELECT COALESCE(SUM(CASE WHEN f.status = 'open' THEN 1 ELSE 0 END), 0) AS a, \
-             COALESCE(SUM(CASE WHEN f.status = 'in_progress' THEN 1 ELSE 0 END), 0) AS b, \
-             COALESCE(SUM(CASE WHEN f.due_at < {p} THEN 1 ELSE 0 END), 0) AS c \
-             FROM followups f WHERE {w} AND f.status IN ('open', 'in_progress')"
-        )
-    };
-    let row: Three = match conn {
-        DbConnection::Postgres(pg) => diesel::sql_query(sql(true))
-            .bind::<Text, _>(v)
-            .bind::<Timestamp, _>(now)
-            .get_result(pg)?,
-        // Positional parameters: the due time comes first in the text.
-        DbConnection::Sqlite(lite) => diesel::sql_query(sql(false))
-            .bind::<Timestamp, _>(now)
-            .bind::<Text, _>(v)
-            .get_result(lite)?,
-    };
-    Ok((row.a, row.b, row.c))
-}
-
-/// Folds daily counts into the buckets of `interval` that cover `[from, to)`, empty ones
-/// included, in order.
-pub fn series(
-    days: &BTreeMap<NaiveDate, Counts>,
-    interval: Interval,
-    from: NaiveDateTime,
-    to: NaiveDateTime,
-) -> Vec<(NaiveDate, NaiveDate, Counts)> {
-    let mut out = Vec::new();
-    let last_day = (to - TimeDelta::microseconds(1)).date();
-    let mut start = interval.bucket(from.date());
-    while start <= last_day {
-        let end = interval.next(start);
-        let mut c = Counts::default();
-        for (_, counts) in days.range(start..end) {
-            c.merge(counts);
-        }
-        out.push((start, end, c));
-        start = end;
+        .map(|(start, end, counts)| SeriesPoint {
+            start,
+            end,
+            summary: Summary::of(kind, &counts),
+        })
+        .collect();
+    let (delivered, answered) = rep::delivery(conn, &scope, c.from, c.to)?;
+    let median = rep::median_seconds_to_answer(conn, &scope, c.from, c.to)?.map(round2);
+    let prev_from = c.from - (c.to - c.from);
+    let prev_days = rep::day_counts(conn, &scope, prev_from, c.from)?;
+    let mut prev = Counts::default();
+    for counts in prev_days.values() {
+        prev.merge(counts);
     }
-    out
+    let (prev_delivered, prev_answered) = rep::delivery(conn, &scope, prev_from, c.from)?;
+    let segments = match &c.segment {
+        Some(key) => rep::segment_counts(conn, &scope, c.from, c.to, key)?
+            .into_iter()
+            .map(|(value, counts)| SegmentRow {
+                value,
+                summary: Summary::of(kind, &counts),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let (open, in_progress, overdue) = rep::backlog(conn, &scope, now())?;
+    let nps = matches!(kind, SurveyKind::Nps);
+    let response_rate = rate(answered, delivered);
+    let prev_rate = rate(prev_answered, prev_delivered);
+    let change = Change {
+        responses: total.total() - prev.total(),
+        nps: nps.then(|| match (total.nps(), prev.nps()) {
+            (Some((a, _)), Some((b, _))) => Some(round2(a - b)),
+            _ => None,
+        }),
+        nps_significant: nps.then(|| {
+            match (
+                total.nps(),
+                prev.nps(),
+                nps_variance(&total),
+                nps_variance(&prev),
+            ) {
+                (Some((a, _)), Some((b, _)), Some((v1, n1)), Some((v2, n2))) => {
+                    Some(((a - b) / 100.0).abs() > Z95 * (v1 / n1 + v2 / n2).sqrt())
+                }
+                _ => None,
+            }
+        }),
+        csat: (!nps).then(|| match (total.csat(), prev.csat()) {
+            (Some((a, _)), Some((b, _))) => Some(round2(a - b)),
+            _ => None,
+        }),
+        response_rate: match (response_rate, prev_rate) {
+            (Some(a), Some(b)) => Some(round2((a - b) * 100.0) / 100.0),
+            _ => None,
+        },
+    };
+    Ok(Report {
+        survey_id: match &scope {
+            Scope::Survey(id) => Some(id.clone()),
+            Scope::Kind(_) => None,
+        },
+        kind,
+        from: utc(c.from),
+        to: utc(c.to),
+        interval: c.interval.as_str().into(),
+        summary: Summary::of(kind, &total),
+        invitations_delivered: delivered,
+        invitations_answered: answered,
+        response_rate,
+        median_seconds_to_answer: median,
+        previous: Period {
+            from: utc(prev_from),
+            to: utc(c.from),
+            summary: Summary::of(kind, &prev),
+            response_rate: prev_rate,
+        },
+        change,
+        followups: Backlog {
+            open,
+            in_progress,
+            overdue,
+        },
+        series,
+        segment: c.segment,
+        segments,
+    })
+}
+
+/// The report of one survey (404 when there is no such survey).
+pub async fn survey_report(state: &AppState, id: String, range: Range) -> Result<Report, AppError> {
+    state
+        .db
+        .run(move |conn| {
+            let survey = crate::store::surveys::get(conn, &id)?;
+            let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
+            build(conn, Scope::Survey(id), kind, range)
+        })
+        .await
+}
+
+/// The report over every survey of one kind.
+pub async fn kind_report(
+    state: &AppState,
+    kind: SurveyKind,
+    range: Range,
+) -> Result<Report, AppError> {
+    state
+        .db
+        .run(move |conn| build(conn, Scope::Kind(kind.as_str().into()), kind, range))
+        .await
+}
+
+/// Neutralises a cell that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`, tab,
+/// carriage return at the start) by prefixing an apostrophe.
+pub fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{value}"))
+    } else {
+        std::borrow::Cow::Borrowed(value)
+    }
+}
+
+const CSV_HEADER: [&str; 13] = [
+    "id",
+    "survey_id",
+    "invitation_id",
+    "contact_id",
+    "email",
+    "name",
+    "external_id",
+    "score",
+    "category",
+    "comment",
+    "channel",
+    "created_at",
+    "updated_at",
+];
+
+/// Streams the responses matching `filter` as CSV chunks (the first with the header and a
+/// byte-order mark), read page by page on a blocking thread; the stream ends early when the
+/// receiver is dropped.
+pub fn export_csv(state: &AppState, filter: ResponseFilter) -> mpsc::Receiver<Bytes> {
+    let (tx, rx) = mpsc::channel::<Bytes>(4);
+    let db = state.db.clone();
+    tokio::task::spawn_blocking(move || {
+        if let Err(e) = write_csv(&db, &filter, &tx) {
+            tracing::warn!(error = %e, "CSV export stopped");
+        }
+    });
+    rx
+}
+
+fn write_csv(db: &Db, filter: &ResponseFilter, tx: &mpsc::Sender<Bytes>) -> anyhow::Result<()> {
+    let mut conn = db.read_conn()?;
+    let mut head = csv::Writer::from_writer(Vec::new());
+    head.write_record(CSV_HEADER)?;
+    let mut first = "\u{feff}".as_bytes().to_vec();
+    first.extend_from_slice(&head.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
+    if tx.blocking_send(Bytes::from(first)).is_err() {
+        return Ok(());
+    }
+    let fmt =
+        |t: chrono::NaiveDateTime| utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let mut after: Option<String> = None;
+    loop {
+        let rows = crate::store::responses::export_page(&mut conn, filter, after.as_deref(), 2000)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.0.id.clone());
+        let mut out = csv::Writer::from_writer(Vec::with_capacity(256 * rows.len()));
+        for (r, email, name, external_id) in &rows {
+            out.write_record([
+                r.id.as_str(),
+                r.survey_id.as_str(),
+                r.invitation_id.as_deref().unwrap_or(""),
+                r.contact_id.as_deref().unwrap_or(""),
+                &safe_cell(email.as_deref().unwrap_or("")),
+                &safe_cell(name.as_deref().unwrap_or("")),
+                &safe_cell(external_id.as_deref().unwrap_or("")),
+                &r.score.to_string(),
+                r.category.as_str(),
+                &safe_cell(r.comment.as_deref().unwrap_or("")),
+                r.channel.as_str(),
+                &fmt(r.created_at),
+                &fmt(r.updated_at),
+            ])?;
+        }
+        let chunk = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
+        if tx.blocking_send(Bytes::from(chunk)).is_err() {
+            return Ok(()); // the client went away
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
-    fn d(y: i32, m: u32, day: u32) -> NaiveDate {
-        NaiveDate::from_ymd_opt(y, m, day).unwrap()
-    }
+    use super::safe_cell;
 
     #[test]
-    fn buckets_start_on_utc_days_mondays_and_firsts() {
-        assert_eq!(
-            Interval::Week.bucket(d(2026, 11, 29)),
-            d(2026, 11, 23),
-            "Sunday → its Monday"
-        );
-        assert_eq!(Interval::Week.bucket(d(2026, 11, 23)), d(2026, 11, 23));
-        assert_eq!(Interval::Month.bucket(d(2026, 11, 29)), d(2026, 11, 1));
-        assert_eq!(Interval::Month.next(d(2026, 12, 1)), d(2027, 1, 1));
-    }
-
-    #[test]
-    fn series_covers_the_range_with_empty_buckets() {
-        let mut days = BTreeMap::new();
-        let mut c = Counts::default();
-        c.add(10, 2);
-        days.insert(d(2026, 11, 2), c.clone());
-        days.insert(d(2026, 11, 16), c);
-        let from = d(2026, 11, 1).and_hms_opt(0, 0, 0).unwrap();
-        let to = d(2026, 11, 20).and_hms_opt(0, 0, 0).unwrap();
-        let weeks = series(&days, Interval::Week, from, to);
-        let starts: Vec<NaiveDate> = weeks.iter().map(|w| w.0).collect();
-        assert_eq!(
-            starts,
-            vec![
-                d(2026, 10, 26),
-                d(2026, 11, 2),
-                d(2026, 11, 9),
-                d(2026, 11, 16)
-            ]
-        );
-        let totals: Vec<i64> = weeks.iter().map(|w| w.2.total()).collect();
-        assert_eq!(totals, vec![0, 2, 0, 2]);
+    fn formulas_are_neutralised() {
+        for v in ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx"] {
+            assert!(safe_cell(v).starts_with('\''), "{v:?}");
+        }
+        assert_eq!(safe_cell("fine = ok"), "fine = ok");
+        assert_eq!(safe_cell(""), "");
     }
 }

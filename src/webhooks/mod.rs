@@ -12,73 +12,29 @@
 //! (`DISPATCH_INTERVAL_MS`).
 
 pub mod signing;
-pub mod store;
 pub mod worker;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use utoipa::ToSchema;
 
-use crate::api::error::ApiError;
-use crate::db::DbConnection;
-use crate::domain::{new_id, now, IdPrefix};
+use crate::context::AppState;
+use crate::domain::{new_id, new_secret, now, IdPrefix};
+use crate::error::AppError;
+use crate::store::models::{FollowupRow, ResponseRow};
+use crate::store::webhooks as store;
+use crate::store::DbConnection;
+use crate::views;
 
 pub use signing::{sign, verify, TOLERANCE_SECS};
 pub use worker::WebhookWorker;
 
-/// `last_error` of deliveries stopped because their webhook was deleted.
-pub const DELETED: &str = "webhook deleted";
-
-/// What a webhook can subscribe to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
-pub enum Event {
-    /// A new answer was recorded.
-    #[serde(rename = "response.created")]
-    ResponseCreated,
-    /// An answer was changed (score or comment), within the survey's edit window.
-    #[serde(rename = "response.updated")]
-    ResponseUpdated,
-    /// A follow-up task was opened for an unhappy answer.
-    #[serde(rename = "followup.created")]
-    FollowupCreated,
-    /// A follow-up task changed (status, assignee, score).
-    #[serde(rename = "followup.updated")]
-    FollowupUpdated,
-}
-
-impl Event {
-    pub const ALL: [Event; 4] = [
-        Event::ResponseCreated,
-        Event::ResponseUpdated,
-        Event::FollowupCreated,
-        Event::FollowupUpdated,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Event::ResponseCreated => "response.created",
-            Event::ResponseUpdated => "response.updated",
-            Event::FollowupCreated => "followup.created",
-            Event::FollowupUpdated => "followup.updated",
-        }
-    }
-
-    pub fn parse(raw: &str) -> Option<Event> {
-        Event::ALL.into_iter().find(|e| e.as_str() == raw)
-    }
-}
-
-impl std::fmt::Display for Event {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::domain::Event;
+pub use crate::store::webhooks::DELETED;
 
 /// Queues `event` with `data` for every live webhook subscribed to it, inside the caller's
 /// transaction. Each delivery gets its own id and payload
 /// `{"id": "dlv_…", "event": "…", "created_at": "…", "data": …}`. With no subscriber this is
 /// one small query and no write.
-pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usize, ApiError> {
+pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usize, AppError> {
     let hooks = store::subscribers(conn, event)?;
     if hooks.is_empty() {
         return Ok(0);
@@ -91,7 +47,7 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usi
             let payload = json!({
                 "id": id,
                 "event": event.as_str(),
-                "created_at": crate::api::utc(t),
+                "created_at": crate::domain::utc(t),
                 "data": data,
             });
             store::DeliveryRow {
@@ -114,31 +70,27 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usi
     Ok(rows.len())
 }
 
-/// Queues `response.created` or `response.updated` for a recorded answer. The data is the
-/// response as `GET /api/v1/responses/{id}` shows it; updates add `previous_score`. An update
-/// that changed neither the score nor the comment (a double submit) sends nothing.
+/// Queues `response.created` (no `before`) or `response.updated` for a recorded answer. The
+/// data is the response as `GET /api/v1/responses/{id}` shows it; updates add
+/// `previous_score`. An update that changed neither the score nor the comment (a double
+/// submit) sends nothing.
 pub fn enqueue_response(
     conn: &mut DbConnection,
-    recorded: &crate::db::responses::Recorded,
-) -> Result<usize, ApiError> {
-    use crate::db::responses::Recorded;
-    let view = |row: &crate::db::models::ResponseRow| {
-        serde_json::to_value(crate::api::responses::Response::from(row.clone()))
-            .map_err(ApiError::internal)
+    before: Option<&ResponseRow>,
+    after: &ResponseRow,
+) -> Result<usize, AppError> {
+    let mut data =
+        serde_json::to_value(views::Response::from(after.clone())).map_err(AppError::internal)?;
+    let Some(before) = before else {
+        return enqueue(conn, Event::ResponseCreated, data);
     };
-    match recorded {
-        Recorded::Created(row) => enqueue(conn, Event::ResponseCreated, view(row)?),
-        Recorded::Updated { before, after } => {
-            if before.score == after.score && before.comment == after.comment {
-                return Ok(0);
-            }
-            let mut data = view(after)?;
-            if let Value::Object(map) = &mut data {
-                map.insert("previous_score".into(), json!(before.score));
-            }
-            enqueue(conn, Event::ResponseUpdated, data)
-        }
+    if before.score == after.score && before.comment == after.comment {
+        return Ok(0);
     }
+    if let Value::Object(map) = &mut data {
+        map.insert("previous_score".into(), json!(before.score));
+    }
+    enqueue(conn, Event::ResponseUpdated, data)
 }
 
 /// Queues `followup.created` / `followup.updated` for a task (data: the task as the API
@@ -146,11 +98,11 @@ pub fn enqueue_response(
 pub fn enqueue_followup(
     conn: &mut DbConnection,
     created: bool,
-    task: &crate::db::models::FollowupRow,
+    task: &FollowupRow,
     change: &str,
-) -> Result<usize, ApiError> {
-    let mut data = serde_json::to_value(crate::api::followups::Followup::from(task.clone()))
-        .map_err(ApiError::internal)?;
+) -> Result<usize, AppError> {
+    let mut data =
+        serde_json::to_value(views::Followup::from(task.clone())).map_err(AppError::internal)?;
     if let Value::Object(map) = &mut data {
         map.insert("change".into(), json!(change));
     }
@@ -160,4 +112,34 @@ pub fn enqueue_followup(
         Event::FollowupUpdated
     };
     enqueue(conn, event, data)
+}
+
+/// Creates a webhook for `events` at `url`, with a new signing secret (shown once).
+pub async fn create(
+    state: &AppState,
+    url: &str,
+    events: &[Event],
+) -> Result<store::WebhookRow, AppError> {
+    let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
+    let row = store::WebhookRow {
+        id: new_id(IdPrefix::Webhook),
+        url: url.trim().to_string(),
+        secret: new_secret("whsec_"),
+        events: serde_json::to_string(&names).map_err(AppError::internal)?,
+        active: true,
+        created_at: now(),
+        deleted_at: None,
+    };
+    let saved = row.clone();
+    state
+        .db
+        .write(move |conn| store::insert(conn, &saved))
+        .await?;
+    Ok(row)
+}
+
+/// Deletes a webhook; its pending deliveries stop with `last_error` [`DELETED`].
+pub async fn delete(state: &AppState, id: &str) -> Result<(), AppError> {
+    let id = id.to_string();
+    state.db.write(move |conn| store::delete(conn, &id)).await
 }

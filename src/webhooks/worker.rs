@@ -14,11 +14,11 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use tokio::sync::Notify;
 
-use super::store::{self, Attempt, Claimed, Outcome};
 use crate::config::Settings;
-use crate::db::Db;
+use crate::domain::backoff;
 use crate::domain::now;
-use crate::email::dispatcher::backoff;
+use crate::store::webhooks::{self as store, Attempt, Claimed, Outcome};
+use crate::store::Db;
 
 /// Deliveries claimed per batch.
 const BATCH: i64 = 100;
@@ -34,6 +34,17 @@ pub struct WebhookWorker {
     /// Woken when deliveries are queued, so they go out without waiting for the poll.
     pub wake: Arc<Notify>,
     client: reqwest::Client,
+}
+
+impl crate::context::AppState {
+    /// A webhook worker over this state's database.
+    pub fn webhook_worker(&self) -> anyhow::Result<WebhookWorker> {
+        WebhookWorker::new(
+            self.db.clone(),
+            self.settings.clone(),
+            self.wake_webhooks.clone(),
+        )
+    }
 }
 
 impl WebhookWorker {

@@ -134,9 +134,9 @@ async fn erasing_a_contact_removes_their_personal_data(app: TestApp) {
     let row = tokio::task::spawn_blocking(move || {
         let mut conn = state.db.get().unwrap();
         use diesel::prelude::*;
-        closeloop::db::schema::contacts::table
+        closeloop::store::schema::contacts::table
             .find(&id)
-            .select(closeloop::db::models::ContactRow::as_select())
+            .select(closeloop::store::models::ContactRow::as_select())
             .first(&mut conn)
             .unwrap()
     })

@@ -475,7 +475,7 @@ async fn overdue_tasks_are_filtered_and_sent_in_a_daily_digest(engine: Engine) {
     let state = app.app_state.clone();
     let late2 = late.clone();
     tokio::task::spawn_blocking(move || {
-        use closeloop::db::schema::{followups, job_runs};
+        use closeloop::store::schema::{followups, job_runs};
         use diesel::prelude::*;
         let mut conn = state.db.get().unwrap();
         diesel::update(followups::table.find(late2))

@@ -199,7 +199,7 @@ pub async fn spawn_app_on(db: TestDb, engine: Engine, extra: &[(&str, &str)]) ->
         let state = app_state.clone();
         tokio::task::spawn_blocking(move || {
             let mut conn = state.db.get().expect("a connection");
-            closeloop::db::api_keys::create(&mut conn, "test admin", Role::Admin)
+            closeloop::store::api_keys::create(&mut conn, "test admin", Role::Admin)
                 .expect("admin key")
                 .1
         })

@@ -655,7 +655,7 @@ async fn a_contact_unsubscribed_before_sending_is_suppressed_at_send_time(engine
     let state = app.app_state.clone();
     let id_owned = id.to_string();
     tokio::task::spawn_blocking(move || {
-        use closeloop::db::schema::invitations::dsl::*;
+        use closeloop::store::schema::invitations::dsl::*;
         use diesel::prelude::*;
         let mut conn = state.db.get().unwrap();
         diesel::update(invitations.find(id_owned))
@@ -695,7 +695,7 @@ async fn one_reminder_goes_to_non_responders(engine: Engine) {
         let inv_id = id.clone();
         async move {
             tokio::task::spawn_blocking(move || {
-                use closeloop::db::schema::invitations::dsl::*;
+                use closeloop::store::schema::invitations::dsl::*;
                 use diesel::prelude::*;
                 let mut conn = state.db.get().unwrap();
                 diesel::update(invitations.find(inv_id))

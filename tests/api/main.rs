@@ -9,6 +9,7 @@ mod cli;
 mod contacts;
 mod followups;
 mod invitations;
+mod layers;
 mod openapi;
 mod ops;
 mod pages;

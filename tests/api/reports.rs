@@ -42,7 +42,7 @@ async fn answers_at(app: &TestApp, survey: &Value, answers: &[(i32, &str, Value)
         let inv = item["invitation_id"].as_str().unwrap().to_string();
         let (state, rid, when) = (app.app_state.clone(), id.clone(), t(at));
         tokio::task::spawn_blocking(move || {
-            use closeloop::db::schema::{invitations, responses};
+            use closeloop::store::schema::{invitations, responses};
             use diesel::prelude::*;
             let mut conn = state.db.get().unwrap();
             diesel::update(responses::table.find(&rid))
@@ -67,7 +67,7 @@ async fn answers_at(app: &TestApp, survey: &Value, answers: &[(i32, &str, Value)
 async fn rebuild_rollups(app: &TestApp) {
     let state = app.app_state.clone();
     tokio::task::spawn_blocking(move || {
-        closeloop::reports::rollup::rebuild(&mut state.db.get().unwrap()).unwrap()
+        closeloop::store::rollups::rebuild(&mut state.db.get().unwrap()).unwrap()
     })
     .await
     .unwrap();
@@ -287,7 +287,7 @@ async fn segments_break_answers_down_by_a_contact_property(app: TestApp) {
         anon.body["id"].as_str().unwrap().to_string(),
     );
     tokio::task::spawn_blocking(move || {
-        use closeloop::db::schema::responses;
+        use closeloop::store::schema::responses;
         use diesel::prelude::*;
         let mut conn = state.db.get().unwrap();
         diesel::update(responses::table.find(rid))

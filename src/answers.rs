@@ -1,0 +1,232 @@
+//! Recording an answer: the one use case behind the survey page, the public link and
+//! `POST /api/v1/responses`.
+//!
+//! One response per invitation (or per anonymous submission), updated in place when the
+//! customer changes it within the survey's edit window. Recording runs one transaction:
+//! the response, the invitation and contact state, the report rollups, the follow-up task
+//! (see `followups`) and the webhook events.
+
+use chrono::{NaiveDateTime, TimeDelta};
+
+use crate::context::AppState;
+use crate::domain::{new_id, now, IdPrefix, Score};
+use crate::error::AppError;
+use crate::followups::{self, Rules, TaskEvent};
+use crate::store::models::{InvitationRow, ResponseRow, SurveyRow};
+use crate::store::{responses, rollups, DbConnection};
+use crate::webhooks;
+
+/// What to do with the comment.
+#[derive(Debug, Clone)]
+pub enum CommentChange {
+    Keep,
+    Set(Option<String>),
+}
+
+#[derive(Debug, Clone)]
+pub struct Answer {
+    pub survey: SurveyRow,
+    pub invitation: Option<InvitationRow>,
+    pub score: Score,
+    pub comment: CommentChange,
+    /// `email`, `link`, `public` or `api`.
+    pub channel: String,
+    pub locale: Option<String>,
+    /// Anonymous answers: the form's one-time id, so a double submit updates one response.
+    pub submission_id: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Recorded {
+    Created(Box<ResponseRow>),
+    Updated {
+        before: Box<ResponseRow>,
+        after: Box<ResponseRow>,
+    },
+}
+
+impl Recorded {
+    pub fn response(&self) -> &ResponseRow {
+        match self {
+            Recorded::Created(r) => r,
+            Recorded::Updated { after, .. } => after,
+        }
+    }
+
+    /// The response before this change (none for a new one).
+    pub fn before(&self) -> Option<&ResponseRow> {
+        match self {
+            Recorded::Created(_) => None,
+            Recorded::Updated { before, .. } => Some(before),
+        }
+    }
+}
+
+/// What recording an answer did.
+pub struct RecordOutcome {
+    pub recorded: Recorded,
+    /// Follow-up tasks created or changed (their alerts may be queued).
+    pub tasks: Vec<TaskEvent>,
+    /// Webhook deliveries queued (0 when no webhook listens).
+    pub webhook_events: usize,
+}
+
+/// The end of the edit window of a response.
+pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTime {
+    response.created_at + TimeDelta::hours(survey.edit_window_hours as i64)
+}
+
+/// Records an answer (grouped with concurrent ones into one transaction on SQLite), then
+/// wakes the workers that send what it queued. Every front door calls this.
+pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppError> {
+    let rules = Rules::from_settings(&state.settings);
+    let outcome = state
+        .db
+        .write_grouped(move |conn| record_in_tx(conn, &answer, &rules))
+        .await?;
+    // Wake the workers only when there is something for them: a woken worker claims in a
+    // write transaction, which competes with answers for SQLite's one writer.
+    if !outcome.tasks.is_empty() {
+        state.wake_dispatcher.notify_one();
+    }
+    if outcome.webhook_events > 0 {
+        state.wake_webhooks.notify_one();
+    }
+    Ok(outcome.recorded)
+}
+
+/// Records an answer inside the caller's transaction: the response (a second answer for
+/// the same invitation updates the one response within the edit window, 409
+/// `edit_window_closed` after it, also under concurrent submits), the invitation becomes
+/// `responded`, the contact's `last_responded_at` is set, the rollups count it, the feedback
+/// loop reacts and webhook events are queued.
+pub fn record_in_tx(
+    conn: &mut DbConnection,
+    a: &Answer,
+    rules: &Rules,
+) -> Result<RecordOutcome, AppError> {
+    let t = now();
+    // For an invitation, one query reads its delivery state and its current response.
+    let (delivery, current) = match &a.invitation {
+        Some(inv) => {
+            let (sent_at, responded_at, current_id) = responses::invitation_state(conn, &inv.id)?;
+            let current = match current_id {
+                Some(id) => Some(responses::get(conn, &id)?),
+                None => None,
+            };
+            (Some((sent_at, responded_at)), current)
+        }
+        None => (None, existing(conn, a)?),
+    };
+    let recorded = match current {
+        Some(before) => update(conn, a, before, t)?,
+        None => {
+            let row = ResponseRow {
+                id: new_id(IdPrefix::Response),
+                survey_id: a.survey.id.clone(),
+                invitation_id: a.invitation.as_ref().map(|i| i.id.clone()),
+                contact_id: a.invitation.as_ref().map(|i| i.contact_id.clone()),
+                score: a.score.value(),
+                category: a.score.category().as_str().into(),
+                comment: match &a.comment {
+                    CommentChange::Keep => None,
+                    CommentChange::Set(c) => c.clone(),
+                },
+                channel: a.channel.clone(),
+                locale: a.locale.clone(),
+                submission_id: a.submission_id.clone(),
+                created_at: t,
+                updated_at: t,
+            };
+            // When a concurrent submit won the race, the unique index refuses this insert
+            // and the answer becomes an update of the winner's row.
+            match responses::try_insert(conn, &row) {
+                Ok(_) => Recorded::Created(Box::new(row)),
+                Err(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::UniqueViolation,
+                    _,
+                )) => {
+                    let before = existing(conn, a)?.ok_or(AppError::NotFound("response"))?;
+                    update(conn, a, before, t)?
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    match &recorded {
+        Recorded::Created(r) => {
+            rollups::add_answer(conn, &r.survey_id, &rollups::day(r.created_at), r.score, 1)?;
+            if let Some((Some(sent), None)) = delivery {
+                rollups::add_first_answer(conn, &r.survey_id, sent, r.created_at)?;
+            }
+        }
+        Recorded::Updated { before, after } if before.score != after.score => {
+            let day = rollups::day(before.created_at);
+            rollups::add_answer(conn, &before.survey_id, &day, before.score, -1)?;
+            rollups::add_answer(conn, &after.survey_id, &day, after.score, 1)?;
+        }
+        Recorded::Updated { .. } => {}
+    }
+    if let Some(inv) = &a.invitation {
+        responses::mark_responded(conn, &inv.id, &inv.contact_id, t)?;
+    }
+    let mut webhook_events =
+        webhooks::enqueue_response(conn, recorded.before(), recorded.response())?;
+    let tasks = followups::on_response(
+        conn,
+        rules,
+        &a.survey,
+        recorded.before(),
+        recorded.response(),
+    )?;
+    for task in &tasks {
+        webhook_events += match task {
+            TaskEvent::Created(t) => webhooks::enqueue_followup(conn, true, t, "created")?,
+            TaskEvent::Updated(t) => webhooks::enqueue_followup(conn, false, t, "answer_changed")?,
+        };
+    }
+    Ok(RecordOutcome {
+        recorded,
+        tasks,
+        webhook_events,
+    })
+}
+
+/// The anonymous answer of the same submission, if any.
+fn existing(conn: &mut DbConnection, a: &Answer) -> Result<Option<ResponseRow>, AppError> {
+    match (&a.invitation, &a.submission_id) {
+        (Some(inv), _) => responses::for_invitation(conn, &inv.id),
+        (None, Some(sub)) => responses::by_submission(conn, &a.survey.id, sub),
+        (None, None) => Ok(None),
+    }
+}
+
+fn update(
+    conn: &mut DbConnection,
+    a: &Answer,
+    before: ResponseRow,
+    t: NaiveDateTime,
+) -> Result<Recorded, AppError> {
+    if t > editable_until(&a.survey, &before) {
+        return Err(AppError::conflict(
+            "edit_window_closed",
+            "this answer can no longer be changed",
+        ));
+    }
+    let comment = match &a.comment {
+        CommentChange::Keep => before.comment.clone(),
+        CommentChange::Set(c) => c.clone(),
+    };
+    responses::set_answer(conn, &before.id, a.score, comment.as_deref(), t)?;
+    let after = ResponseRow {
+        score: a.score.value(),
+        category: a.score.category().as_str().into(),
+        comment,
+        updated_at: t,
+        ..before.clone()
+    };
+    Ok(Recorded::Updated {
+        before: Box::new(before),
+        after: Box::new(after),
+    })
+}

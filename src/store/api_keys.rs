@@ -1,0 +1,76 @@
+//! Queries of the `api_keys` table (keys are stored only as a hash).
+
+use diesel::prelude::*;
+
+use super::models::ApiKeyRow;
+use super::schema::api_keys;
+use super::DbConnection;
+use crate::domain::{hash_key, Page};
+use crate::domain::{new_id, new_secret, now, IdPrefix, Role};
+use crate::error::AppError;
+
+/// Creates a key; returns the row and the key itself, which is stored only as a hash.
+pub fn create(
+    conn: &mut DbConnection,
+    name: &str,
+    role: Role,
+) -> Result<(ApiKeyRow, String), AppError> {
+    let key = new_secret("cl_");
+    let row = ApiKeyRow {
+        id: new_id(IdPrefix::ApiKey),
+        name: name.to_string(),
+        role: role.as_str().to_string(),
+        key_hash: hash_key(&key),
+        key_prefix: key.chars().take(7).collect(),
+        created_at: now(),
+        last_used_at: None,
+        revoked_at: None,
+    };
+    diesel::insert_into(api_keys::table)
+        .values(&row)
+        .execute(conn)?;
+    Ok((row, key))
+}
+
+pub fn find_active_by_hash(
+    conn: &mut DbConnection,
+    hash: &str,
+) -> Result<Option<ApiKeyRow>, AppError> {
+    Ok(api_keys::table
+        .filter(api_keys::key_hash.eq(hash))
+        .filter(api_keys::revoked_at.is_null())
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, AppError> {
+    let mut q = api_keys::table
+        .select(ApiKeyRow::as_select())
+        .order(api_keys::id.desc())
+        .into_boxed();
+    if let Some(c) = &page.cursor {
+        q = q.filter(api_keys::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// Revokes a key; revoking twice is harmless. `None` when the key does not exist.
+pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, AppError> {
+    conn.transaction(|conn| {
+        let Some(row) = api_keys::table
+            .find(id)
+            .select(ApiKeyRow::as_select())
+            .first(conn)
+            .optional()?
+        else {
+            return Ok(None);
+        };
+        if row.revoked_at.is_none() {
+            diesel::update(api_keys::table.find(id))
+                .set(api_keys::revoked_at.eq(Some(now())))
+                .execute(conn)?;
+        }
+        Ok(Some(row))
+    })
+}

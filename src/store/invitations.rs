@@ -1,0 +1,400 @@
+//! Invitations: creation with throttling and suppression, lookups, and the send queue.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use super::models::{ContactRow, InvitationRow, SurveyRow};
+use super::schema::{contacts, invitations, surveys};
+use super::DbConnection;
+use crate::domain::now;
+use crate::domain::Page;
+use crate::error::AppError;
+
+/// Statuses that count as "surveyed" for throttling.
+pub const SURVEYED: [&str; 4] = ["scheduled", "sending", "sent", "responded"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    Email,
+    Link,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Link => "link",
+        }
+    }
+}
+
+/// Inserts an invitation.
+pub fn insert(conn: &mut DbConnection, row: &InvitationRow) -> Result<(), AppError> {
+    diesel::insert_into(invitations::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppError> {
+    invitations::table
+        .find(id)
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("invitation"))
+}
+
+/// The invitation of a token with its survey, in one query.
+pub fn with_survey_by_token(
+    conn: &mut DbConnection,
+    token: &str,
+) -> Result<Option<(InvitationRow, SurveyRow)>, AppError> {
+    Ok(invitations::table
+        .inner_join(surveys::table)
+        .filter(invitations::token.eq(token))
+        .select((InvitationRow::as_select(), SurveyRow::as_select()))
+        .first(conn)
+        .optional()?)
+}
+
+pub fn find_by_token(
+    conn: &mut DbConnection,
+    token: &str,
+) -> Result<Option<InvitationRow>, AppError> {
+    Ok(invitations::table
+        .filter(invitations::token.eq(token))
+        .select(InvitationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct InvitationFilter {
+    pub survey_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub status: Option<String>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    filter: &InvitationFilter,
+    page: &Page,
+) -> Result<Vec<InvitationRow>, AppError> {
+    let mut q = invitations::table
+        .select(InvitationRow::as_select())
+        .order(invitations::id.desc())
+        .into_boxed();
+    if let Some(v) = &filter.survey_id {
+        q = q.filter(invitations::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.contact_id {
+        q = q.filter(invitations::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &filter.status {
+        q = q.filter(invitations::status.eq(v.clone()));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(invitations::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// Cancels a scheduled invitation; anything already on its way or done is a 409.
+pub fn cancel(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let changed = diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::status.eq("scheduled")),
+        )
+        .set((
+            invitations::status.eq("cancelled"),
+            invitations::reason.eq(Some("cancelled_by_api")),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        let row = get(conn, id)?;
+        if changed == 0 && row.status != "cancelled" {
+            return Err(AppError::conflict(
+                "invitation_not_cancellable",
+                format!(
+                    "only scheduled invitations can be cancelled; this one is {}",
+                    row.status
+                ),
+            ));
+        }
+        Ok(row)
+    })
+}
+
+/// An invitation claimed for sending, with what the email needs.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub invitation: InvitationRow,
+    pub survey: SurveyRow,
+    pub contact: ContactRow,
+    /// A reminder to a non-responder rather than the first email.
+    pub reminder: bool,
+}
+
+/// Claims up to `limit` due invitations for this worker until `now + lease`: scheduled ones
+/// whose time has come, and ones claimed by a worker that died (lease expired). On
+/// PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
+/// same invitation; SQLite has one process and one writer.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: TimeDelta,
+) -> Result<Vec<Claimed>, AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let ids = crate::store::due_queue_ids!(conn, invitations, "scheduled", "sending", limit, t);
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(invitations::table.filter(invitations::id.eq_any(&ids)))
+            .set((
+                invitations::status.eq("sending"),
+                invitations::claimed_until.eq(Some(t + lease)),
+                invitations::attempts.eq(invitations::attempts + 1),
+                invitations::updated_at.eq(t),
+            ))
+            .execute(conn)?;
+        load_claimed(conn, &ids, false)
+    })
+}
+
+/// Claims email invitations that were sent `reminder_after_days` ago (per survey) and not
+/// answered, to send their one reminder. `reminder_sent_at` is set at claim time, so a
+/// reminder is attempted once.
+pub fn claim_reminders(conn: &mut DbConnection, limit: i64) -> Result<Vec<Claimed>, AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let candidates: Vec<(String, NaiveDateTime, i32)> = invitations::table
+            .inner_join(surveys::table)
+            .inner_join(contacts::table)
+            .filter(invitations::status.eq("sent"))
+            .filter(invitations::channel.eq("email"))
+            .filter(invitations::reminder_sent_at.is_null())
+            .filter(surveys::reminder_after_days.is_not_null())
+            .filter(surveys::status.eq("active"))
+            .filter(contacts::unsubscribed_at.is_null())
+            .filter(contacts::erased_at.is_null())
+            .filter(invitations::sent_at.le(t - TimeDelta::days(1)))
+            .select((
+                invitations::id,
+                invitations::sent_at.assume_not_null(),
+                surveys::reminder_after_days.assume_not_null(),
+            ))
+            .order(invitations::sent_at)
+            .limit(limit * 4)
+            .load(conn)?;
+        let ids: Vec<String> = candidates
+            .into_iter()
+            .filter(|(_, sent, days)| *sent <= t - TimeDelta::days(*days as i64))
+            .map(|(id, _, _)| id)
+            .take(limit as usize)
+            .collect();
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let changed = diesel::update(
+            invitations::table
+                .filter(invitations::id.eq_any(&ids))
+                .filter(invitations::reminder_sent_at.is_null()),
+        )
+        .set(invitations::reminder_sent_at.eq(Some(t)))
+        .execute(conn)?;
+        if changed != ids.len() {
+            // Another replica claimed some of them: take only ours back by retrying later.
+            return Err(AppError::conflict("claim_race", "reminder claim raced"));
+        }
+        load_claimed(conn, &ids, true)
+    })
+}
+
+fn load_claimed(
+    conn: &mut DbConnection,
+    ids: &[String],
+    reminder: bool,
+) -> Result<Vec<Claimed>, AppError> {
+    let rows: Vec<(InvitationRow, SurveyRow, ContactRow)> = invitations::table
+        .inner_join(surveys::table)
+        .inner_join(contacts::table)
+        .filter(invitations::id.eq_any(ids))
+        .select((
+            InvitationRow::as_select(),
+            SurveyRow::as_select(),
+            ContactRow::as_select(),
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(invitation, survey, contact)| Claimed {
+            invitation,
+            survey,
+            contact,
+            reminder,
+        })
+        .collect())
+}
+
+/// What happened to one claimed invitation.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Sent {
+        message_id: String,
+    },
+    /// Not sent, and never will be: `status` is `suppressed`, `cancelled` or `failed`.
+    Stopped {
+        status: &'static str,
+        reason: String,
+    },
+    /// Try again at the given time.
+    Retry {
+        at: NaiveDateTime,
+        error: String,
+    },
+    /// The survey is paused: keep it scheduled and look again later.
+    Hold {
+        until: NaiveDateTime,
+    },
+    ReminderSent,
+    ReminderFailed {
+        error: String,
+    },
+}
+
+/// Records the outcomes of a batch in one transaction.
+pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Result<(), AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        for (c, outcome) in outcomes {
+            let id = &c.invitation.id;
+            // Only rows this worker still holds: `sending`.
+            let target = invitations::table
+                .find(id)
+                .filter(invitations::status.eq("sending"));
+            match outcome {
+                Outcome::Sent { message_id } => {
+                    let changed = diesel::update(target)
+                        .set((
+                            invitations::status.eq("sent"),
+                            invitations::sent_at.eq(Some(t)),
+                            invitations::message_id.eq(Some(message_id)),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::last_error.eq(None::<String>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                    if changed == 1 {
+                        let day = crate::store::rollups::day(t);
+                        crate::store::rollups::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
+                    }
+                    diesel::update(contacts::table.find(&c.contact.id))
+                        .set(contacts::last_surveyed_at.eq(Some(t)))
+                        .execute(conn)?;
+                }
+                Outcome::Stopped { status, reason } => {
+                    let (reason_col, error_col) = if *status == "failed" {
+                        (Some("send_failed".to_string()), Some(reason.clone()))
+                    } else {
+                        (Some(reason.clone()), None)
+                    };
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq(*status),
+                            invitations::reason.eq(reason_col),
+                            invitations::last_error.eq(error_col),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Retry { at, error } => {
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq("scheduled"),
+                            invitations::next_attempt_at.eq(*at),
+                            invitations::last_error.eq(Some(error)),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Hold { until } => {
+                    diesel::update(target)
+                        .set((
+                            invitations::status.eq("scheduled"),
+                            invitations::next_attempt_at.eq(*until),
+                            // A hold is not an attempt.
+                            invitations::attempts.eq(invitations::attempts - 1),
+                            invitations::claimed_until.eq(None::<NaiveDateTime>),
+                            invitations::updated_at.eq(t),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::ReminderSent => {}
+                Outcome::ReminderFailed { error } => {
+                    diesel::update(invitations::table.find(id))
+                        .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
+                        .execute(conn)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Whether the contact was surveyed by another invitation within `days` before `at`
+/// (checked again at send time, so two batches made close together do not both go out).
+pub fn surveyed_elsewhere(
+    conn: &mut DbConnection,
+    c: &Claimed,
+    days: i32,
+    at: NaiveDateTime,
+) -> Result<bool, AppError> {
+    if days <= 0 {
+        return Ok(false);
+    }
+    let since = at - TimeDelta::days(days as i64);
+    let count: i64 = invitations::table
+        .filter(invitations::contact_id.eq(&c.contact.id))
+        .filter(invitations::id.ne(&c.invitation.id))
+        .filter(invitations::status.eq_any(["sent", "responded", "sending"]))
+        .filter(invitations::sent_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Counts per status (for metrics and the benchmark).
+pub fn count_by_status(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(invitations::table
+        .group_by(invitations::status)
+        .select((invitations::status, diesel::dsl::count_star()))
+        .load(conn)?)
+}
+
+/// Cancels a contact's scheduled invitations with `reason`.
+pub fn cancel_scheduled_of_contact(
+    conn: &mut DbConnection,
+    contact_id: &str,
+    reason: &str,
+    t: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(
+        invitations::table
+            .filter(invitations::contact_id.eq(contact_id))
+            .filter(invitations::status.eq("scheduled")),
+    )
+    .set((
+        invitations::status.eq("cancelled"),
+        invitations::reason.eq(Some(reason)),
+        invitations::updated_at.eq(t),
+    ))
+    .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,270 @@
+//! Storage: the connection enum, the pools, migrations, the schema and one file of queries
+//! per table, for SQLite and PostgreSQL alike. Queries only: no HTTP and no use-case rules.
+//!
+//! `DATABASE_URL` picks the engine. Migrations for that engine run on a plain connection before
+//! the pool is built, so a bad URL or an unreachable server fails start-up with the real error.
+
+/// Ids of up to `$limit` due rows of a lease-based queue table (invitations, emails, webhook
+/// deliveries): rows in status `$waiting` whose `next_attempt_at` has come, and rows left in
+/// `$working` by a worker whose lease (`claimed_until`) ran out, oldest due first. On
+/// PostgreSQL they are locked `FOR UPDATE SKIP LOCKED`, so replicas never claim the same row;
+/// SQLite has one process and one writer. Use inside the claiming transaction.
+macro_rules! due_queue_ids {
+    ($conn:expr, $table:ident, $waiting:expr, $working:expr, $limit:expr, $now:expr) => {{
+        use $crate::store::schema::$table as q;
+        let due = || {
+            q::status
+                .eq($waiting)
+                .and(q::next_attempt_at.le($now))
+                .or(q::status.eq($working).and(q::claimed_until.lt($now)))
+        };
+        let ids: Vec<String> = match $conn {
+            $crate::store::DbConnection::Postgres(pg) => q::table
+                .filter(due())
+                .order(q::next_attempt_at)
+                .select(q::id)
+                .limit($limit)
+                .for_update()
+                .skip_locked()
+                .load(pg)?,
+            $crate::store::DbConnection::Sqlite(lite) => q::table
+                .filter(due())
+                .order(q::next_attempt_at)
+                .select(q::id)
+                .limit($limit)
+                .load(lite)?,
+        };
+        ids
+    }};
+}
+pub(crate) use due_queue_ids;
+
+pub mod api_keys;
+pub mod batch;
+pub mod contacts;
+pub mod emails;
+pub mod followups;
+pub mod idempotency;
+pub mod invitations;
+pub mod jobs;
+pub mod models;
+pub mod reports;
+pub mod responses;
+pub mod rollups;
+pub mod schema;
+pub mod surveys;
+pub mod webhooks;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::connection::SimpleConnection;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
+use diesel::{Connection, PgConnection, SqliteConnection};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+use crate::config::DatabaseUrl;
+use crate::error::AppError;
+
+pub const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+pub const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// A connection to either engine; diesel dispatches each query to the right backend.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+pub type DbPool = Pool<ConnectionManager<DbConnection>>;
+pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
+
+/// Per-connection SQLite settings: foreign keys are off by default in SQLite and the busy
+/// timeout makes writers wait for each other instead of failing with "database is locked".
+#[derive(Debug)]
+struct SqlitePragmas;
+
+impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
+    fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
+        if let DbConnection::Sqlite(c) = conn {
+            c.batch_execute(
+                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        }
+        Ok(())
+    }
+}
+
+/// The connection pool and which engine it talks to.
+///
+/// On SQLite, writes go through a pool of one connection: SQLite allows one writer at a time,
+/// and queueing writers in-process is faster and fairer than letting them collide on the file
+/// lock ("database is locked"). Reads use the larger pool (WAL lets them run beside the
+/// writer). On PostgreSQL both are the same pool.
+#[derive(Clone)]
+pub struct Db {
+    pool: DbPool,
+    write_pool: DbPool,
+    /// SQLite only: the group-commit writer for answers.
+    batcher: Option<batch::Batcher>,
+    pub engine: Engine,
+}
+
+impl Db {
+    /// Applies pending migrations and builds the pool.
+    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+        let (conn_str, engine) = match url {
+            DatabaseUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .with_context(|| format!("cannot open SQLite database {path:?}"))?;
+                // WAL once, before the pool exists: it is a property of the file.
+                conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
+                    .context("cannot switch SQLite to WAL mode")?;
+                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?;
+                (path.clone(), Engine::Sqlite)
+            }
+            DatabaseUrl::Postgres(url) => {
+                let mut conn = PgConnection::establish(url)
+                    .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?;
+                (url.clone(), Engine::Postgres)
+            }
+        };
+        let build = |size: u32| {
+            Pool::builder()
+                .max_size(size)
+                .min_idle(Some(1))
+                .connection_timeout(Duration::from_secs(10))
+                .connection_customizer(Box::new(SqlitePragmas))
+                .build(ConnectionManager::<DbConnection>::new(conn_str.clone()))
+                .context("cannot build the database connection pool")
+        };
+        let pool = build(pool_size)?;
+        let write_pool = match engine {
+            Engine::Sqlite => build(1)?,
+            Engine::Postgres => pool.clone(),
+        };
+        let batcher = match engine {
+            Engine::Sqlite => Some(batch::Batcher::start(write_pool.clone())),
+            Engine::Postgres => None,
+        };
+        Ok(Db {
+            pool,
+            write_pool,
+            batcher,
+            engine,
+        })
+    }
+
+    /// Runs read-only `f` with a pooled connection on the blocking thread pool, so sync diesel
+    /// never blocks the async executor.
+    pub async fn run<F, R>(&self, f: F) -> Result<R, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        Self::on(self.pool.clone(), f).await
+    }
+
+    /// Runs `f`, which writes, with a connection from the write pool.
+    pub async fn write<F, R>(&self, f: F) -> Result<R, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        Self::on(self.write_pool.clone(), f).await
+    }
+
+    /// Like `write`, for small hot writes (recording answers), always inside a transaction:
+    /// on SQLite they are grouped with concurrent ones into one transaction (each in its own
+    /// savepoint); on PostgreSQL each gets its own transaction.
+    pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        match &self.batcher {
+            // Each job runs in a savepoint of its batch's transaction.
+            Some(b) => b.write(f).await,
+            None => self.write(move |conn| conn.transaction(f)).await,
+        }
+    }
+
+    async fn on<F, R>(pool: DbPool, f: F) -> Result<R, AppError>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || {
+            let _entered = span.enter();
+            let mut conn = pool.get().map_err(AppError::from)?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
+    }
+
+    /// Whether the database answers a trivial query within two seconds.
+    pub async fn ping(&self) -> bool {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get_timeout(Duration::from_secs(2)).ok()?;
+            conn.batch_execute("SELECT 1").ok()
+        })
+        .await
+        .ok()
+        .flatten()
+        .is_some()
+    }
+
+    /// A read connection for long synchronous readers (exports) on a blocking thread.
+    pub fn read_conn(&self) -> Result<PooledConn, AppError> {
+        self.pool.get().map_err(AppError::from)
+    }
+
+    /// A write connection for synchronous callers (CLI, background workers on blocking threads).
+    pub fn get(&self) -> Result<PooledConn, AppError> {
+        self.write_pool.get().map_err(AppError::from)
+    }
+}
+
+/// Applies migrations only (the `closeloop migrate` command).
+pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+    let applied = match url {
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(path)
+                .with_context(|| format!("cannot open SQLite database {path:?}"))?;
+            conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
+            conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?
+                .iter()
+                .map(|v| v.to_string())
+                .collect()
+        }
+        DatabaseUrl::Postgres(url) => {
+            let mut conn = PgConnection::establish(url)
+                .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+            conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?
+                .iter()
+                .map(|v| v.to_string())
+                .collect()
+        }
+    };
+    Ok(applied)
+}
+
+/// Turns a JSON properties object into its stored text.
+pub fn to_json_text(value: &serde_json::Value) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "{}".into())
+}

@@ -1,0 +1,206 @@
+//! Queries of the `responses` table (answers). The rules of recording one are in `answers`.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::models::ResponseRow;
+use super::schema::{contacts, invitations, responses};
+use super::DbConnection;
+use crate::domain::{Page, Score};
+use crate::error::AppError;
+
+/// The delivery state of an invitation (`sent_at`, `responded_at`) and the id of its
+/// response, in one query.
+#[allow(clippy::type_complexity)]
+pub fn invitation_state(
+    conn: &mut DbConnection,
+    invitation_id: &str,
+) -> Result<(Option<NaiveDateTime>, Option<NaiveDateTime>, Option<String>), AppError> {
+    Ok(invitations::table
+        .left_join(responses::table)
+        .filter(invitations::id.eq(invitation_id))
+        .select((
+            invitations::sent_at,
+            invitations::responded_at,
+            responses::id.nullable(),
+        ))
+        .first(conn)?)
+}
+
+/// Inserts a response. The raw diesel result lets the caller tell a lost race (a unique
+/// violation on the invitation or submission) from other failures. PostgreSQL needs a
+/// savepoint to go on after a failed statement; SQLite undoes only the statement.
+pub fn try_insert(conn: &mut DbConnection, row: &ResponseRow) -> diesel::QueryResult<usize> {
+    let insert = |conn: &mut DbConnection| {
+        diesel::insert_into(responses::table)
+            .values(row)
+            .execute(conn)
+    };
+    match conn {
+        DbConnection::Sqlite(_) => insert(conn),
+        DbConnection::Postgres(_) => conn.transaction(insert),
+    }
+}
+
+/// Sets a response's score, category and comment.
+pub fn set_answer(
+    conn: &mut DbConnection,
+    id: &str,
+    score: Score,
+    comment: Option<&str>,
+    t: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(responses::table.find(id))
+        .set((
+            responses::score.eq(score.value()),
+            responses::category.eq(score.category().as_str()),
+            responses::comment.eq(comment),
+            responses::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Marks an invitation answered and its contact as having answered at `t`.
+pub fn mark_responded(
+    conn: &mut DbConnection,
+    invitation_id: &str,
+    contact_id: &str,
+    t: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(invitations::table.find(invitation_id))
+        .set((
+            invitations::status.eq("responded"),
+            invitations::responded_at.eq(Some(t)),
+            invitations::claimed_until.eq(None::<NaiveDateTime>),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    diesel::update(contacts::table.find(contact_id))
+        .set(contacts::last_responded_at.eq(Some(t)))
+        .execute(conn)?;
+    Ok(())
+}
+
+pub fn for_invitation(
+    conn: &mut DbConnection,
+    invitation_id: &str,
+) -> Result<Option<ResponseRow>, AppError> {
+    Ok(responses::table
+        .filter(responses::invitation_id.eq(invitation_id))
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn by_submission(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    submission_id: &str,
+) -> Result<Option<ResponseRow>, AppError> {
+    Ok(responses::table
+        .filter(responses::survey_id.eq(survey_id))
+        .filter(responses::submission_id.eq(submission_id))
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<ResponseRow, AppError> {
+    responses::table
+        .find(id)
+        .select(ResponseRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("response"))
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct ResponseFilter {
+    pub survey_id: Option<String>,
+    pub contact_id: Option<String>,
+    pub category: Option<String>,
+    pub since: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+}
+
+pub fn list(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    page: &Page,
+) -> Result<Vec<ResponseRow>, AppError> {
+    let mut q = responses::table
+        .select(ResponseRow::as_select())
+        .order(responses::id.desc())
+        .into_boxed();
+    if let Some(v) = &f.survey_id {
+        q = q.filter(responses::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.contact_id {
+        q = q.filter(responses::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.category {
+        q = q.filter(responses::category.eq(v.clone()));
+    }
+    if let Some(v) = f.since {
+        q = q.filter(responses::created_at.ge(v));
+    }
+    if let Some(v) = f.until {
+        q = q.filter(responses::created_at.lt(v));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(responses::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// A page of a CSV export: responses with their contact's email, name and external id,
+/// oldest first, after the id `after`.
+#[allow(clippy::type_complexity)]
+pub fn export_page(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    after: Option<&str>,
+    limit: i64,
+) -> Result<Vec<(ResponseRow, Option<String>, Option<String>, Option<String>)>, AppError> {
+    let mut q = responses::table
+        .left_join(contacts::table)
+        .select((
+            ResponseRow::as_select(),
+            contacts::email.nullable(),
+            contacts::name.nullable(),
+            contacts::external_id.nullable(),
+        ))
+        .order(responses::id.asc())
+        .into_boxed();
+    if let Some(v) = &f.survey_id {
+        q = q.filter(responses::survey_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.contact_id {
+        q = q.filter(responses::contact_id.eq(v.clone()));
+    }
+    if let Some(v) = &f.category {
+        q = q.filter(responses::category.eq(v.clone()));
+    }
+    if let Some(v) = f.since {
+        q = q.filter(responses::created_at.ge(v));
+    }
+    if let Some(v) = f.until {
+        q = q.filter(responses::created_at.lt(v));
+    }
+    if let Some(a) = after {
+        q = q.filter(responses::id.gt(a.to_string()));
+    }
+    Ok(q.limit(limit).load(conn)?)
+}
+
+/// Blanks the comments of a contact's answers.
+pub fn clear_comments_of_contact(
+    conn: &mut DbConnection,
+    contact_id: &str,
+) -> Result<(), AppError> {
+    diesel::update(responses::table.filter(responses::contact_id.eq(contact_id)))
+        .set(responses::comment.eq(None::<String>))
+        .execute(conn)?;
+    Ok(())
+}

@@ -1,0 +1,260 @@
+//! Daily rollups for reports: answers per (survey, day, score), deliveries per (survey, day)
+//! and a histogram of time-to-answer per (survey, day). They are updated in the same
+//! transaction as what they count, so a report over a year reads at most a few thousand
+//! rows however many answers there are. `rebuild` recomputes them from the source tables.
+
+use std::collections::HashMap;
+
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text, Timestamp};
+
+use crate::error::AppError;
+use crate::store::DbConnection;
+
+/// The UTC day of a time, as stored in the rollups.
+pub fn day(t: NaiveDateTime) -> String {
+    t.format("%Y-%m-%d").to_string()
+}
+
+/// Histogram bucket of a delay: floor(20·ln(1 + seconds)), buckets about 5 % wide.
+pub fn delay_bucket(seconds: f64) -> i32 {
+    ((1.0 + seconds.max(0.0)).ln() * 20.0).floor() as i32
+}
+
+/// The value a bucket stands for (its geometric middle).
+pub fn bucket_value(bucket: i32) -> f64 {
+    ((bucket as f64 + 0.5) / 20.0).exp() - 1.0
+}
+
+/// Counter rows per key; a random one takes each increment (see the migration).
+const SHARDS: i32 = 8;
+
+fn shard() -> i32 {
+    rand::random_range(0..SHARDS)
+}
+
+/// `?` placeholders as each engine wants them.
+fn placeholders(sql: &str, pg: bool) -> String {
+    if !pg {
+        return sql.to_string();
+    }
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut n = 0;
+    for c in sql.chars() {
+        if c == '?' {
+            n += 1;
+            out.push_str(&format!("${n}"));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+macro_rules! run_both {
+    ($conn:expr, $sql:expr, $($ty:ty => $val:expr),* $(,)?) => {{
+        match $conn {
+            DbConnection::Postgres(pg) => diesel::sql_query(placeholders($sql, true))
+                $(.bind::<$ty, _>($val))*
+                .execute(pg),
+            DbConnection::Sqlite(lite) => diesel::sql_query($sql)
+                $(.bind::<$ty, _>($val))*
+                .execute(lite),
+        }
+    }};
+}
+
+pub fn add_answer(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    day: &str,
+    score: i32,
+    n: i64,
+) -> Result<(), AppError> {
+    run_both!(
+        conn,
+        "INSERT INTO response_daily (survey_id, day, score, shard, n) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, score, shard) DO UPDATE SET n = response_daily.n + excluded.n",
+        Text => survey_id,
+        Text => day,
+        Integer => score,
+        Integer => shard(),
+        BigInt => n,
+    )?;
+    Ok(())
+}
+
+pub fn add_delivery(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    day: &str,
+    delivered: i64,
+    answered: i64,
+) -> Result<(), AppError> {
+    run_both!(
+        conn,
+        "INSERT INTO delivery_daily (survey_id, day, shard, delivered, answered) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, shard) DO UPDATE SET delivered = delivery_daily.delivered + excluded.delivered, \
+         answered = delivery_daily.answered + excluded.answered",
+        Text => survey_id,
+        Text => day,
+        Integer => shard(),
+        BigInt => delivered,
+        BigInt => answered,
+    )?;
+    Ok(())
+}
+
+pub fn add_delay(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    day: &str,
+    bucket: i32,
+    n: i64,
+) -> Result<(), AppError> {
+    run_both!(
+        conn,
+        "INSERT INTO answer_delay_daily (survey_id, day, bucket, shard, n) VALUES (?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, day, bucket, shard) DO UPDATE SET n = answer_delay_daily.n + excluded.n",
+        Text => survey_id,
+        Text => day,
+        Integer => bucket,
+        Integer => shard(),
+        BigInt => n,
+    )?;
+    Ok(())
+}
+
+/// Counts a first answer to an invitation delivered at `sent_at`: one more answered
+/// delivery on the delivery day, and its delay.
+pub fn add_first_answer(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    sent_at: NaiveDateTime,
+    answered_at: NaiveDateTime,
+) -> Result<(), AppError> {
+    add_delivery(conn, survey_id, &day(sent_at), 0, 1)?;
+    let secs = (answered_at - sent_at).num_milliseconds() as f64 / 1000.0;
+    add_delay(conn, survey_id, &day(answered_at), delay_bucket(secs), 1)
+}
+
+#[derive(QueryableByName)]
+struct DelayRow {
+    #[diesel(sql_type = Text)]
+    id: String,
+    #[diesel(sql_type = Text)]
+    survey_id: String,
+    #[diesel(sql_type = Timestamp)]
+    answered: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    sent: Option<NaiveDateTime>,
+}
+
+/// Recomputes every rollup from responses and invitations, in one transaction.
+pub fn rebuild(conn: &mut DbConnection) -> Result<(), AppError> {
+    conn.transaction(|conn| {
+        let pg = matches!(conn, DbConnection::Postgres(_));
+        let d = |col: &str| {
+            if pg {
+                format!("to_char({col}, 'YYYY-MM-DD')")
+            } else {
+                format!("substr({col}, 1, 10)")
+            }
+        };
+        conn.batch_execute(&format!(
+            "DELETE FROM response_daily; DELETE FROM delivery_daily; DELETE FROM answer_delay_daily;
+             INSERT INTO response_daily (survey_id, day, score, shard, n)
+               SELECT survey_id, {rd}, score, 0, COUNT(*) FROM responses GROUP BY 1, 2, 3;
+             INSERT INTO delivery_daily (survey_id, day, shard, delivered, answered)
+               SELECT survey_id, {sd}, 0, COUNT(*), COUNT(responded_at) FROM invitations
+               WHERE status IN ('sent', 'responded') AND sent_at IS NOT NULL GROUP BY 1, 2;",
+            rd = d("created_at"),
+            sd = d("sent_at"),
+        ))?;
+        // The delay histogram needs a logarithm that SQLite may lack: bucket in Rust, a page
+        // of rows at a time.
+        let mut hist: HashMap<(String, String, i32), i64> = HashMap::new();
+        let mut after = String::new();
+        loop {
+            let sql = placeholders(
+                "SELECT r.survey_id, r.created_at AS answered, i.sent_at AS sent, r.id FROM responses r \
+                 JOIN invitations i ON i.id = r.invitation_id WHERE r.id > ? AND i.sent_at IS NOT NULL \
+                 ORDER BY r.id LIMIT 5000",
+                pg,
+            );
+            let rows: Vec<DelayRow> = match conn {
+                DbConnection::Postgres(c) => diesel::sql_query(sql).bind::<Text, _>(&after).load(c)?,
+                DbConnection::Sqlite(c) => diesel::sql_query(sql).bind::<Text, _>(&after).load(c)?,
+            };
+            let Some(last) = rows.last() else { break };
+            after = last.id.clone();
+            for p in rows {
+                if let Some(sent) = p.sent {
+                    let secs = (p.answered - sent).num_milliseconds() as f64 / 1000.0;
+                    *hist
+                        .entry((p.survey_id, day(p.answered), delay_bucket(secs)))
+                        .or_default() += 1;
+                }
+            }
+        }
+        for ((survey, d, bucket), n) in hist {
+            add_delay(conn, &survey, &d, bucket, n)?;
+        }
+        Ok(())
+    })
+}
+
+/// Rebuilds the rollups when they are empty but answers exist (first start after the
+/// migration that added them, or data loaded by hand).
+pub fn rebuild_if_empty(conn: &mut DbConnection) -> Result<bool, AppError> {
+    use crate::store::schema::responses;
+    #[derive(QueryableByName)]
+    struct Count {
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let rollup: Count = match conn {
+        DbConnection::Postgres(c) => {
+            diesel::sql_query("SELECT COUNT(*) AS n FROM (SELECT 1 FROM response_daily LIMIT 1) x")
+                .get_result(c)?
+        }
+        DbConnection::Sqlite(c) => {
+            diesel::sql_query("SELECT COUNT(*) AS n FROM (SELECT 1 FROM response_daily LIMIT 1) x")
+                .get_result(c)?
+        }
+    };
+    if rollup.n > 0 {
+        return Ok(false);
+    }
+    let any: Option<String> = responses::table
+        .select(responses::id)
+        .first(conn)
+        .optional()?;
+    if any.is_none() {
+        return Ok(false);
+    }
+    rebuild(conn)?;
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delay_buckets_are_about_five_percent_wide() {
+        for secs in [1.0, 59.0, 1800.0, 86_400.0, 2_000_000.0] {
+            let v = bucket_value(delay_bucket(secs));
+            assert!((v - secs).abs() / secs < 0.05, "{secs} → {v}");
+        }
+        assert_eq!(delay_bucket(-5.0), 0);
+    }
+
+    #[test]
+    fn placeholders_are_numbered_for_postgres() {
+        assert_eq!(placeholders("a = ? AND b = ?", true), "a = $1 AND b = $2");
+        assert_eq!(placeholders("a = ?", false), "a = ?");
+    }
+}

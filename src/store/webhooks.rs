@@ -1,0 +1,348 @@
+//! Queries of webhook subscriptions, the delivery outbox and its attempt log.
+
+use chrono::{NaiveDateTime, TimeDelta};
+use diesel::prelude::*;
+
+use crate::domain::Event;
+use crate::domain::Page;
+use crate::domain::{new_id, now, IdPrefix};
+use crate::error::AppError;
+use crate::store::schema::{webhook_attempts, webhook_deliveries, webhooks};
+use crate::store::DbConnection;
+
+/// `last_error` of deliveries stopped because their webhook was deleted.
+pub const DELETED: &str = "webhook deleted";
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookRow {
+    pub id: String,
+    pub url: String,
+    pub secret: String,
+    /// A JSON array of event names, e.g. `["response.created"]`.
+    pub events: String,
+    pub active: bool,
+    pub created_at: NaiveDateTime,
+    pub deleted_at: Option<NaiveDateTime>,
+}
+
+impl WebhookRow {
+    /// The subscribed events (unknown stored names are skipped).
+    pub fn event_list(&self) -> Vec<Event> {
+        serde_json::from_str::<Vec<String>>(&self.events)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|e| Event::parse(e))
+            .collect()
+    }
+
+    pub fn live(&self) -> bool {
+        self.active && self.deleted_at.is_none()
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct DeliveryRow {
+    pub id: String,
+    pub webhook_id: String,
+    pub event: String,
+    pub payload: String,
+    /// `pending → delivering → delivered | failed` (back to `pending` to retry).
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub claimed_until: Option<NaiveDateTime>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_attempts)]
+pub struct AttemptRow {
+    pub id: String,
+    pub delivery_id: String,
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+pub fn insert(conn: &mut DbConnection, row: &WebhookRow) -> Result<(), AppError> {
+    diesel::insert_into(webhooks::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A webhook that is not deleted.
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<WebhookRow, AppError> {
+    webhooks::table
+        .find(id)
+        .filter(webhooks::deleted_at.is_null())
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+/// A webhook, deleted or not (its delivery log stays readable).
+pub fn get_any(conn: &mut DbConnection, id: &str) -> Result<WebhookRow, AppError> {
+    webhooks::table
+        .find(id)
+        .select(WebhookRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("webhook"))
+}
+
+/// Webhooks that are not deleted, newest first.
+pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<WebhookRow>, AppError> {
+    let mut q = webhooks::table
+        .filter(webhooks::deleted_at.is_null())
+        .select(WebhookRow::as_select())
+        .order(webhooks::id.desc())
+        .into_boxed();
+    if let Some(c) = &page.cursor {
+        q = q.filter(webhooks::id.lt(c.clone()));
+    }
+    Ok(q.limit(page.limit + 1).load(conn)?)
+}
+
+/// Soft-deletes a webhook and stops its queued deliveries (`failed`, "webhook deleted").
+/// 404 when it does not exist or is already deleted.
+pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let changed = diesel::update(
+            webhooks::table
+                .find(id)
+                .filter(webhooks::deleted_at.is_null()),
+        )
+        .set((webhooks::deleted_at.eq(Some(t)), webhooks::active.eq(false)))
+        .execute(conn)?;
+        if changed == 0 {
+            return Err(AppError::NotFound("webhook"));
+        }
+        diesel::update(
+            webhook_deliveries::table
+                .filter(webhook_deliveries::webhook_id.eq(id))
+                .filter(webhook_deliveries::status.eq_any(["pending", "delivering"])),
+        )
+        .set((
+            webhook_deliveries::status.eq("failed"),
+            webhook_deliveries::last_error.eq(Some(DELETED)),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+        ))
+        .execute(conn)?;
+        Ok(())
+    })
+}
+
+/// Live webhooks subscribed to `event`. The `LIKE` keeps the common case (nobody subscribed)
+/// to one query that returns nothing; the stored list is then checked exactly.
+pub fn subscribers(conn: &mut DbConnection, event: Event) -> Result<Vec<WebhookRow>, AppError> {
+    let rows: Vec<WebhookRow> = webhooks::table
+        .filter(webhooks::deleted_at.is_null())
+        .filter(webhooks::active.eq(true))
+        .filter(webhooks::events.like(format!("%\"{}\"%", event.as_str())))
+        .select(WebhookRow::as_select())
+        .order(webhooks::id)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|w| w.event_list().contains(&event))
+        .collect())
+}
+
+pub fn insert_deliveries(conn: &mut DbConnection, rows: &[DeliveryRow]) -> Result<(), AppError> {
+    for row in rows {
+        diesel::insert_into(webhook_deliveries::table)
+            .values(row)
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct DeliveryFilter {
+    pub status: Option<String>,
+}
+
+/// A webhook's deliveries, newest first, each with its attempts (oldest first).
+pub fn deliveries(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    filter: &DeliveryFilter,
+    page: &Page,
+) -> Result<Vec<(DeliveryRow, Vec<AttemptRow>)>, AppError> {
+    let mut q = webhook_deliveries::table
+        .filter(webhook_deliveries::webhook_id.eq(webhook_id.to_string()))
+        .select(DeliveryRow::as_select())
+        .order(webhook_deliveries::id.desc())
+        .into_boxed();
+    if let Some(s) = &filter.status {
+        q = q.filter(webhook_deliveries::status.eq(s.clone()));
+    }
+    if let Some(c) = &page.cursor {
+        q = q.filter(webhook_deliveries::id.lt(c.clone()));
+    }
+    let rows: Vec<DeliveryRow> = q.limit(page.limit + 1).load(conn)?;
+    let ids: Vec<&str> = rows.iter().map(|r| r.id.as_str()).collect();
+    let attempts: Vec<AttemptRow> = if ids.is_empty() {
+        Vec::new()
+    } else {
+        webhook_attempts::table
+            .filter(webhook_attempts::delivery_id.eq_any(&ids))
+            .select(AttemptRow::as_select())
+            .order((webhook_attempts::attempted_at, webhook_attempts::id))
+            .load(conn)?
+    };
+    Ok(rows
+        .into_iter()
+        .map(|d| {
+            let mine = attempts
+                .iter()
+                .filter(|a| a.delivery_id == d.id)
+                .cloned()
+                .collect();
+            (d, mine)
+        })
+        .collect())
+}
+
+/// A delivery claimed for sending, with where and how to send it.
+#[derive(Debug, Clone)]
+pub struct Claimed {
+    pub delivery: DeliveryRow,
+    pub webhook: WebhookRow,
+}
+
+/// Claims up to `limit` due deliveries until `now + lease`: `pending` ones whose time has
+/// come, and `delivering` ones whose worker died (lease expired). Each claim counts as an
+/// attempt. On PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas never
+/// claim the same delivery; SQLite has one process and one writer.
+pub fn claim_due(
+    conn: &mut DbConnection,
+    limit: i64,
+    lease: TimeDelta,
+) -> Result<Vec<Claimed>, AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let ids = crate::store::due_queue_ids!(
+            conn,
+            webhook_deliveries,
+            "pending",
+            "delivering",
+            limit,
+            t
+        );
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(&ids)))
+            .set((
+                webhook_deliveries::status.eq("delivering"),
+                webhook_deliveries::claimed_until.eq(Some(t + lease)),
+                webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
+            ))
+            .execute(conn)?;
+        let rows: Vec<(DeliveryRow, WebhookRow)> = webhook_deliveries::table
+            .inner_join(webhooks::table)
+            .filter(webhook_deliveries::id.eq_any(&ids))
+            .select((DeliveryRow::as_select(), WebhookRow::as_select()))
+            .order(webhook_deliveries::next_attempt_at)
+            .load(conn)?;
+        Ok(rows
+            .into_iter()
+            .map(|(delivery, webhook)| Claimed { delivery, webhook })
+            .collect())
+    })
+}
+
+/// One HTTP attempt as it happened.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub attempted_at: NaiveDateTime,
+    pub status_code: Option<i32>,
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+/// What became of one claimed delivery.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// A 2xx answer.
+    Delivered,
+    /// A transient failure: try again at `at`.
+    Retry { at: NaiveDateTime, error: String },
+    /// Given up: a permanent answer, attempts exhausted, or the webhook was deleted.
+    Failed { error: String },
+}
+
+/// Records the outcomes of a batch in one transaction: every attempt is logged, and each
+/// delivery this worker still holds (`delivering`) moves on.
+pub fn record(
+    conn: &mut DbConnection,
+    outcomes: &[(Claimed, Option<Attempt>, Outcome)],
+) -> Result<(), AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        for (c, attempt, outcome) in outcomes {
+            let id = &c.delivery.id;
+            if let Some(a) = attempt {
+                diesel::insert_into(webhook_attempts::table)
+                    .values(&AttemptRow {
+                        id: new_id(IdPrefix::Attempt),
+                        delivery_id: id.clone(),
+                        attempted_at: a.attempted_at,
+                        status_code: a.status_code,
+                        error: a.error.clone(),
+                        duration_ms: a.duration_ms,
+                    })
+                    .execute(conn)?;
+            }
+            let target = webhook_deliveries::table
+                .find(id)
+                .filter(webhook_deliveries::status.eq("delivering"));
+            let code = attempt.as_ref().and_then(|a| a.status_code);
+            match outcome {
+                Outcome::Delivered => {
+                    diesel::update(target)
+                        .set((
+                            webhook_deliveries::status.eq("delivered"),
+                            webhook_deliveries::delivered_at.eq(Some(t)),
+                            webhook_deliveries::last_status_code.eq(code),
+                            webhook_deliveries::last_error.eq(None::<String>),
+                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Retry { at, error } => {
+                    diesel::update(target)
+                        .set((
+                            webhook_deliveries::status.eq("pending"),
+                            webhook_deliveries::next_attempt_at.eq(*at),
+                            webhook_deliveries::last_status_code.eq(code),
+                            webhook_deliveries::last_error.eq(Some(error)),
+                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                }
+                Outcome::Failed { error } => {
+                    diesel::update(target)
+                        .set((
+                            webhook_deliveries::status.eq("failed"),
+                            webhook_deliveries::last_status_code.eq(code),
+                            webhook_deliveries::last_error.eq(Some(error)),
+                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        ))
+                        .execute(conn)?;
+                }
+            }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,245 @@
+//! Request extractors of the JSON API: checked JSON bodies, bearer-key authentication and
+//! pagination parameters.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::IntoParams;
+use validator::Validate;
+
+use crate::context::AppState;
+pub use crate::domain::{check_id, paginate, Page};
+use crate::domain::{hash_key, IdPrefix, Role};
+use crate::error::AppError;
+
+/// A JSON body that was checked in three steps: `Content-Type` is JSON, the body is at most
+/// `MAX_BODY_BYTES`, and it deserialises (unknown fields rejected, errors reported per field)
+/// and passes the DTO's validator rules.
+pub struct ValidJson<T>(pub T);
+
+impl<T> FromRequest for ValidJson<T>
+where
+    T: DeserializeOwned + Validate + 'static,
+{
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map(|s| s.settings.max_body_bytes)
+            .unwrap_or(1024 * 1024);
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok())
+            .is_some_and(|m| m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON));
+        let declared_len = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<usize>().ok());
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(AppError::UnsupportedMediaType(
+                    "Content-Type must be application/json".into(),
+                ));
+            }
+            if declared_len.is_some_and(|n| n > limit) {
+                return Err(AppError::PayloadTooLarge(limit));
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk = chunk.map_err(|e| {
+                    AppError::BadRequest(format!("cannot read the request body: {e}"))
+                })?;
+                if body.len() + chunk.len() > limit {
+                    return Err(AppError::PayloadTooLarge(limit));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            let value = parse_json::<T>(&body)?;
+            value.validate()?;
+            Ok(ValidJson(value))
+        })
+    }
+}
+
+/// Deserialises `body`, telling syntax errors (400) from data errors on a field (422).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(AppError::BadRequest(
+            "the request body is empty; send a JSON object".into(),
+        ));
+    }
+    // Syntax first, so a broken document is always a 400 whatever its fields are.
+    let value: serde_json::Value = serde_json::from_slice(body)
+        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    match serde_path_to_error::deserialize::<_, T>(value) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let message = strip_position(&inner.to_string());
+            let top = path == "." || path.is_empty();
+            // serde_path_to_error's path already ends at an unknown field, and stops at the
+            // parent object for a missing one.
+            if let Some(field) = between(&message, "unknown field `", "`") {
+                let at = if top { field } else { path };
+                return Err(AppError::field(&at, "is not a known field"));
+            }
+            if let Some(field) = between(&message, "missing field `", "`") {
+                let at = if top {
+                    field
+                } else {
+                    format!("{path}.{field}")
+                };
+                return Err(AppError::field(&at, "is required"));
+            }
+            if top {
+                return Err(AppError::BadRequest(format!(
+                    "invalid JSON body: {message}"
+                )));
+            }
+            Err(AppError::field(&path, message))
+        }
+    }
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+fn between(text: &str, start: &str, end: &str) -> Option<String> {
+    let from = text.find(start)? + start.len();
+    let len = text[from..].find(end)?;
+    Some(text[from..from + len].to_string())
+}
+
+/// The caller, authenticated by `Authorization: Bearer <api key>`.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub key_id: String,
+    pub name: String,
+    pub role: Role,
+}
+
+impl Caller {
+    /// 403 unless the caller's role is at least `role`.
+    pub fn require(&self, role: Role) -> Result<(), AppError> {
+        if self.role >= role {
+            Ok(())
+        } else {
+            Err(AppError::Forbidden(format!(
+                "this action needs the {} role; this key has the {} role",
+                role.as_str(),
+                self.role.as_str()
+            )))
+        }
+    }
+
+    /// Who did something, for activity logs.
+    pub fn actor(&self) -> String {
+        format!("api-key:{}", self.name)
+    }
+}
+
+impl FromRequest for Caller {
+    type Error = AppError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, AppError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let header = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .map(|v| v.to_str().map(str::to_string));
+        Box::pin(async move {
+            let state = state.ok_or_else(|| AppError::internal(anyhow::anyhow!("no app state")))?;
+            let key = match header {
+                None => {
+                    return Err(AppError::Unauthorized(
+                        "missing Authorization header; send `Authorization: Bearer <api key>`"
+                            .into(),
+                    ))
+                }
+                Some(Err(_)) => {
+                    return Err(AppError::Unauthorized(
+                        "invalid Authorization header".into(),
+                    ))
+                }
+                Some(Ok(v)) => match v.split_once(' ') {
+                    Some((scheme, key))
+                        if scheme.eq_ignore_ascii_case("bearer") && !key.trim().is_empty() =>
+                    {
+                        key.trim().to_string()
+                    }
+                    _ => {
+                        return Err(AppError::Unauthorized(
+                            "the Authorization header must be `Bearer <api key>`".into(),
+                        ))
+                    }
+                },
+            };
+            let hash = hash_key(&key);
+            let found = state
+                .db
+                .run(move |conn| crate::store::api_keys::find_active_by_hash(conn, &hash))
+                .await?;
+            match found {
+                Some(row) => Ok(Caller {
+                    role: Role::parse(&row.role).unwrap_or(Role::Reader),
+                    key_id: row.id,
+                    name: row.name,
+                }),
+                None => Err(AppError::Unauthorized(
+                    "the API key is unknown or revoked".into(),
+                )),
+            }
+        })
+    }
+}
+
+/// `?limit=&cursor=` on every list. Items come newest first; `next_cursor` from one page is the
+/// `cursor` of the next, and is absent on the last page.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100, example = 50)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl PageParams {
+    pub fn check(&self, prefix: IdPrefix) -> Result<Page, AppError> {
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=100).contains(&limit) {
+            return Err(AppError::field("limit", "must be from 1 to 100"));
+        }
+        if let Some(c) = &self.cursor {
+            if !prefix.matches(c) {
+                return Err(AppError::field(
+                    "cursor",
+                    "is not a cursor returned by this list",
+                ));
+            }
+        }
+        Ok(Page {
+            limit,
+            cursor: self.cursor.clone(),
+        })
+    }
+}

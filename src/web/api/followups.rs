@@ -1,0 +1,337 @@
+//! `/api/v1/followups`: the triage queue of unhappy answers.
+
+use actix_web::{get, patch, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use validator::Validate;
+
+use super::contacts::Contact;
+use super::extract::{check_id, Caller, ValidJson};
+use super::responses::Response;
+use super::{double_option, no_null, not_blank};
+use crate::context::AppState;
+use crate::domain::{IdPrefix, Role};
+use crate::error::AppError;
+use crate::followups::{self, transitions, Change};
+use crate::store::followups::{FollowupFilter, Sort};
+pub use crate::views::{Activity, Followup};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowupList {
+    pub items: Vec<Followup>,
+    pub next_cursor: Option<String>,
+}
+
+/// A task with everything needed to work it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowupDetail {
+    #[serde(flatten)]
+    pub followup: Followup,
+    pub response: Response,
+    /// Absent for anonymous answers and erased contacts.
+    pub contact: Option<Contact>,
+    /// The contact's other answers, newest first (up to 20).
+    pub earlier_responses: Vec<Response>,
+    /// Oldest first.
+    pub activity: Vec<Activity>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SortKey {
+    Priority,
+    DueAt,
+    CreatedAt,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FollowupQuery {
+    /// `open`, `in_progress`, `resolved` or `dismissed`.
+    pub status: Option<String>,
+    pub assignee: Option<String>,
+    pub survey_id: Option<String>,
+    /// `true`: only open or in-progress tasks past due; `false`: the others.
+    pub overdue: Option<bool>,
+    /// `priority` (default: most valuable contact, then lower score, then older answer),
+    /// `due_at` (soonest first) or `created_at` (newest first).
+    #[param(inline)]
+    pub sort: Option<SortKey>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+/// List follow-up tasks
+#[utoipa::path(
+    operation_id = "list_followups",
+    tag = "followups",
+    params(FollowupQuery),
+    responses((status = 200, description = "Tasks in the requested order", body = FollowupList))
+)]
+#[get("/followups")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<FollowupQuery>,
+) -> Result<web::Json<FollowupList>, AppError> {
+    caller.require(Role::Reader)?;
+    let q = query.into_inner();
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=100).contains(&limit) {
+        return Err(AppError::field("limit", "must be from 1 to 100"));
+    }
+    let offset =
+        match &q.cursor {
+            None => 0,
+            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                AppError::field("cursor", "is not a cursor returned by this list")
+            })?,
+        };
+    if let Some(s) = &q.status {
+        if !transitions::STATUSES.contains(&s.as_str()) {
+            return Err(AppError::field(
+                "status",
+                format!("must be one of {}", transitions::STATUSES.join(", ")),
+            ));
+        }
+    }
+    let filter = FollowupFilter {
+        status: q.status,
+        assignee: q.assignee,
+        survey_id: q.survey_id,
+        overdue: q.overdue,
+    };
+    let sort = match q.sort.unwrap_or(SortKey::Priority) {
+        SortKey::Priority => Sort::Priority,
+        SortKey::DueAt => Sort::DueAt,
+        SortKey::CreatedAt => Sort::CreatedAt,
+    };
+    let mut rows = state
+        .db
+        .run(move |conn| crate::store::followups::list(conn, &filter, sort, offset, limit))
+        .await?;
+    let next_cursor = if rows.len() as i64 > limit {
+        rows.truncate(limit as usize);
+        Some((offset + limit).to_string())
+    } else {
+        None
+    };
+    Ok(web::Json(FollowupList {
+        items: rows.into_iter().map(Followup::from).collect(),
+        next_cursor,
+    }))
+}
+
+fn detail(conn: &mut crate::store::DbConnection, id: &str) -> Result<FollowupDetail, AppError> {
+    let task = crate::store::followups::get(conn, id)?;
+    let response = crate::store::responses::get(conn, &task.response_id)?;
+    let contact = match &task.contact_id {
+        Some(c) => crate::store::contacts::get(conn, c).ok(),
+        None => None,
+    };
+    let earlier = match &contact {
+        Some(c) => {
+            let filter = crate::store::responses::ResponseFilter {
+                contact_id: Some(c.id.clone()),
+                ..Default::default()
+            };
+            let page = super::extract::Page {
+                limit: 21,
+                cursor: None,
+            };
+            crate::store::responses::list(conn, &filter, &page)?
+                .into_iter()
+                .filter(|r| r.id != response.id)
+                .take(20)
+                .map(Response::from)
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let activity = crate::store::followups::activities(conn, id)?
+        .into_iter()
+        .map(Activity::from)
+        .collect();
+    Ok(FollowupDetail {
+        followup: task.into(),
+        response: response.into(),
+        contact: contact.map(Contact::from),
+        earlier_responses: earlier,
+        activity,
+    })
+}
+
+/// Get a follow-up task
+///
+/// With the answer, the contact and their properties, their earlier answers and the
+/// activity log.
+#[utoipa::path(
+    operation_id = "get_followup",
+    tag = "followups",
+    params(("id" = String, Path, description = "Follow-up id")),
+    responses(
+        (status = 200, description = "The task", body = FollowupDetail),
+        (status = 404, description = "No such task", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/followups/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<FollowupDetail>, AppError> {
+    caller.require(Role::Reader)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Followup, "follow-up")?;
+    Ok(web::Json(
+        state.db.run(move |conn| detail(conn, &id)).await?,
+    ))
+}
+
+/// Changes to a task. Absent fields stay; `assignee: null` unassigns.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"status": "in_progress", "assignee": "lea@acme.com"}))]
+pub struct UpdateFollowup {
+    /// Along `open → in_progress → resolved | dismissed`; `open` again reopens a closed
+    /// task. Anything else is a 409 that says why.
+    #[serde(default, deserialize_with = "no_null")]
+    pub status: Option<String>,
+    #[serde(default, deserialize_with = "double_option")]
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(value_type = Option<String>)]
+    pub assignee: Option<Option<String>>,
+    /// How it ended, with `resolved` or `dismissed`.
+    #[serde(default, deserialize_with = "no_null")]
+    #[validate(length(min = 1, max = 500), custom(function = "not_blank"))]
+    pub outcome: Option<String>,
+}
+
+/// Assign a task or change its status
+#[utoipa::path(
+    operation_id = "update_followup",
+    tag = "followups",
+    params(("id" = String, Path, description = "Follow-up id")),
+    request_body = UpdateFollowup,
+    responses(
+        (status = 200, description = "The updated task", body = Followup),
+        (status = 404, description = "No such task", body = crate::web::error::ErrorBody),
+        (status = 409, description = "The status change is not allowed; the message says why", body = crate::web::error::ErrorBody)
+    )
+)]
+#[patch("/followups/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<UpdateFollowup>,
+) -> Result<web::Json<Followup>, AppError> {
+    caller.require(Role::Agent)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Followup, "follow-up")?;
+    let b = body.0;
+    let change = Change {
+        status: b.status,
+        assignee: b.assignee,
+        outcome: b.outcome,
+    };
+    let row = followups::change(&state, &id, change, &caller.actor()).await?;
+    Ok(web::Json(row.into()))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Called the customer; a fix ships Friday."}))]
+pub struct CreateNote {
+    #[validate(length(min = 1, max = 10000), custom(function = "not_blank"))]
+    pub body: String,
+}
+
+/// Add a note to a task
+#[utoipa::path(
+    operation_id = "add_followup_note",
+    tag = "followups",
+    params(("id" = String, Path, description = "Follow-up id")),
+    request_body = CreateNote,
+    responses(
+        (status = 201, description = "The note as logged", body = Activity),
+        (status = 404, description = "No such task", body = crate::web::error::ErrorBody)
+    )
+)]
+#[post("/followups/{id}/notes")]
+pub async fn note(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<CreateNote>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Agent)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Followup, "follow-up")?;
+    let row = followups::add_note(&state, &id, body.0.body.trim(), &caller.actor()).await?;
+    Ok(HttpResponse::Created().json(Activity::from(row)))
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"body": "Hi Ada, thank you for your honest feedback. We fixed the slow exports today."}))]
+pub struct CreateReply {
+    /// Default: `Re: ` and the survey email's subject.
+    #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    pub subject: Option<String>,
+    #[validate(length(min = 1, max = 20000), custom(function = "not_blank"))]
+    pub body: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ReplyQueued {
+    pub email_id: String,
+    /// `pending` until the dispatcher sends it.
+    pub status: String,
+    pub activity: Activity,
+}
+
+/// Reply to the customer
+///
+/// Queues an email to the contact through the send queue, under the survey's brand,
+/// threaded to the survey email (`In-Reply-To`), with `Reply-To` the task's assignee or
+/// `TEAM_EMAIL`; logs it on the task. 409 when the contact has no email address
+/// (anonymous or erased).
+#[utoipa::path(
+    operation_id = "reply_to_followup",
+    tag = "followups",
+    params(("id" = String, Path, description = "Follow-up id")),
+    request_body = CreateReply,
+    responses(
+        (status = 202, description = "The reply is queued", body = ReplyQueued),
+        (status = 404, description = "No such task", body = crate::web::error::ErrorBody),
+        (status = 409, description = "No email address to reply to", body = crate::web::error::ErrorBody)
+    )
+)]
+#[post("/followups/{id}/reply")]
+pub async fn reply(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<CreateReply>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Agent)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Followup, "follow-up")?;
+    let b = body.0;
+    let (email, activity) = followups::reply(
+        &state,
+        &id,
+        b.subject.as_deref(),
+        b.body.trim(),
+        &caller.actor(),
+    )
+    .await?;
+    Ok(HttpResponse::Accepted().json(ReplyQueued {
+        email_id: email.id,
+        status: email.status,
+        activity: activity.into(),
+    }))
+}

@@ -1,0 +1,144 @@
+//! Reports and the CSV export of responses.
+
+use actix_web::http::header;
+use actix_web::{get, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::extract::{check_id, Caller};
+use super::responses::ResponseQuery;
+use crate::context::AppState;
+use crate::domain::{IdPrefix, Role, SurveyKind};
+use crate::error::AppError;
+use crate::reports::{self, Range};
+pub use crate::reports::{Backlog, Change, Period, Report, SegmentRow, SeriesPoint, Summary};
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ReportQuery {
+    /// Start (inclusive, RFC 3339). Default: 30 days before `to`.
+    pub from: Option<DateTime<Utc>>,
+    /// End (exclusive, RFC 3339). Default: now.
+    pub to: Option<DateTime<Utc>>,
+    /// `day`, `week` or `month`. Default: day up to 31 days, week up to 26 weeks, else month.
+    pub interval: Option<String>,
+    /// A contact property to break the answers down by, e.g. `plan`.
+    pub segment: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct KindReportQuery {
+    /// `nps` or `csat`.
+    pub kind: SurveyKind,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    pub interval: Option<String>,
+    pub segment: Option<String>,
+}
+
+/// Survey report
+///
+/// NPS or CSAT with 95 % intervals, counts per score, a series per interval, a breakdown
+/// by a contact property, response rate, median time to answer, the change against the
+/// previous period of the same length, and the follow-up backlog. Aggregated in the
+/// database; buckets are UTC.
+#[utoipa::path(
+    operation_id = "survey_report",
+    tag = "reports",
+    params(("id" = String, Path, description = "Survey id"), ReportQuery),
+    responses(
+        (status = 200, description = "The report", body = Report),
+        (status = 404, description = "No such survey", body = crate::web::error::ErrorBody),
+        (status = 422, description = "Invalid range, interval or segment", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/surveys/{id}/report")]
+pub async fn survey_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ReportQuery>,
+) -> Result<web::Json<Report>, AppError> {
+    caller.require(Role::Reader)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Survey, "survey")?;
+    let q = query.into_inner();
+    let range = Range::check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    Ok(web::Json(reports::survey_report(&state, id, range).await?))
+}
+
+/// Report across surveys
+///
+/// The same report over every survey of one kind.
+#[utoipa::path(
+    operation_id = "kind_report",
+    tag = "reports",
+    params(KindReportQuery),
+    responses(
+        (status = 200, description = "The report", body = Report),
+        (status = 422, description = "Invalid kind, range, interval or segment", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/reports")]
+pub async fn kind_report(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<KindReportQuery>,
+) -> Result<web::Json<Report>, AppError> {
+    caller.require(Role::Reader)?;
+    let q = query.into_inner();
+    let range = Range::check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    Ok(web::Json(
+        reports::kind_report(&state, q.kind, range).await?,
+    ))
+}
+
+/// Export responses as CSV
+///
+/// All of a survey's responses (oldest first) with the same filters as the response list,
+/// streamed: RFC 4180 quoting, UTF-8 with a byte-order mark (so spreadsheets detect it),
+/// and cells that a spreadsheet would treat as a formula prefixed with `'`.
+#[utoipa::path(
+    operation_id = "export_responses_csv",
+    tag = "responses",
+    params(("id" = String, Path, description = "Survey id"), ("category" = Option<String>, Query, description = "promoter, passive, detractor, satisfied, neutral or unsatisfied"), ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"), ("contact_id" = Option<String>, Query, description = "Only this contact's answers")),
+    responses(
+        (status = 200, description = "CSV", content_type = "text/csv", body = String),
+        (status = 404, description = "No such survey", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/surveys/{id}/responses.csv")]
+pub async fn export_csv(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<ResponseQuery>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Reader)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Survey, "survey")?;
+    let mut filter = query.filter()?;
+    filter.survey_id = Some(id.clone());
+    {
+        let id = id.clone();
+        state
+            .db
+            .run(move |conn| crate::store::surveys::get(conn, &id))
+            .await?;
+    }
+    let rx = reports::export_csv(&state, filter);
+    let body = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|chunk| (Ok::<_, actix_web::Error>(chunk), rx))
+    });
+    Ok(HttpResponse::Ok()
+        .content_type("text/csv; charset=utf-8")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"responses-{id}.csv\""),
+        ))
+        .streaming(body))
+}

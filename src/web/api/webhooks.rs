@@ -1,0 +1,362 @@
+//! `/api/v1/webhooks`: subscribe other apps to events, and inspect the delivery log.
+//!
+//! Every endpoint is admin only: a webhook URL may embed credentials, its secret signs the
+//! requests, and the delivery log holds customer answers.
+
+use std::collections::HashSet;
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::{IntoParams, ToSchema};
+use validator::{Validate, ValidationError};
+
+use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::utc;
+use crate::context::AppState;
+use crate::domain::{IdPrefix, Role};
+use crate::error::AppError;
+use crate::store::webhooks::{self as store, AttemptRow, DeliveryFilter, DeliveryRow, WebhookRow};
+use crate::webhooks::{self, Event};
+
+/// Longest accepted webhook URL.
+pub const MAX_URL_CHARS: usize = 2000;
+
+fn http_url(value: &str) -> Result<(), ValidationError> {
+    let fail = |message: &'static str| {
+        let mut e = ValidationError::new("url");
+        e.message = Some(message.into());
+        Err(e)
+    };
+    if value.chars().count() > MAX_URL_CHARS {
+        return fail("must be at most 2000 characters long");
+    }
+    match url::Url::parse(value.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => fail("must be an absolute http:// or https:// URL with a host"),
+        Err(_) => fail("is not a valid URL; use an absolute http:// or https:// URL"),
+    }
+}
+
+fn distinct_events(events: &[Event]) -> Result<(), ValidationError> {
+    let mut e = ValidationError::new("events");
+    if events.is_empty() {
+        e.message = Some("must name at least one event".into());
+        return Err(e);
+    }
+    let mut seen = HashSet::new();
+    if let Some(dup) = events.iter().find(|ev| !seen.insert(**ev)) {
+        e.message = Some(format!("lists {dup} more than once").into());
+        return Err(e);
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"url": "https://crm.example.com/hooks/closeloop", "events": ["response.created", "followup.created"]}))]
+pub struct CreateWebhook {
+    /// Where to POST events: an absolute `http://` or `https://` URL (at most 2000
+    /// characters). Redirects are not followed.
+    #[validate(custom(function = "http_url"))]
+    pub url: String,
+    /// One or more distinct events.
+    #[validate(custom(function = "distinct_events"))]
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Webhook {
+    #[schema(example = "whk_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
+    pub id: String,
+    pub url: String,
+    pub events: Vec<Event>,
+    /// Whether events are delivered (deleted webhooks disappear from the API).
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<WebhookRow> for Webhook {
+    fn from(row: WebhookRow) -> Self {
+        Webhook {
+            events: row.event_list(),
+            active: row.live(),
+            id: row.id,
+            url: row.url,
+            created_at: utc(row.created_at),
+        }
+    }
+}
+
+/// A new webhook with its signing secret, which is shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CreatedWebhook {
+    #[schema(example = "whk_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
+    pub id: String,
+    pub url: String,
+    pub events: Vec<Event>,
+    pub active: bool,
+    pub created_at: DateTime<Utc>,
+    /// Verifies the `Closeloop-Signature` header of each request. Store it now: it is not
+    /// shown again.
+    #[schema(example = "whsec_3q2-7wEXAMPLEtMXsu0Jc3tqf9cWq3ZL8v2sR1aQx0b")]
+    pub secret: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookList {
+    pub items: Vec<Webhook>,
+    pub next_cursor: Option<String>,
+}
+
+/// One HTTP request of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryAttempt {
+    pub attempted_at: DateTime<Utc>,
+    /// The receiver's HTTP status, absent when no answer came (timeout, connection error).
+    pub status_code: Option<i32>,
+    /// What went wrong, absent on success: the status and the start of the answer's body, or
+    /// the transport error.
+    pub error: Option<String>,
+    pub duration_ms: i32,
+}
+
+impl From<AttemptRow> for DeliveryAttempt {
+    fn from(a: AttemptRow) -> Self {
+        DeliveryAttempt {
+            attempted_at: utc(a.attempted_at),
+            status_code: a.status_code,
+            error: a.error,
+            duration_ms: a.duration_ms,
+        }
+    }
+}
+
+/// One event sent to one webhook, with every attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Delivery {
+    /// Also the `Closeloop-Delivery` header and the payload's `id`: receivers deduplicate by it.
+    #[schema(example = "dlv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
+    pub id: String,
+    pub webhook_id: String,
+    pub event: Event,
+    /// `pending` (queued or waiting to retry), `delivering` (in flight), `delivered` (2xx) or
+    /// `failed` (a non-retryable answer, attempts exhausted, or the webhook was deleted).
+    #[schema(example = "delivered")]
+    pub status: String,
+    /// Attempts made so far.
+    pub attempt_count: i32,
+    /// Every HTTP attempt, oldest first.
+    pub attempts: Vec<DeliveryAttempt>,
+    /// When the next attempt is due (pending deliveries only).
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub delivered_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    /// The JSON body sent: `{id, event, created_at, data}`.
+    #[schema(value_type = Object)]
+    pub payload: Value,
+}
+
+impl Delivery {
+    fn from_rows(d: DeliveryRow, attempts: Vec<AttemptRow>) -> Delivery {
+        Delivery {
+            event: Event::parse(&d.event).unwrap_or(Event::ResponseCreated),
+            next_attempt_at: (d.status == "pending").then(|| utc(d.next_attempt_at)),
+            payload: serde_json::from_str(&d.payload).unwrap_or(Value::String(d.payload)),
+            attempt_count: d.attempts,
+            attempts: attempts.into_iter().map(DeliveryAttempt::from).collect(),
+            id: d.id,
+            webhook_id: d.webhook_id,
+            status: d.status,
+            delivered_at: d.delivered_at.map(utc),
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            created_at: utc(d.created_at),
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryList {
+    pub items: Vec<Delivery>,
+    pub next_cursor: Option<String>,
+}
+
+/// Create a webhook
+///
+/// Closeloop POSTs each subscribed event to `url` as JSON
+/// `{"id": "dlv_…", "event": "response.created", "created_at": "…", "data": {…}}`, with the
+/// headers `Closeloop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
+/// `Closeloop-Event` and `Closeloop-Delivery` (the same on retries: deduplicate by it). A 2xx
+/// answer is success; timeouts, connection errors, 408, 429 and 5xx are retried with
+/// exponential backoff; other answers fail the delivery at once. The `secret` is returned
+/// only here.
+#[utoipa::path(
+    operation_id = "create_webhook",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses((status = 201, description = "Webhook created; `secret` is shown only now", body = CreatedWebhook))
+)]
+#[post("/webhooks")]
+pub async fn create(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: ValidJson<CreateWebhook>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Admin)?;
+    let b = body.0;
+    let row = webhooks::create(&state, &b.url, &b.events).await?;
+    Ok(HttpResponse::Created().json(CreatedWebhook {
+        id: row.id,
+        url: row.url,
+        events: b.events,
+        active: true,
+        created_at: utc(row.created_at),
+        secret: row.secret,
+    }))
+}
+
+/// List webhooks
+///
+/// Deleted webhooks are not listed. Secrets are never shown again.
+#[utoipa::path(
+    operation_id = "list_webhooks",
+    tag = "webhooks",
+    params(PageParams),
+    responses((status = 200, description = "Webhooks, newest first", body = WebhookList))
+)]
+#[get("/webhooks")]
+pub async fn list(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<PageParams>,
+) -> Result<web::Json<WebhookList>, AppError> {
+    caller.require(Role::Admin)?;
+    let page = query.check(IdPrefix::Webhook)?;
+    let p = page.clone();
+    let rows = state.db.run(move |conn| store::list(conn, &p)).await?;
+    let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
+    Ok(web::Json(WebhookList {
+        items: rows.into_iter().map(Webhook::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Get a webhook
+#[utoipa::path(
+    operation_id = "get_webhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 200, description = "The webhook", body = Webhook),
+        (status = 404, description = "No such webhook (or it was deleted)", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/webhooks/{id}")]
+pub async fn get(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<Webhook>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    let row = state.db.run(move |conn| store::get(conn, &id)).await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Delete a webhook
+///
+/// Nothing more is sent to it: its queued deliveries are marked `failed` with
+/// `last_error` "webhook deleted". Its delivery log stays readable.
+#[utoipa::path(
+    operation_id = "delete_webhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such webhook (or already deleted)", body = crate::web::error::ErrorBody)
+    )
+)]
+#[delete("/webhooks/{id}")]
+pub async fn remove(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    webhooks::delete(&state, &id).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivering", "delivered", "failed"];
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeliveryQuery {
+    /// `pending`, `delivering`, `delivered` or `failed`.
+    pub status: Option<String>,
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    pub cursor: Option<String>,
+}
+
+/// List a webhook's deliveries
+///
+/// Newest first, each with its attempts. Also works for a deleted webhook.
+#[utoipa::path(
+    operation_id = "list_webhook_deliveries",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id"), DeliveryQuery),
+    responses(
+        (status = 200, description = "Deliveries, newest first", body = DeliveryList),
+        (status = 404, description = "No such webhook", body = crate::web::error::ErrorBody)
+    )
+)]
+#[get("/webhooks/{id}/deliveries")]
+pub async fn deliveries(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    query: web::Query<DeliveryQuery>,
+) -> Result<web::Json<DeliveryList>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    let q = query.into_inner();
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .check(IdPrefix::Delivery)?;
+    if let Some(s) = &q.status {
+        if !DELIVERY_STATUSES.contains(&s.as_str()) {
+            return Err(AppError::field(
+                "status",
+                format!("must be one of {}", DELIVERY_STATUSES.join(", ")),
+            ));
+        }
+    }
+    let filter = DeliveryFilter { status: q.status };
+    let p = page.clone();
+    let rows = state
+        .db
+        .run(move |conn| {
+            store::get_any(conn, &id)?;
+            store::deliveries(conn, &id, &filter, &p)
+        })
+        .await?;
+    let (rows, next_cursor) = paginate(rows, &page, |(d, _)| &d.id);
+    Ok(web::Json(DeliveryList {
+        items: rows
+            .into_iter()
+            .map(|(d, a)| Delivery::from_rows(d, a))
+            .collect(),
+        next_cursor,
+    }))
+}

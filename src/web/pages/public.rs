@@ -1,0 +1,184 @@
+//! `/l/{slug}`: the anonymous public link of a survey. Rate-limited per client, with a
+//! honeypot field. Each form carries a one-time `submission_id`, so a double submit updates
+//! one response; the thank-you page is addressed by that id.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::survey::{checked_answer, edit_closed, survey_page, thanks_page, FormState};
+use super::{failure, gone, not_found, see_other, AnswerForm};
+use crate::answers::{Answer, CommentChange};
+use crate::context::AppState;
+use crate::domain::is_secret;
+use crate::domain::new_secret;
+use crate::error::AppError;
+use crate::i18n::Locale;
+use crate::store::models::SurveyRow;
+
+async fn load(
+    state: &AppState,
+    req: &HttpRequest,
+    slug: String,
+) -> Result<SurveyRow, HttpResponse> {
+    if slug.len() > 64 {
+        return Err(not_found(req));
+    }
+    match state
+        .db
+        .run(move |conn| crate::store::surveys::find_by_slug(conn, &slug))
+        .await
+    {
+        Ok(Some(s)) if s.status == "archived" => Err(gone(&s)),
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(not_found(req)),
+        Err(e) => Err(failure(req, e)),
+    }
+}
+
+#[derive(Debug, serde::Deserialize)]
+pub struct Resume {
+    /// The submission to change (from the thank-you page's "Change your answer" link).
+    s: Option<String>,
+}
+
+/// GET /l/{slug}: a fresh form, or with `?s={submission}` the form of an earlier answer
+/// (from its thank-you page) so changing it updates that one response.
+pub async fn show(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    query: web::Query<Resume>,
+) -> HttpResponse {
+    let slug = slug.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let resumed = query.s.clone().filter(|s| is_secret(s));
+    let earlier = match &resumed {
+        Some(sub) => {
+            let (survey_id, sub) = (survey.id.clone(), sub.clone());
+            match state
+                .db
+                .run(move |conn| crate::store::responses::by_submission(conn, &survey_id, &sub))
+                .await
+            {
+                Ok(r) => r,
+                Err(e) => return failure(&req, e),
+            }
+        }
+        None => None,
+    };
+    let submission = resumed.unwrap_or_else(|| new_secret(""));
+    let comment = earlier
+        .as_ref()
+        .and_then(|r| r.comment.clone())
+        .unwrap_or_default();
+    let action = format!("/l/{slug}");
+    survey_page(
+        StatusCode::OK,
+        &survey,
+        FormState {
+            action: &action,
+            selected: earlier.as_ref().map(|r| r.score as i64),
+            comment: &comment,
+            errors: Vec::new(),
+            score_error: false,
+            comment_error: false,
+            submission_id: Some(&submission),
+            honeypot: true,
+        },
+    )
+}
+
+pub async fn submit(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    slug: web::Path<String>,
+    form: web::Form<AnswerForm>,
+) -> HttpResponse {
+    let slug = slug.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    let submission = form
+        .submission_id
+        .clone()
+        .filter(|s| is_secret(s))
+        .unwrap_or_else(|| new_secret(""));
+    // A filled honeypot is a bot: answer as if all went well, record nothing.
+    if form
+        .website
+        .as_deref()
+        .is_some_and(|w| !w.trim().is_empty())
+    {
+        tracing::info!("public link honeypot filled; answer dropped");
+        return see_other(&format!("/l/{slug}/r/{submission}"));
+    }
+    let locale = Locale::parse(&survey.locale).unwrap_or_default();
+    let action = format!("/l/{slug}");
+    let (score, comment) = match checked_answer(&survey, &form, &action, Some(&submission), true) {
+        Ok(v) => v,
+        Err(page) => return *page,
+    };
+    let answer = Answer {
+        survey: survey.clone(),
+        invitation: None,
+        score,
+        comment: CommentChange::Set(comment),
+        channel: "public".into(),
+        locale: Some(locale.as_str().into()),
+        submission_id: Some(submission.clone()),
+    };
+    match crate::answers::record(&state, answer).await {
+        Ok(_) => see_other(&format!("/l/{slug}/r/{submission}")),
+        Err(AppError::Conflict {
+            code: "edit_window_closed",
+            ..
+        }) => edit_closed(&survey),
+        Err(e) => failure(&req, e),
+    }
+}
+
+pub async fn thanks(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    path: web::Path<(String, String)>,
+) -> HttpResponse {
+    let (slug, submission) = path.into_inner();
+    let survey = match load(&state, &req, slug.clone()).await {
+        Ok(s) => s,
+        Err(p) => return p,
+    };
+    if !is_secret(&submission) {
+        return not_found(&req);
+    }
+    let survey_id = survey.id.clone();
+    let sub = submission.clone();
+    let response = match state
+        .db
+        .run(move |conn| crate::store::responses::by_submission(conn, &survey_id, &sub))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return failure(&req, e),
+    };
+    let action = format!("/l/{slug}");
+    match response {
+        Some(r) => {
+            let change = format!("/l/{slug}?s={submission}");
+            thanks_page(&survey, &r, &action, &change, Some(&submission))
+        }
+        // The honeypot path, or a lost submission: a plain thank-you.
+        None => {
+            let chrome = super::Chrome::for_survey(&survey, "");
+            super::message(
+                StatusCode::OK,
+                &chrome,
+                chrome.texts.thanks_title,
+                chrome.texts.thanks_body,
+            )
+        }
+    }
+}
