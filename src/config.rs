@@ -84,6 +84,8 @@ pub struct Settings {
     /// Public link requests per minute per client, and the burst allowed.
     pub public_link_per_minute: u32,
     pub public_link_burst: u32,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Hours until a new follow-up is due.
     pub followup_sla_hours: u32,
     /// Count the SLA in business hours (Monday to Friday, UTC) instead of clock hours.
@@ -276,6 +278,24 @@ impl Settings {
         )?;
         let public_link_burst =
             number(get("PUBLIC_LINK_BURST"), "PUBLIC_LINK_BURST", 20, 1, 10_000)?;
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => v
+                .split([',', ' '])
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    let p = p.trim();
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            bad(
+                                "TRUSTED_PROXIES",
+                                format!("must be a comma-separated list of addresses or CIDRs such as 10.0.0.0/8, not {p:?}"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let followup_sla_hours =
             number(get("FOLLOWUP_SLA_HOURS"), "FOLLOWUP_SLA_HOURS", 48, 1, 8760)?;
         let followup_sla_business_days = flag(
@@ -350,6 +370,7 @@ impl Settings {
             dispatcher,
             public_link_per_minute,
             public_link_burst,
+            trusted_proxies,
             followup_sla_hours,
             followup_sla_business_days,
             followup_resolve_on_raise,

@@ -615,39 +615,110 @@ both_engines!(
     responses_can_be_captured_and_read_through_the_api,
 );
 
-/// Past its burst, the public link answers 429 with a page and Retry-After.
+/// A public link's slug, from the survey JSON.
+fn slug_of(survey: &Value) -> String {
+    survey["public_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Posts one answer to a public link, with `X-Forwarded-For` when given; returns the status.
+async fn post_public(app: &TestApp, slug: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/l/{slug}")))
+        .form(&[("score", "9"), ("comment", "")]);
+    if let Some(ip) = forwarded_for {
+        req = req.header("X-Forwarded-For", ip);
+    }
+    req.send().await.unwrap()
+}
+
+/// Only answers count against the public link's limit: page views never get a 429 (an office
+/// behind one address must be able to open the link), and past the burst a submission gets a
+/// 429 page in the survey's brand with Retry-After.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_public_link_is_rate_limited_per_client() {
+async fn the_public_link_limits_submissions_per_client_not_page_views() {
     let app = spawn_app_with(
         Engine::Sqlite,
         &[("PUBLIC_LINK_PER_MINUTE", "1"), ("PUBLIC_LINK_BURST", "3")],
     )
     .await;
     let s = app
+        .create_survey(
+            json!({"kind": "nps", "name": "x", "brand": "Acme Cloud", "public_link": true}),
+        )
+        .await;
+    let slug = slug_of(&s);
+    for _ in 0..25 {
+        let res = app
+            .client
+            .get(app.url(&format!("/l/{slug}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "page views are never limited");
+    }
+    let mut codes = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let res = post_public(&app, &slug, None).await;
+        codes.push(res.status().as_u16());
+        last = Some(res);
+    }
+    assert_eq!(codes, vec![303, 303, 303, 429, 429]);
+    let last = last.unwrap();
+    assert!(last.headers().contains_key("retry-after"));
+    let body = last.text().await.unwrap();
+    assert!(body.contains("Too many requests"), "{body}");
+    assert!(
+        body.contains("Acme Cloud"),
+        "the page carries the survey's brand"
+    );
+    // Without a trusted proxy, X-Forwarded-For is ignored: it cannot buy a fresh bucket.
+    assert_eq!(
+        post_public(&app, &slug, Some("198.51.100.1"))
+            .await
+            .status(),
+        429
+    );
+}
+
+/// Behind a trusted proxy (`TRUSTED_PROXIES`), each forwarded client has its own bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = spawn_app_with(
+        Engine::Sqlite,
+        &[
+            ("PUBLIC_LINK_PER_MINUTE", "1"),
+            ("PUBLIC_LINK_BURST", "2"),
+            ("TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+        ],
+    )
+    .await;
+    let s = app
         .create_survey(json!({"kind": "nps", "name": "x", "public_link": true}))
         .await;
-    let slug = s["public_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        statuses.push(
-            app.client
-                .get(app.url(&format!("/l/{slug}")))
-                .send()
-                .await
-                .unwrap(),
-        );
-    }
-    let codes: Vec<u16> = statuses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(codes, vec![200, 200, 200, 429, 429]);
-    let last = statuses.pop().unwrap();
-    assert!(last.headers().contains_key("retry-after"));
-    assert!(last.text().await.unwrap().contains("Too many requests"));
-    // Invitation pages are not limited by it.
-    let _ = app.send(Method::GET, "/healthz", None, None).await;
+    let slug = slug_of(&s);
+    let a = "203.0.113.10";
+    let b = "203.0.113.20";
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 303);
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 303);
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 429);
+    assert_eq!(
+        post_public(&app, &slug, Some(b)).await.status(),
+        303,
+        "another client behind the proxy"
+    );
+    assert_eq!(
+        post_public(&app, &slug, Some(&format!("6.6.6.6, {a}")))
+            .await
+            .status(),
+        429,
+        "the nearest untrusted hop counts, not a spoofed first entry"
+    );
 }

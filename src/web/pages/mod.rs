@@ -23,7 +23,7 @@ use crate::email::message::{text_on, DEFAULT_COLOR};
 use crate::i18n::{Locale, PageTexts};
 use crate::store::models::SurveyRow;
 
-pub use rate_limit::public_link_limiter;
+pub use rate_limit::{client_ip, Limiter};
 
 /// Longest comment a customer may leave, in characters.
 pub const MAX_COMMENT: usize = 2000;
@@ -31,7 +31,7 @@ pub const MAX_COMMENT: usize = 2000;
 const CSS: &str = include_str!("closeloop.css");
 
 /// Registers the customer pages (not part of the JSON API or its OpenAPI document).
-pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
+pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/assets/closeloop.css", web::get().to(css))
         .route("/s/{token}", web::get().to(survey::show))
         .route("/s/{token}", web::head().to(survey::show))
@@ -40,13 +40,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
         .route("/u/{token}", web::get().to(unsubscribe::show))
         .route("/u/{token}", web::head().to(unsubscribe::show))
         .route("/u/{token}", web::post().to(unsubscribe::submit))
-        .service(
-            web::scope("/l/{slug}")
-                .wrap(actix_governor::Governor::new(limiter))
-                .route("", web::get().to(public::show))
-                .route("", web::post().to(public::submit))
-                .route("/r/{submission}", web::get().to(public::thanks)),
-        );
+        .route("/l/{slug}", web::get().to(public::show))
+        .route("/l/{slug}", web::head().to(public::show))
+        .route("/l/{slug}", web::post().to(public::submit))
+        .route("/l/{slug}/r/{submission}", web::get().to(public::thanks));
 }
 
 async fn css() -> HttpResponse {

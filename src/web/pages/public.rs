@@ -2,11 +2,11 @@
 //! honeypot field. Each form carries a one-time `submission_id`, so a double submit updates
 //! one response; the thank-you page is addressed by that id.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::survey::{checked_answer, edit_closed, survey_page, thanks_page, FormState};
-use super::{failure, gone, not_found, see_other, AnswerForm};
+use super::{failure, gone, message, not_found, see_other, AnswerForm, Chrome, Limiter};
 use crate::answers::{Answer, CommentChange};
 use crate::context::AppState;
 use crate::domain::is_secret;
@@ -96,12 +96,16 @@ pub async fn submit(
     state: web::Data<AppState>,
     slug: web::Path<String>,
     form: web::Form<AnswerForm>,
+    limiter: web::Data<Limiter>,
 ) -> HttpResponse {
     let slug = slug.into_inner();
     let survey = match load(&state, &req, slug.clone()).await {
         Ok(s) => s,
         Err(p) => return p,
     };
+    if let Err(wait) = limiter.check(&req) {
+        return too_many(&survey, wait);
+    }
     let submission = form
         .submission_id
         .clone()
@@ -181,4 +185,19 @@ pub async fn thanks(
             )
         }
     }
+}
+
+/// The 429 page of a public link, in the survey's brand and language, with `Retry-After`.
+fn too_many(survey: &SurveyRow, wait_seconds: u64) -> HttpResponse {
+    let chrome = Chrome::for_survey(survey, "");
+    let mut res = message(
+        StatusCode::TOO_MANY_REQUESTS,
+        &chrome,
+        chrome.texts.too_many_title,
+        chrome.texts.too_many_body,
+    );
+    if let Ok(v) = header::HeaderValue::from_str(&wait_seconds.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }
