@@ -127,15 +127,19 @@ impl Db {
                 // WAL once, before the pool exists: it is a property of the file.
                 conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
                     .context("cannot switch SQLite to WAL mode")?;
-                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                let applied = conn
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?;
+                log_migrations("sqlite", &applied);
                 (path.clone(), Engine::Sqlite)
             }
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url)
                     .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
-                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                let applied = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?;
+                log_migrations("postgres", &applied);
                 (url.clone(), Engine::Postgres)
             }
         };
@@ -235,6 +239,20 @@ impl Db {
     /// A write connection for synchronous callers (CLI, background workers on blocking threads).
     pub fn get(&self) -> Result<PooledConn, AppError> {
         self.write_pool.get().map_err(AppError::from)
+    }
+}
+
+/// Says at start which engine is used and which migrations were just applied.
+fn log_migrations(engine: &str, applied: &[diesel::migration::MigrationVersion<'_>]) {
+    if applied.is_empty() {
+        tracing::info!(engine, "database schema is up to date");
+    } else {
+        let list = applied
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::info!(engine, migrations = %list, "applied database migrations");
     }
 }
 

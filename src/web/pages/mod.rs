@@ -32,7 +32,9 @@ const CSS: &str = include_str!("closeloop.css");
 
 /// Registers the customer pages (not part of the JSON API or its OpenAPI document).
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/assets/closeloop.css", web::get().to(css))
+    cfg.route("/", web::get().to(home))
+        .route("/", web::head().to(home))
+        .route("/assets/closeloop.css", web::get().to(css))
         .route("/s/{token}", web::get().to(survey::show))
         .route("/s/{token}", web::head().to(survey::show))
         .route("/s/{token}", web::post().to(survey::submit))
@@ -44,6 +46,27 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/l/{slug}", web::head().to(public::show))
         .route("/l/{slug}", web::post().to(public::submit))
         .route("/l/{slug}/r/{submission}", web::get().to(public::thanks));
+}
+
+#[derive(Template)]
+#[template(path = "pages/home.html")]
+struct HomePage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    brand: &'a str,
+    brand_css: &'a str,
+}
+
+/// `GET /`: a small landing page for whoever runs the service, pointing at the API docs.
+async fn home() -> HttpResponse {
+    let chrome = Chrome::new(Locale::En, "Closeloop".into(), None, "Closeloop");
+    let page = HomePage {
+        lang: chrome.lang,
+        title: "Closeloop",
+        brand: &chrome.brand,
+        brand_css: &chrome.brand_css,
+    };
+    render(StatusCode::OK, page.render(), &chrome.brand_css)
 }
 
 async fn css() -> HttpResponse {
