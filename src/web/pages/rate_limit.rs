@@ -40,7 +40,8 @@ impl KeyExtractor for ClientIp {
             .wait_time_from(DefaultClock::default().now())
             .as_secs()
             .max(1);
-        let chrome = Chrome::new(Locale::En, "Closeloop".into(), None, "Too many requests");
+        // Neutral: no brand name (the customer never heard of Closeloop).
+        let chrome = Chrome::new(Locale::En, String::new(), None, "Too many requests");
         let mut res = message(
             StatusCode::TOO_MANY_REQUESTS,
             &chrome,
