@@ -25,6 +25,9 @@ use crate::store::models::SurveyRow;
 
 pub use rate_limit::public_link_limiter;
 
+/// The colour of pages that belong to no survey: a plain grey bar, no brand.
+pub const NEUTRAL_COLOR: &str = "#d0d7de";
+
 /// Longest comment a customer may leave, in characters.
 pub const MAX_COMMENT: usize = 2000;
 
@@ -102,7 +105,12 @@ impl Chrome {
                 .and_then(|v| v.to_str().ok()),
         )
         .unwrap_or_default();
-        Chrome::new(locale, String::new(), None, title_of(locale.page()))
+        Chrome::new(
+            locale,
+            String::new(),
+            Some(NEUTRAL_COLOR),
+            title_of(locale.page()),
+        )
     }
 }
 
@@ -177,7 +185,12 @@ pub fn gone(survey: &SurveyRow) -> HttpResponse {
 
 /// The 404 page for unknown URLs outside the API.
 pub fn not_found_html() -> String {
-    let chrome = Chrome::new(Locale::En, String::new(), None, "Page not found");
+    let chrome = Chrome::new(
+        Locale::En,
+        String::new(),
+        Some(NEUTRAL_COLOR),
+        "Page not found",
+    );
     MessagePage {
         lang: chrome.lang,
         title: "Page not found",

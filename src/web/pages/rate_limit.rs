@@ -41,7 +41,12 @@ impl KeyExtractor for ClientIp {
             .as_secs()
             .max(1);
         // Neutral: no brand name (the customer never heard of Closeloop).
-        let chrome = Chrome::new(Locale::En, String::new(), None, "Too many requests");
+        let chrome = Chrome::new(
+            Locale::En,
+            String::new(),
+            Some(super::NEUTRAL_COLOR),
+            "Too many requests",
+        );
         let mut res = message(
             StatusCode::TOO_MANY_REQUESTS,
             &chrome,
