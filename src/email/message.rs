@@ -25,6 +25,8 @@ struct SurveyHtml<'a> {
     lang: &'a str,
     subject: &'a str,
     brand: &'a str,
+    /// The brand colour where it meets white (see `on_white`).
+    brand_ink: &'a str,
     color: &'a str,
     button_text: &'a str,
     link_color: &'a str,
@@ -45,6 +47,7 @@ struct SurveyHtml<'a> {
 #[derive(Template)]
 #[template(path = "email/survey.txt")]
 struct SurveyText<'a> {
+    colon: &'a str,
     greeting: &'a str,
     question: &'a str,
     instruction: &'a str,
@@ -68,24 +71,73 @@ pub struct SurveyEmail<'a> {
     pub reminder: bool,
 }
 
-/// Text colour that reads well on `background` (`#rrggbb`): dark on light colours, else white.
-pub fn text_on(background: &str) -> &'static str {
+/// The relative luminance of a `#rrggbb` colour (WCAG 2.x); unreadable input counts as black.
+pub fn luminance(color: &str) -> f64 {
     let channel = |i: usize| {
-        u8::from_str_radix(background.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64 / 255.0
+        color
+            .get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0) as f64
+            / 255.0
     };
     let lin = |c: f64| {
-        if c <= 0.03928 {
+        if c <= 0.04045 {
             c / 12.92
         } else {
             ((c + 0.055) / 1.055).powf(2.4)
         }
     };
-    let luminance = 0.2126 * lin(channel(1)) + 0.7152 * lin(channel(3)) + 0.0722 * lin(channel(5));
-    // Contrast against white is (1.05)/(L+0.05); below 4.5:1 use dark text.
-    if 1.05 / (luminance + 0.05) < 4.5 {
-        "#1f2328"
-    } else {
+    0.2126 * lin(channel(1)) + 0.7152 * lin(channel(3)) + 0.0722 * lin(channel(5))
+}
+
+/// The WCAG contrast ratio of two `#rrggbb` colours (1 to 21).
+pub fn contrast(a: &str, b: &str) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// The contrast that text needs (WCAG 2.x AA, normal text).
+pub const MIN_CONTRAST: f64 = 4.5;
+
+/// Text colour that reads well on `background` (`#rrggbb`): white when it reaches 4.5:1,
+/// else dark.
+pub fn text_on(background: &str) -> &'static str {
+    if contrast(background, "#ffffff") >= MIN_CONTRAST {
         "#ffffff"
+    } else {
+        "#1f2328"
+    }
+}
+
+/// The brand colour where it meets white (text, links, edges on a white page): the colour
+/// itself when it reaches 4.5:1 against white, else a darker variant of the same hue that
+/// does (`#ffd400` becomes a dark ochre).
+pub fn on_white(color: &str) -> String {
+    let valid = color.len() == 7
+        && color.starts_with('#')
+        && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if !valid {
+        return DEFAULT_COLOR.to_string();
+    }
+    if contrast(color, "#ffffff") >= MIN_CONTRAST {
+        return color.to_ascii_lowercase();
+    }
+    let rgb: Vec<f64> = (0..3)
+        .map(|i| u8::from_str_radix(&color[1 + 2 * i..3 + 2 * i], 16).unwrap_or(0) as f64)
+        .collect();
+    // Scale the channels down until the contrast holds: the largest factor that works.
+    let mut factor = 1.0;
+    loop {
+        factor -= 0.01;
+        let c = format!(
+            "#{:02x}{:02x}{:02x}",
+            (rgb[0] * factor).round() as u8,
+            (rgb[1] * factor).round() as u8,
+            (rgb[2] * factor).round() as u8
+        );
+        if contrast(&c, "#ffffff") >= MIN_CONTRAST || factor <= 0.0 {
+            return c;
+        }
     }
 }
 
@@ -134,17 +186,15 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         .collect();
     let color = survey.brand_color.as_deref().unwrap_or(DEFAULT_COLOR);
     let footer = texts.footer.replace("{brand}", brand_shown);
+    let ink = on_white(color);
     let html = SurveyHtml {
         lang: locale.as_str(),
         subject: &subject,
         brand: brand_shown,
+        brand_ink: &ink,
         color,
         button_text: text_on(color),
-        link_color: if text_on(color) == "#ffffff" {
-            color
-        } else {
-            "#0969da"
-        },
+        link_color: &ink,
         greeting: &greeting,
         question: &question,
         instruction: texts.instruction,
@@ -161,6 +211,7 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     .render()
     .map_err(|err| format!("cannot render the HTML part: {err}"))?;
     let text = SurveyText {
+        colon: texts.colon,
         greeting: &greeting,
         question: &question,
         instruction: texts.instruction,
@@ -281,7 +332,26 @@ pub fn outbox_email(
 
 #[cfg(test)]
 mod tests {
-    use super::text_on;
+    use super::{contrast, on_white, text_on, DEFAULT_COLOR};
+
+    #[test]
+    fn contrast_matches_wcag() {
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
+        assert!((contrast("#ffd400", "#ffffff") - 1.43).abs() < 0.01);
+    }
+
+    #[test]
+    fn brand_colours_too_light_for_white_get_a_dark_variant() {
+        assert_eq!(on_white("#0a7d4f"), "#0a7d4f");
+        let dark = on_white("#ffd400");
+        assert!(contrast(&dark, "#ffffff") >= 4.5, "{dark}");
+        assert!(
+            contrast(&dark, "#ffffff") < 5.0,
+            "not darker than needed: {dark}"
+        );
+        assert!(contrast(&on_white("#ffffff"), "#ffffff") >= 4.5);
+        assert_eq!(on_white("red"), DEFAULT_COLOR);
+    }
 
     #[test]
     fn button_text_keeps_contrast() {

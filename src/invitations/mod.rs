@@ -301,6 +301,7 @@ fn create_batch(
             reminder_sent_at: None,
             created_at: t,
             updated_at: t,
+            opened_at: None,
         };
         store_invitations::insert(conn, &invitation)?;
         let mut contact = contact;

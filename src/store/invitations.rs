@@ -45,17 +45,36 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppError>
         .ok_or(AppError::NotFound("invitation"))
 }
 
-/// The invitation of a token with its survey, in one query.
+/// The invitation of a token with its survey and when its contact was erased (if they
+/// were), in one query.
 pub fn with_survey_by_token(
     conn: &mut DbConnection,
     token: &str,
-) -> Result<Option<(InvitationRow, SurveyRow)>, AppError> {
+) -> Result<Option<(InvitationRow, SurveyRow, Option<NaiveDateTime>)>, AppError> {
     Ok(invitations::table
         .inner_join(surveys::table)
+        .inner_join(contacts::table)
         .filter(invitations::token.eq(token))
-        .select((InvitationRow::as_select(), SurveyRow::as_select()))
+        .select((
+            InvitationRow::as_select(),
+            SurveyRow::as_select(),
+            contacts::erased_at,
+        ))
         .first(conn)
         .optional()?)
+}
+
+/// Notes that the page of an invitation was opened (the first time only; a later opening
+/// changes nothing). Not an answer: reports can show opened-but-not-answered.
+pub fn mark_opened(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Result<(), AppError> {
+    diesel::update(
+        invitations::table
+            .find(id)
+            .filter(invitations::opened_at.is_null()),
+    )
+    .set(invitations::opened_at.eq(Some(t)))
+    .execute(conn)?;
+    Ok(())
 }
 
 pub fn find_by_token(

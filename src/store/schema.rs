@@ -74,6 +74,7 @@ diesel::table! {
         reminder_sent_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        opened_at -> Nullable<Timestamp>,
     }
 }
 

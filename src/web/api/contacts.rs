@@ -1,6 +1,6 @@
-//! `/api/v1/contacts`: upsert, list, get, erase.
+//! `/api/v1/contacts`: upsert, list, get, update (unsubscribe / re-subscribe), erase.
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -269,6 +269,47 @@ pub async fn get(
         .db
         .run(move |conn| crate::store::contacts::get(conn, &id))
         .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// What an admin may change on a contact by `PATCH` (the rest changes by upsert).
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"unsubscribed": false}))]
+pub struct ContactUpdate {
+    /// `false` re-subscribes the contact (clears `unsubscribed_at`); `true` unsubscribes it.
+    /// Invitations suppressed while unsubscribed stay suppressed.
+    pub unsubscribed: bool,
+}
+
+/// Unsubscribe or re-subscribe a contact
+///
+/// Admin only. `{"unsubscribed": false}` undoes an unsubscribe (at any time, unlike the
+/// customer's own re-subscribe button, which is offered for 30 days); the change is logged
+/// with the API key's name. Repeating it is harmless.
+#[utoipa::path(
+    operation_id = "update_contact",
+    tag = "contacts",
+    params(("id" = String, Path, description = "Contact id")),
+    request_body = ContactUpdate,
+    responses(
+        (status = 200, description = "The contact after the change", body = Contact),
+        (status = 403, description = "Not an admin key", body = crate::web::error::ErrorBody),
+        (status = 404, description = "No such contact (or erased)", body = crate::web::error::ErrorBody)
+    )
+)]
+#[patch("/contacts/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<ContactUpdate>,
+) -> Result<web::Json<Contact>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Contact, "contact")?;
+    let actor = format!("api key {} ({})", caller.key_id, caller.name);
+    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &actor).await?;
     Ok(web::Json(row.into()))
 }
 

@@ -62,6 +62,9 @@ pub struct Invitation {
     pub sent_at: Option<DateTime<Utc>>,
     pub responded_at: Option<DateTime<Utc>>,
     pub reminder_sent_at: Option<DateTime<Utc>>,
+    /// When the customer first opened the survey page (`GET /s/{token}`), answered or not.
+    /// Not an answer: mail scanners that open links set it too.
+    pub opened_at: Option<DateTime<Utc>>,
     /// Send attempts so far.
     pub attempts: i32,
     /// The last transport error (e.g. the SMTP server's reply).
@@ -96,6 +99,7 @@ impl Invitation {
             sent_at: row.sent_at.map(utc),
             responded_at: row.responded_at.map(utc),
             reminder_sent_at: row.reminder_sent_at.map(utc),
+            opened_at: row.opened_at.map(utc),
             attempts: row.attempts,
             last_error: row.last_error,
             created_at: utc(row.created_at),

@@ -80,6 +80,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(contacts::upsert)
             .service(contacts::list)
             .service(contacts::get)
+            .service(contacts::update)
             .service(contacts::erase)
             .service(invitations::create)
             .service(invitations::list)

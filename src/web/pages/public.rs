@@ -5,7 +5,9 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::survey::{checked_answer, edit_closed, survey_page, thanks_page, FormState};
+use super::survey::{
+    answered_page, checked_answer, closed, edit_closed, survey_page, thanks_page, FormState,
+};
 use super::{failure, gone, message, not_found, see_other, AnswerForm, Chrome, Limiter};
 use crate::answers::{Answer, CommentChange};
 use crate::context::AppState;
@@ -39,10 +41,13 @@ async fn load(
 pub struct Resume {
     /// The submission to change (from the thank-you page's "Change your answer" link).
     s: Option<String>,
+    /// A score to preselect (not sent yet), as on `/s/{token}?score=N`.
+    score: Option<String>,
 }
 
-/// GET /l/{slug}: a fresh form, or with `?s={submission}` the form of an earlier answer
-/// (from its thank-you page) so changing it updates that one response.
+/// GET /l/{slug}: a fresh form (`?score=N` preselects N, not sent yet), or with
+/// `?s={submission}` the form of an earlier answer (from its thank-you page) so changing it
+/// updates that one response.
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -74,19 +79,27 @@ pub async fn show(
         .as_ref()
         .and_then(|r| r.comment.clone())
         .unwrap_or_default();
+    if let Some(r) = earlier.as_ref().filter(|r| closed(&survey, r)) {
+        return answered_page(&survey, r);
+    }
     let action = format!("/l/{slug}");
     survey_page(
         StatusCode::OK,
         &survey,
         FormState {
             action: &action,
-            selected: earlier.as_ref().map(|r| r.score as i64),
+            selected: None,
             comment: &comment,
             errors: Vec::new(),
             score_error: false,
             comment_error: false,
             submission_id: Some(&submission),
             honeypot: true,
+            preselect: query
+                .score
+                .as_deref()
+                .and_then(|s| s.trim().parse::<i64>().ok()),
+            recorded: earlier.as_ref(),
         },
     )
 }
