@@ -1100,7 +1100,9 @@ async fn the_public_link_is_rate_limited_per_client() {
     )
     .await;
     let s = app
-        .create_survey(json!({"kind": "nps", "name": "x", "public_link": true}))
+        .create_survey(
+            json!({"kind": "nps", "name": "x", "public_link": true, "brand": "Acme", "locale": "de"}),
+        )
         .await;
     let slug = s["public_url"]
         .as_str()
@@ -1124,8 +1126,12 @@ async fn the_public_link_is_rate_limited_per_client() {
     let last = statuses.pop().unwrap();
     assert!(last.headers().contains_key("retry-after"));
     let html = last.text().await.unwrap();
-    assert!(html.contains("Too many requests"));
-    assert!(!html.contains("Closeloop"), "a neutral page: {html}");
+    // In the survey's brand and language, never ours.
+    assert!(
+        html.contains("Zu viele Anfragen") && html.contains("Acme") && html.contains("lang=\"de\""),
+        "{html}"
+    );
+    assert!(!html.contains("Closeloop"), "{html}");
     // Invitation pages are not limited by it.
     let _ = app.send(Method::GET, "/healthz", None, None).await;
 }

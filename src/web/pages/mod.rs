@@ -50,6 +50,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
         .service(
             web::scope("/l/{slug}")
                 .wrap(actix_governor::Governor::new(limiter))
+                .wrap(actix_web::middleware::from_fn(public::brand_too_many))
                 .route("", web::get().to(public::show))
                 .route("", web::post().to(public::submit))
                 .route("/r/{submission}", web::get().to(public::thanks)),

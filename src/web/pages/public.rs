@@ -2,7 +2,10 @@
 //! honeypot field. Each form carries a one-time `submission_id`, so a double submit updates
 //! one response; the thank-you page is addressed by that id.
 
-use actix_web::http::StatusCode;
+use actix_web::body::{BoxBody, MessageBody};
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::middleware::Next;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::survey::{
@@ -194,4 +197,37 @@ pub async fn thanks(
             )
         }
     }
+}
+
+/// Around the rate limiter: a 429 on a public link is shown in the survey's brand and
+/// language (the limiter itself knows no survey), keeping its `Retry-After`.
+pub async fn brand_too_many(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let res = next.call(req).await?.map_into_boxed_body();
+    if res.status() != StatusCode::TOO_MANY_REQUESTS {
+        return Ok(res);
+    }
+    let slug = res.request().match_info().get("slug").map(str::to_string);
+    let state = res.request().app_data::<web::Data<AppState>>().cloned();
+    let survey = match (slug, state) {
+        (Some(slug), Some(state)) if slug.len() <= 64 => state
+            .db
+            .run(move |conn| crate::store::surveys::find_by_slug(conn, &slug))
+            .await
+            .ok()
+            .flatten(),
+        _ => None,
+    };
+    let Some(survey) = survey else {
+        return Ok(res);
+    };
+    let retry_after = res.headers().get(header::RETRY_AFTER).cloned();
+    let (req, _) = res.into_parts();
+    let mut page = super::too_many_requests(&req, Some(&survey));
+    if let Some(v) = retry_after {
+        page.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    Ok(ServiceResponse::new(req, page))
 }
