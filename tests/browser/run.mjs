@@ -753,6 +753,35 @@ async function main() {
     assert.ok(contrastOf(look.note, white) >= 3, `note edge ${look.note} on white`);
   });
 
+  // ---- after the edit window: the recorded answer, no form
+  await must('after the edit window the link shows the recorded answer and its date, no form', async () => {
+    const s4 = await apiOk('POST', '/api/v1/surveys', {
+      kind: 'nps',
+      name: 'No changes',
+      brand: 'Acme',
+      brand_color: BRAND_COLOR,
+      edit_window_hours: 0,
+    });
+    const batch = await apiOk('POST', `/api/v1/surveys/${s4.id}/invitations`, {
+      channel: 'link',
+      contacts: [{ email: 'final@example.com' }],
+    });
+    const url = batch.items[0].url;
+    await page.goto(`${url}?score=8`);
+    await page.locator('#comment').fill('Quick and friendly.');
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).click());
+    assert.equal(r.status(), 303);
+    await sleep(50);
+    const again = await page.goto(`${url}?score=2`);
+    assert.equal(again.status(), 200);
+    assert.match(await h1(page), /Your answer/);
+    assert.match(await page.locator('.score-line').innerText(), /^You answered 8 on .+ UTC\.$/);
+    assert.match(await page.locator('.comment').innerText(), /Quick and friendly\./);
+    assert.match(await page.getByRole('status').innerText(), /can no longer be changed/);
+    assert.equal(await page.locator('form').count(), 0);
+  });
+  await inspect(page, 'answered');
+
   // ---- 404 and 410
   await must('an unknown survey token answers 404 with a friendly heading', async () => {
     const r = await page.goto(`${base}/s/${'A'.repeat(43)}`);

@@ -8,7 +8,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::survey::{
     answered_page, checked_answer, closed, edit_closed, survey_page, thanks_page, FormState,
 };
-use super::{failure, gone, message, not_found, see_other, AnswerForm, Chrome, Limiter};
+use super::{failure, gone, not_found, see_other, AnswerForm, Limiter};
 use crate::answers::{Answer, CommentChange};
 use crate::context::AppState;
 use crate::domain::is_secret;
@@ -117,7 +117,7 @@ pub async fn submit(
         Err(p) => return p,
     };
     if let Err(wait) = limiter.check(&req) {
-        return too_many(&survey, wait);
+        return too_many(&req, &survey, wait);
     }
     let submission = form
         .submission_id
@@ -201,14 +201,8 @@ pub async fn thanks(
 }
 
 /// The 429 page of a public link, in the survey's brand and language, with `Retry-After`.
-fn too_many(survey: &SurveyRow, wait_seconds: u64) -> HttpResponse {
-    let chrome = Chrome::for_survey(survey, "");
-    let mut res = message(
-        StatusCode::TOO_MANY_REQUESTS,
-        &chrome,
-        chrome.texts.too_many_title,
-        chrome.texts.too_many_body,
-    );
+fn too_many(req: &HttpRequest, survey: &SurveyRow, wait_seconds: u64) -> HttpResponse {
+    let mut res = super::too_many_requests(req, Some(survey));
     if let Ok(v) = header::HeaderValue::from_str(&wait_seconds.to_string()) {
         res.headers_mut().insert(header::RETRY_AFTER, v);
     }
