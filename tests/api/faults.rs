@@ -21,6 +21,15 @@ struct Node {
 
 impl Node {
     async fn start(db_url: &str, env: &[(&str, &str)]) -> Node {
+        Self::start_logging(db_url, env, None).await
+    }
+
+    /// Starts a node whose log (stderr) goes to `log`.
+    async fn start_logging(
+        db_url: &str,
+        env: &[(&str, &str)],
+        log: Option<&std::path::Path>,
+    ) -> Node {
         let port = free_port();
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_closeloop"));
         cmd.env("DATABASE_URL", db_url)
@@ -30,7 +39,10 @@ impl Node {
             .env("DB_POOL_SIZE", "4")
             .env("RUST_LOG", "warn")
             .stdout(Stdio::null())
-            .stderr(Stdio::null());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).unwrap()),
+                None => Stdio::null(),
+            });
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -108,7 +120,14 @@ fn duplicates(smtp: &TestSmtp) -> (usize, usize) {
     (twice, extra)
 }
 
-const CONCURRENCY: usize = 4;
+/// `EMAIL_CONCURRENCY` in the kill test (`KILL9_CONCURRENCY` overrides it, to measure other
+/// settings for BENCHMARKS.md).
+fn kill9_concurrency() -> usize {
+    std::env::var("KILL9_CONCURRENCY")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4)
+}
 
 async fn kill_9_mid_dispatch_loses_nothing_and_repeats_at_most_the_messages_in_flight(
     engine: Engine,
@@ -130,7 +149,8 @@ async fn kill_9_mid_dispatch_loses_nothing_and_repeats_at_most_the_messages_in_f
     let smtp = TestSmtp::start();
     smtp.delay(10);
     let smtp_url = smtp.url();
-    let concurrency = CONCURRENCY.to_string();
+    let limit = kill9_concurrency();
+    let concurrency = limit.to_string();
     let env = [
         ("SMTP_URL", smtp_url.as_str()),
         ("INSTANCE_ID", "fault-node-1"),
@@ -172,16 +192,18 @@ async fn kill_9_mid_dispatch_loses_nothing_and_repeats_at_most_the_messages_in_f
 
     // The same instance restarts: it takes its claims back at once, without waiting for the
     // 5-minute lease.
+    let restarted = std::time::Instant::now();
     let second = Node::start(&db.url, &env).await;
     wait_distinct(&smtp, N, 30).await;
+    let drained = restarted.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let (twice, extra) = duplicates(&smtp);
     eprintln!(
-        "kill -9 after {at_kill} of {N} messages ({engine:?}): 0 lost, {extra} duplicate(s) (EMAIL_CONCURRENCY={CONCURRENCY})"
+        "kill -9 after {at_kill} of {N} messages ({engine:?}): 0 lost, {extra} duplicate(s) (EMAIL_CONCURRENCY={limit}); drained {drained:.1} s after the restart"
     );
     assert_eq!(smtp.per_message_id().len(), N, "nothing lost");
     assert!(
-        extra <= CONCURRENCY && twice <= CONCURRENCY,
+        extra <= limit && twice <= limit,
         "at most the messages in flight are repeated: {extra}"
     );
     for status in ["sending", "scheduled"] {
@@ -290,6 +312,94 @@ async fn two_replicas_behind_a_relay_slower_than_the_lease_send_nothing_twice() 
     tokio::time::sleep(Duration::from_millis(3500)).await;
     assert_eq!(smtp.per_message_id().len(), N, "nothing lost");
     assert_eq!(duplicates(&smtp), (0, 0), "nothing sent twice");
+}
+
+/// The final give-up is logged at WARN with the invitation id and the last error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn giving_up_on_an_invitation_is_logged_with_its_id_and_last_error() {
+    let db = TestDb::new(Engine::Sqlite);
+    cli(&db.url, &["migrate"]);
+    let key = cli(
+        &db.url,
+        &["api-key", "create", "--name", "log", "--role", "admin"],
+    )
+    .lines()
+    .last()
+    .unwrap()
+    .trim()
+    .to_string();
+    let smtp = TestSmtp::start();
+    smtp.always(451);
+    let smtp_url = smtp.url();
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("closeloop.log");
+    let mut node = Node::start_logging(
+        &db.url,
+        &[
+            ("SMTP_URL", smtp_url.as_str()),
+            ("EMAIL_MAX_ATTEMPTS", "2"),
+            ("EMAIL_RETRY_BASE_SECONDS", "0"),
+            ("DISPATCH_INTERVAL_MS", "50"),
+            ("LOG_FORMAT", "json"),
+        ],
+        Some(&log),
+    )
+    .await;
+    let survey = call(
+        &node.base,
+        &key,
+        reqwest::Method::POST,
+        "/api/v1/surveys",
+        json!({"kind": "nps", "name": "log"}),
+    )
+    .await;
+    let batch = call(
+        &node.base,
+        &key,
+        reqwest::Method::POST,
+        &format!(
+            "/api/v1/surveys/{}/invitations",
+            survey["id"].as_str().unwrap()
+        ),
+        json!({"channel": "email", "contacts": [{"email": "a@example.com"}]}),
+    )
+    .await;
+    let id = batch["items"][0]["invitation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let base = node.base.clone();
+    eventually(15, "the invitation to fail", || async {
+        let inv = call(
+            &base,
+            &key,
+            reqwest::Method::GET,
+            &format!("/api/v1/invitations/{id}"),
+            json!(null),
+        )
+        .await;
+        (inv["status"] == "failed").then_some(())
+    })
+    .await;
+    node.kill_9();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let give_up: Vec<Value> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| {
+            v["invitation"] == id.as_str()
+                && v["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("giving up"))
+        })
+        .collect();
+    assert_eq!(give_up.len(), 1, "one give-up line: {text}");
+    assert_eq!(give_up[0]["level"], "WARN");
+    assert!(
+        give_up[0]["error"].as_str().unwrap().contains("451"),
+        "{}",
+        give_up[0]
+    );
 }
 
 each_engine!(
