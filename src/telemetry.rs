@@ -204,3 +204,48 @@ pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .or_else(|| payload.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "unknown panic".into())
 }
+
+/// Runs `fut` and turns a panic inside it into `Err` with the panic's message, so one bad
+/// message can never stop a background worker.
+pub async fn catch_panic<F: std::future::Future>(fut: F) -> Result<F::Output, String> {
+    use futures_util::FutureExt;
+    std::panic::AssertUnwindSafe(fut)
+        .catch_unwind()
+        .await
+        .map_err(|p| panic_message(p.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_panic_in_a_future_becomes_an_error_with_its_message() {
+        let ok = catch_panic(async { 7 }).await;
+        assert_eq!(ok, Ok(7));
+        let text: Result<(), String> = catch_panic(async {
+            panic!("header value contains CR");
+        })
+        .await;
+        assert_eq!(text, Err("header value contains CR".into()));
+        let owned: Result<(), String> = catch_panic(async {
+            let n = 3;
+            panic!("bad row {n}");
+        })
+        .await;
+        assert_eq!(owned, Err("bad row 3".into()));
+    }
+
+    #[test]
+    fn a_worker_is_off_alive_stalled_or_exited() {
+        let beat = WorkerBeat::default();
+        assert_eq!(beat.health(60), WorkerHealth::Off);
+        {
+            let _running = beat.start();
+            assert!(matches!(beat.health(60), WorkerHealth::Alive(_)));
+            beat.last_ms.store(unix_ms() - 5_000, Ordering::Relaxed);
+            assert!(matches!(beat.health(2), WorkerHealth::Stalled(s) if s >= 5.0));
+        }
+        assert_eq!(beat.health(60), WorkerHealth::Exited);
+    }
+}

@@ -14,14 +14,12 @@
 //! A panic while building or sending one message is caught: that message is `failed` with
 //! the panic's text and the worker goes on.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use futures_util::stream::{self, StreamExt};
-use futures_util::FutureExt;
 use tokio::sync::Notify;
 
 use crate::config::Settings;
@@ -33,7 +31,7 @@ use crate::store::emails::EmailOutcome;
 use crate::store::invitations::{self, Claimed, Outcome};
 use crate::store::models::EmailRow;
 use crate::store::{Db, Held};
-use crate::telemetry::{panic_message, Metrics};
+use crate::telemetry::{catch_panic, Metrics};
 
 /// How long a paused survey's invitations wait before they are looked at again.
 const PAUSE_RECHECK: TimeDelta = TimeDelta::minutes(1);
@@ -198,10 +196,10 @@ impl Dispatcher {
                 },
             }
         };
-        let outcome = match AssertUnwindSafe(attempt).catch_unwind().await {
+        let outcome = match catch_panic(attempt).await {
             Ok(o) => o,
             Err(panic) => {
-                let text = panic_message(panic.as_ref());
+                let text = panic;
                 self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(email = %row.id, panic = %text, "building or sending the email panicked; marked failed");
                 EmailOutcome::Failed {
@@ -320,10 +318,10 @@ impl Dispatcher {
 
     /// `send_one`, with a panic while building or sending turned into a `failed` outcome.
     async fn send_one_guarded(&self, c: &Claimed) -> Outcome {
-        match AssertUnwindSafe(self.send_one(c)).catch_unwind().await {
+        match catch_panic(self.send_one(c)).await {
             Ok(outcome) => outcome,
             Err(panic) => {
-                let text = panic_message(panic.as_ref());
+                let text = panic;
                 self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(invitation = %c.invitation.id, panic = %text, "building or sending the survey email panicked; marked failed");
                 let error = format!("could not build or send the message: {text}");
@@ -439,14 +437,14 @@ impl Dispatcher {
         self.take_back_own_claims().await;
         while !*shutdown.borrow() {
             metrics.email_worker.beat();
-            let handled = match AssertUnwindSafe(self.run_once()).catch_unwind().await {
+            let handled = match catch_panic(self.run_once()).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "dispatcher batch failed; retrying");
                     0
                 }
                 Err(panic) => {
-                    tracing::error!(panic = %panic_message(panic.as_ref()), "dispatcher batch panicked; going on");
+                    tracing::error!(panic = %panic, "dispatcher batch panicked; going on");
                     0
                 }
             };

@@ -11,13 +11,11 @@
 //! `WEBHOOK_MAX_ATTEMPTS` attempts were made); any other answer (3xx, 4xx) → `failed` at once.
 //! Redirects are not followed.
 
-use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
 use futures_util::stream::{self, StreamExt};
-use futures_util::FutureExt;
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
 use tokio::sync::Notify;
 
@@ -26,7 +24,7 @@ use crate::domain::backoff;
 use crate::domain::now;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Outcome};
 use crate::store::{Db, Held};
-use crate::telemetry::{panic_message, Metrics};
+use crate::telemetry::{catch_panic, Metrics};
 
 /// Deliveries claimed per batch.
 const BATCH: i64 = 100;
@@ -117,10 +115,10 @@ impl WebhookWorker {
                 let held = held.clone();
                 async move {
                     let (attempt, outcome) =
-                        match AssertUnwindSafe(self.deliver(&c)).catch_unwind().await {
+                        match catch_panic(self.deliver(&c)).await {
                             Ok(done) => done,
                             Err(panic) => {
-                                let text = panic_message(panic.as_ref());
+                                let text = panic;
                                 tracing::error!(delivery = %c.delivery.id, panic = %text, "webhook delivery panicked; marked failed");
                                 (
                                     None,
@@ -258,14 +256,14 @@ impl WebhookWorker {
         }
         while !*shutdown.borrow() {
             metrics.webhook_worker.beat();
-            let handled = match AssertUnwindSafe(self.run_once()).catch_unwind().await {
+            let handled = match catch_panic(self.run_once()).await {
                 Ok(Ok(n)) => n,
                 Ok(Err(e)) => {
                     tracing::warn!(error = %e, "webhook batch failed; retrying");
                     0
                 }
                 Err(panic) => {
-                    tracing::error!(panic = %panic_message(panic.as_ref()), "webhook batch panicked; going on");
+                    tracing::error!(panic = %panic, "webhook batch panicked; going on");
                     0
                 }
             };
