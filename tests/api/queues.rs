@@ -190,9 +190,29 @@ async fn a_poison_row_among_good_ones_fails_alone(engine: Engine) {
             ),
     )
     .await;
+    // The outbox too: an email whose stored address is not one, beside a good one.
+    let due = if engine == Engine::Sqlite {
+        "datetime('now', '-1 minute')"
+    } else {
+        "NOW() AT TIME ZONE 'UTC' - INTERVAL '1 minute'"
+    };
+    for (id, to) in [
+        ("eml_poison", "not an address"),
+        ("eml_good", "lead@acme.test"),
+    ] {
+        sql(
+            &app,
+            format!(
+                "INSERT INTO emails (id, kind, to_address, subject, body_text, status, attempts, next_attempt_at, created_at) \
+                 VALUES ('{id}', 'followup_reply', '{to}', 'Hello' || CHR(13) || CHR(10) || 'Bcc: evil@example.com', 'Body', 'pending', 0, {due}, {due})"
+            )
+            .replace("CHR(", if engine == Engine::Sqlite { "CHAR(" } else { "CHR(" }),
+        )
+        .await;
+    }
     app.app_state.wake_dispatcher.notify_one();
 
-    let got = smtp.wait_for(5, 15).await;
+    let got = smtp.wait_for(6, 15).await;
     let failed = wait_status(&app, &ids[3], "failed", 10).await;
     assert_eq!(failed["reason"], "send_failed");
     assert!(
@@ -213,6 +233,47 @@ async fn a_poison_row_among_good_ones_fails_alone(engine: Engine) {
         assert!(msg.header_raw("Bcc").is_none(), "no injected header");
         assert!(msg.bcc().is_none());
     }
+    let outbox = {
+        let state = app.app_state.clone();
+        eventually(10, "the outbox rows to be recorded", || {
+            let state = state.clone();
+            async move {
+                let rows = tokio::task::spawn_blocking(move || {
+                    use closeloop::store::schema::emails;
+                    use diesel::prelude::*;
+                    let mut conn = state.db.get().unwrap();
+                    emails::table
+                        .order(emails::id)
+                        .select((emails::id, emails::status, emails::last_error))
+                        .load::<(String, String, Option<String>)>(&mut conn)
+                        .unwrap()
+                })
+                .await
+                .unwrap();
+                rows.iter()
+                    .all(|r| r.1 != "pending" && r.1 != "sending")
+                    .then_some(rows)
+            }
+        })
+        .await
+    };
+    assert_eq!(outbox[0].0, "eml_good");
+    assert_eq!(outbox[0].1, "sent");
+    assert_eq!(outbox[1].0, "eml_poison");
+    assert_eq!(outbox[1].1, "failed");
+    assert!(
+        outbox[1]
+            .2
+            .as_deref()
+            .unwrap()
+            .contains("invalid recipient"),
+        "{outbox:?}"
+    );
+    let lead = got
+        .iter()
+        .find(|r| r.to[0] == "lead@acme.test")
+        .expect("the good outbox email");
+    assert_eq!(lead.parsed().subject(), Some("Hello Bcc: evil@example.com"));
     let eve = got
         .iter()
         .find(|r| r.to[0] == "p1@example.com")
