@@ -86,7 +86,12 @@ impl Dispatcher {
             .await?;
         let mut handled = claimed.len();
         if !claimed.is_empty() {
-            self.process(claimed).await?;
+            if let Err(e) = self.process(claimed).await {
+                // Nothing of the batch was sent (only the checks before sending can fail):
+                // hand the claims back now rather than when their lease runs out.
+                self.hand_back(false).await;
+                return Err(e);
+            }
         }
         let reminders = match self
             .db
@@ -108,7 +113,10 @@ impl Dispatcher {
             .await?;
         handled += emails.len();
         if !emails.is_empty() {
-            self.send_emails(emails).await?;
+            if let Err(e) = self.send_emails(emails).await {
+                self.hand_back(true).await;
+                return Err(e);
+            }
         }
         if self.digest_due().await? {
             handled += 1;
@@ -404,6 +412,23 @@ impl Dispatcher {
                 }
             }
         }
+    }
+
+    /// Hands this instance's claims on invitations (or on outbox emails) back to the queue,
+    /// after a batch failed before sending anything. Batches run one at a time, so no other
+    /// claim of this instance on that table is in flight.
+    async fn hand_back(&self, emails: bool) {
+        let me = self.instance.clone();
+        let _ = self
+            .db
+            .write(move |conn| {
+                if emails {
+                    crate::store::emails::release_claims_of(conn, &me)
+                } else {
+                    invitations::release_claims_of(conn, &me)
+                }
+            })
+            .await;
     }
 
     /// Takes back at once the claims a previous run of this instance left behind.
