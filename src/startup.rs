@@ -58,7 +58,9 @@ impl Application {
             &settings.outbox_dir,
             settings.smtp_pool_size,
         )?;
+        let instance_id = settings.instance_id(port).into();
         let state = web::Data::new(AppState {
+            instance_id,
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),

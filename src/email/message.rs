@@ -141,13 +141,28 @@ pub fn on_white(color: &str) -> String {
     }
 }
 
+/// Text made safe for a header (a display name or a subject): control characters (CR, LF,
+/// tab, NUL, …) become spaces and runs of white space one space. The API refuses control
+/// characters in these fields; this also covers rows stored before it did, or written
+/// around it, so a stray line break can neither inject a header nor break the message.
+pub fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Builds the message; returns it with its Message-ID (without angle brackets).
 pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message, String), String> {
     let survey = e.survey;
+    let brand_clean = survey.brand.as_deref().map(header_text);
+    let name_clean = e.to_name.map(header_text).filter(|n| !n.is_empty());
     let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
     let locale = Locale::parse(&survey.locale).unwrap_or_default();
     let texts = locale.email();
-    let brand_name = survey.brand.as_deref();
+    let brand_name = brand_clean.as_deref().filter(|b| !b.is_empty());
     let brand_shown =
         brand_name.unwrap_or_else(|| settings.smtp_from.name.as_deref().unwrap_or("Closeloop"));
     let question_template = survey
@@ -155,13 +170,13 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         .as_deref()
         .unwrap_or_else(|| locale.default_question(kind));
     let question = locale.fill(question_template, brand_name, survey.topic.as_deref());
-    let greeting = match e.to_name {
+    let greeting = match name_clean.as_deref() {
         Some(name) if !name.trim().is_empty() => {
             texts.greeting_named.replace("{name}", name.trim())
         }
         _ => texts.greeting.to_string(),
     };
-    let mut subject = texts.subject.replace("{brand}", brand_shown);
+    let mut subject = header_text(&texts.subject.replace("{brand}", brand_shown));
     if e.reminder {
         subject = format!("{}{subject}", texts.reminder_prefix);
     }
@@ -238,7 +253,7 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         settings.smtp_from.email.clone(),
     );
     let to = Mailbox::new(
-        e.to_name.map(str::to_string),
+        name_clean.clone(),
         e.to_email
             .parse()
             .map_err(|err| format!("invalid recipient {:?}: {err}", e.to_email))?,
@@ -281,8 +296,8 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     Ok((message, message_id))
 }
 
-/// A message from the outbox (alert, reply, digest): plain text, threaded with
-/// `In-Reply-To`/`References` when it answers a survey email.
+/// A message from the outbox (alert, reply, digest): plain text, or text + HTML when the row
+/// has an HTML body; threaded with `In-Reply-To`/`References` when it answers a survey email.
 pub fn outbox_email(
     row: &crate::store::models::EmailRow,
     settings: &Settings,
@@ -291,7 +306,9 @@ pub fn outbox_email(
     let message_id = format!("{}@{host}", row.id);
     let from = Mailbox::new(
         row.from_name
-            .clone()
+            .as_deref()
+            .map(header_text)
+            .filter(|n| !n.is_empty())
             .or_else(|| settings.smtp_from.name.clone()),
         settings.smtp_from.email.clone(),
     );
@@ -302,7 +319,7 @@ pub fn outbox_email(
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(row.subject.clone())
+        .subject(header_text(&row.subject))
         .message_id(Some(format!("<{message_id}>")));
     if let Some(reply_to) = &row.reply_to {
         if let Ok(mb) = reply_to.parse::<Mailbox>() {
@@ -320,19 +337,26 @@ pub fn outbox_email(
             "auto-generated".to_string(),
         ));
     }
-    let message = builder
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(row.body_text.clone()),
-        )
-        .map_err(|e| format!("cannot build the message: {e}"))?;
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(row.body_text.clone());
+    let message = match &row.body_html {
+        Some(html) => builder.multipart(
+            MultiPart::alternative().singlepart(text).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html.clone()),
+            ),
+        ),
+        None => builder.singlepart(text),
+    }
+    .map_err(|e| format!("cannot build the message: {e}"))?;
     Ok((message, message_id))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{contrast, on_white, text_on, DEFAULT_COLOR};
+    use super::{contrast, header_text, on_white, text_on, DEFAULT_COLOR};
 
     #[test]
     fn contrast_matches_wcag() {
@@ -351,6 +375,16 @@ mod tests {
         );
         assert!(contrast(&on_white("#ffffff"), "#ffffff") >= 4.5);
         assert_eq!(on_white("red"), DEFAULT_COLOR);
+    }
+
+    #[test]
+    fn header_text_has_no_control_characters() {
+        assert_eq!(
+            header_text("Acme\r\nBcc: evil@example.com"),
+            "Acme Bcc: evil@example.com"
+        );
+        assert_eq!(header_text("Eve\n"), "Eve");
+        assert_eq!(header_text("a\u{0}b\tc"), "a b c");
     }
 
     #[test]

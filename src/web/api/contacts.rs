@@ -54,6 +54,15 @@ impl ContactFields {
         if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             err("name", "must be at most 200 characters long".into());
         }
+        if name
+            .as_ref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            err(
+                "name",
+                "must be one line, without control characters (line breaks, tabs, NUL)".into(),
+            );
+        }
         let external_id = self.external_id.as_ref().map(|x| x.trim().to_string());
         if let Some(x) = &external_id {
             if x.is_empty() || x.chars().count() > 200 {

@@ -86,6 +86,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(invitations::list)
             .service(invitations::get)
             .service(invitations::cancel)
+            .service(invitations::retry)
             .service(responses::list)
             .service(responses::get)
             .service(responses::create)
@@ -216,6 +217,18 @@ where
     T: serde::Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
+}
+
+/// Rejects control characters (line breaks, tabs, NUL, …) in one-line fields that end up in
+/// email headers (a brand is the sender name, a contact's name the recipient name).
+pub fn single_line(value: &str) -> Result<(), validator::ValidationError> {
+    if value.chars().any(char::is_control) {
+        let mut e = validator::ValidationError::new("control_characters");
+        e.message =
+            Some("must be one line, without control characters (line breaks, tabs, NUL)".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Rejects strings that are only white space.

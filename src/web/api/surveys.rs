@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError};
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
-use super::{double_option, no_null, not_blank, utc};
+use super::{double_option, no_null, not_blank, single_line, utc};
 use crate::context::AppState;
 use crate::domain::{new_id, new_secret, now, IdPrefix, Role, SurveyKind, SurveyStatus};
 use crate::error::AppError;
@@ -66,7 +66,11 @@ pub struct CreateSurvey {
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
     pub follow_up_question: Option<String>,
     /// Shown as the email sender name and on the survey page.
-    #[validate(length(min = 1, max = 100), custom(function = "not_blank"))]
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "not_blank"),
+        custom(function = "single_line")
+    )]
     pub brand: Option<String>,
     /// Accent colour of the survey page and email, `#rrggbb`.
     #[validate(custom(function = "hex_color"))]
@@ -111,7 +115,11 @@ pub struct UpdateSurvey {
     #[schema(value_type = Option<String>)]
     pub follow_up_question: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[validate(length(min = 1, max = 100), custom(function = "not_blank"))]
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "not_blank"),
+        custom(function = "single_line")
+    )]
     #[schema(value_type = Option<String>)]
     pub brand: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
