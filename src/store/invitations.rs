@@ -271,7 +271,18 @@ pub enum Outcome {
 pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Result<(), AppError> {
     conn.transaction(|conn| {
         let t = now();
-        for (c, outcome) in outcomes {
+        let mut tally = crate::store::rollups::Tally::default();
+        // Contacts in the order invitation batches take them (by email, then external id),
+        // so recording never deadlocks with a batch that shares contacts.
+        let mut ordered: Vec<&(Claimed, Outcome)> = outcomes.iter().collect();
+        ordered.sort_by(|(a, _), (b, _)| {
+            (&a.contact.email, &a.contact.external_id, &a.contact.id).cmp(&(
+                &b.contact.email,
+                &b.contact.external_id,
+                &b.contact.id,
+            ))
+        });
+        for (c, outcome) in ordered {
             let id = &c.invitation.id;
             // Only rows this worker still holds: `sending`.
             let target = invitations::table
@@ -291,7 +302,7 @@ pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Resul
                         .execute(conn)?;
                     if changed == 1 {
                         let day = crate::store::rollups::day(t);
-                        crate::store::rollups::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
+                        tally.delivery(&c.survey.id, &day, 1, 0);
                     }
                     diesel::update(contacts::table.find(&c.contact.id))
                         .set(contacts::last_surveyed_at.eq(Some(t)))
@@ -344,7 +355,8 @@ pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Resul
                 }
             }
         }
-        Ok(())
+        // Counters last, one upsert per row (see `Tally`).
+        tally.flush(conn)
     })
 }
 

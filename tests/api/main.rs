@@ -13,6 +13,7 @@ mod layers;
 mod openapi;
 mod ops;
 mod pages;
+mod parallel;
 mod reports;
 mod surveys;
 mod webhooks;
