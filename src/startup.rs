@@ -138,10 +138,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 }),
             )
             .default_service(web::to(crate::web::not_found))
+            .wrap(from_fn(crate::web::refuse_nul_in_url))
             .wrap(
+                // Pages set their own, stricter CSP; everything else (the API, the Swagger
+                // UI under /docs) may not be framed either.
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                    .add((header::REFERRER_POLICY, "no-referrer")),
+                    .add((header::REFERRER_POLICY, "no-referrer"))
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    .add((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'")),
             )
             .wrap(from_fn(crate::web::request_log))
     })

@@ -55,7 +55,18 @@ async fn unknown_urls_get_a_404_in_the_right_format(app: TestApp) {
     assert!(a.text.contains("Page not found"));
 }
 
+async fn the_swagger_ui_cannot_be_framed(app: TestApp) {
+    for path in ["/docs/", "/docs/index.html", "/api-docs/openapi.json"] {
+        let a = app.send(reqwest::Method::GET, path, None, None).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert_eq!(a.headers["x-frame-options"], "DENY", "{path}");
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+}
+
 both_engines!(
+    the_swagger_ui_cannot_be_framed,
     health_and_readiness_answer,
     every_response_carries_a_request_id,
     metrics_count_requests_by_route,

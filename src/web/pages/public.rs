@@ -5,7 +5,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::survey::{checked_answer, edit_closed, survey_page, thanks_page, FormState};
+use super::survey::{checked_answer, edit_closed, not_saved, survey_page, thanks_page, FormState};
 use super::{failure, gone, not_found, see_other, AnswerForm};
 use crate::answers::{Answer, CommentChange};
 use crate::context::AppState;
@@ -126,7 +126,7 @@ pub async fn submit(
         survey: survey.clone(),
         invitation: None,
         score,
-        comment: CommentChange::Set(comment),
+        comment: CommentChange::Set(comment.clone()),
         channel: "public".into(),
         locale: Some(locale.as_str().into()),
         submission_id: Some(submission.clone()),
@@ -137,7 +137,15 @@ pub async fn submit(
             code: "edit_window_closed",
             ..
         }) => edit_closed(&survey),
-        Err(e) => failure(&req, e),
+        Err(e) => not_saved(
+            &req,
+            e,
+            &survey,
+            (score, comment.as_deref()),
+            &action,
+            Some(&submission),
+            true,
+        ),
     }
 }
 
