@@ -256,11 +256,13 @@ impl Db {
         .map_err(|e| AppError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
     }
 
-    /// Whether the database answers a trivial query within two seconds.
+    /// Whether the database answers a trivial query within the checkout timeout (at most
+    /// two seconds).
     pub async fn ping(&self) -> bool {
         let pool = self.pool.clone();
+        let wait = self.checkout.min(Duration::from_secs(2));
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get_timeout(Duration::from_secs(2)).ok()?;
+            let mut conn = pool.get_timeout(wait).ok()?;
             conn.batch_execute("SELECT 1").ok()
         })
         .await
