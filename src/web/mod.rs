@@ -78,7 +78,12 @@ pub async fn request_log(
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
-    let method = req.method().to_string();
+    // Only the standard methods get their own metric label: a client inventing a new
+    // method per request must not grow the metrics without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let metrics = req
         .app_data::<web::Data<AppState>>()

@@ -65,7 +65,22 @@ async fn the_swagger_ui_cannot_be_framed(app: TestApp) {
     }
 }
 
+async fn invented_methods_do_not_grow_the_metrics(app: TestApp) {
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("X{i}FOO").as_bytes()).unwrap();
+        let a = app.send(method, "/api/v1/surveys", None, None).await;
+        assert!(a.status < 500, "{}", a.status);
+    }
+    let metrics = app
+        .send(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(!metrics.contains("X3FOO"), "{metrics}");
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
+}
+
 both_engines!(
+    invented_methods_do_not_grow_the_metrics,
     the_swagger_ui_cannot_be_framed,
     health_and_readiness_answer,
     every_response_carries_a_request_id,
