@@ -162,17 +162,18 @@ pub fn record_in_tx(
             }
         }
     };
+    let mut tally = rollups::Tally::default();
     match &recorded {
         Recorded::Created(r) => {
-            rollups::add_answer(conn, &r.survey_id, &rollups::day(r.created_at), r.score, 1)?;
+            tally.answer(&r.survey_id, &rollups::day(r.created_at), r.score, 1);
             if let Some((Some(sent), None)) = delivery {
-                rollups::add_first_answer(conn, &r.survey_id, sent, r.created_at)?;
+                tally.first_answer(&r.survey_id, sent, r.created_at);
             }
         }
         Recorded::Updated { before, after } if before.score != after.score => {
             let day = rollups::day(before.created_at);
-            rollups::add_answer(conn, &before.survey_id, &day, before.score, -1)?;
-            rollups::add_answer(conn, &after.survey_id, &day, after.score, 1)?;
+            tally.answer(&before.survey_id, &day, before.score, -1);
+            tally.answer(&after.survey_id, &day, after.score, 1);
         }
         Recorded::Updated { .. } => {}
     }
@@ -194,6 +195,8 @@ pub fn record_in_tx(
             TaskEvent::Updated(t) => webhooks::enqueue_followup(conn, false, t, "answer_changed")?,
         };
     }
+    // Counters last (see `Tally`).
+    tally.flush(conn)?;
     Ok(RecordOutcome {
         recorded,
         tasks,

@@ -58,6 +58,8 @@ pub enum LogFormat {
 pub struct Settings {
     pub database_url: DatabaseUrl,
     pub db_pool_size: u32,
+    /// How long a request waits for a database connection before answering 503.
+    pub db_checkout_timeout_ms: u64,
     pub bind_addr: SocketAddr,
     pub public_url: url::Url,
     pub smtp_url: Option<String>,
@@ -188,6 +190,13 @@ impl Settings {
             DatabaseUrl::Postgres(_) => 10,
         };
         let db_pool_size = number(get("DB_POOL_SIZE"), "DB_POOL_SIZE", default_pool, 1, 200)?;
+        let db_checkout_timeout_ms = number(
+            get("DB_CHECKOUT_TIMEOUT_MS"),
+            "DB_CHECKOUT_TIMEOUT_MS",
+            1500,
+            100,
+            60_000,
+        )?;
 
         let bind_raw = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind_addr = bind_raw.trim().parse::<SocketAddr>().map_err(|_| {
@@ -404,6 +413,7 @@ impl Settings {
         Ok(Settings {
             database_url,
             db_pool_size,
+            db_checkout_timeout_ms,
             bind_addr,
             public_url,
             smtp_url,

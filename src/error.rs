@@ -89,6 +89,19 @@ impl AppError {
     }
 }
 
+/// The database aborted a transaction because it collided with another one (a deadlock or a
+/// serialization failure): running it again may well succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("transaction aborted by a concurrent one: {0}")]
+pub struct TransactionConflict(pub String);
+
+impl AppError {
+    /// Whether this is a [`TransactionConflict`], worth running the transaction again.
+    pub fn is_transaction_conflict(&self) -> bool {
+        matches!(self, AppError::Unavailable(e) if e.downcast_ref::<TransactionConflict>().is_some())
+    }
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -97,8 +110,14 @@ impl From<diesel::result::Error> for AppError {
             Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
                 AppError::conflict("conflict", format!("already exists ({})", info.message()))
             }
-            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, _) => {
-                AppError::Unavailable(anyhow::anyhow!("serialization failure: {e}"))
+            Error::DatabaseError(DatabaseErrorKind::SerializationFailure, ref info) => {
+                AppError::Unavailable(TransactionConflict(info.message().to_string()).into())
+            }
+            // PostgreSQL's 40P01, which diesel does not name.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if info.message().starts_with("deadlock detected") =>
+            {
+                AppError::Unavailable(TransactionConflict(info.message().to_string()).into())
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 AppError::Unavailable(anyhow::anyhow!("database connection closed: {e}"))

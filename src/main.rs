@@ -82,7 +82,11 @@ fn main() -> ExitCode {
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
         Command::Healthcheck => healthcheck(&settings),
         Command::RebuildRollups => (|| {
-            let db = closeloop::store::Db::connect(&settings.database_url, 1)?;
+            let db = closeloop::store::Db::connect(
+                &settings.database_url,
+                1,
+                std::time::Duration::from_secs(30),
+            )?;
             let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
             closeloop::store::rollups::rebuild(&mut conn).map_err(|e| anyhow::anyhow!("{e:?}"))?;
             println!("report rollups rebuilt");
@@ -123,7 +127,11 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
     if name.is_empty() || name.chars().count() > 100 {
         anyhow::bail!("--name must be 1 to 100 characters long");
     }
-    let db = closeloop::store::Db::connect(&settings.database_url, 1)?;
+    let db = closeloop::store::Db::connect(
+        &settings.database_url,
+        1,
+        std::time::Duration::from_secs(30),
+    )?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (row, key) = closeloop::store::api_keys::create(&mut conn, name, role)
         .map_err(|e| anyhow::anyhow!("{e}"))?;

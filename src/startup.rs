@@ -2,6 +2,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::http::header;
@@ -16,6 +17,9 @@ use crate::error::AppError;
 use crate::store::Db;
 use crate::telemetry::Metrics;
 use tokio::sync::{watch, Notify};
+
+/// How long background workers wait for a database connection.
+const WORKER_CHECKOUT: Duration = Duration::from_secs(30);
 
 /// A built server, bound to its port but not yet running.
 pub struct Application {
@@ -33,8 +37,9 @@ impl Application {
         let db = {
             let url = settings.database_url.clone();
             let size = settings.db_pool_size;
+            let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-                let db = Db::connect(&url, size)?;
+                let db = Db::connect(&url, size, checkout)?;
                 let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if crate::store::rollups::rebuild_if_empty(&mut conn)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
@@ -69,11 +74,22 @@ impl Application {
             wake_webhooks: Arc::new(Notify::new()),
         });
         let (stop_workers, stopped) = watch::channel(false);
+        // Requests give up on the database after `DB_CHECKOUT_TIMEOUT_MS` (a fast 503);
+        // background workers may wait longer for a connection.
+        let workers = AppState {
+            db: state.db.with_checkout(WORKER_CHECKOUT),
+            settings: state.settings.clone(),
+            metrics: state.metrics.clone(),
+            mailer: state.mailer.clone(),
+            wake_dispatcher: state.wake_dispatcher.clone(),
+            wake_webhooks: state.wake_webhooks.clone(),
+            instance_id: state.instance_id.clone(),
+        };
         if state.settings.dispatcher {
-            tokio::spawn(state.dispatcher().run(stopped.clone()));
+            tokio::spawn(workers.dispatcher().run(stopped.clone()));
         }
         if state.settings.webhooks {
-            tokio::spawn(state.webhook_worker()?.run(stopped));
+            tokio::spawn(workers.webhook_worker()?.run(stopped));
         }
         let server = run(listener, state.clone())?;
         Ok(Application {
@@ -127,10 +143,15 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 }),
             )
             .default_service(web::to(crate::web::not_found))
+            .wrap(from_fn(crate::web::refuse_nul_in_url))
             .wrap(
+                // Pages set their own, stricter CSP; everything else (the API, the Swagger
+                // UI under /docs) may not be framed either.
                 DefaultHeaders::new()
                     .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
-                    .add((header::REFERRER_POLICY, "no-referrer")),
+                    .add((header::REFERRER_POLICY, "no-referrer"))
+                    .add((header::X_FRAME_OPTIONS, "DENY"))
+                    .add((header::CONTENT_SECURITY_POLICY, "frame-ancestors 'none'")),
             )
             .wrap(from_fn(crate::web::request_log))
     })

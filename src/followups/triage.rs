@@ -204,7 +204,7 @@ pub async fn reply(
                     .assignee
                     .clone()
                     .filter(|a| a.parse::<lettre::Address>().is_ok())
-                    .or(team);
+                    .or(team.clone());
                 let email = crate::store::emails::enqueue(
                     conn,
                     crate::store::emails::NewEmail {

@@ -163,7 +163,7 @@ impl Dispatcher {
         let rules = crate::followups::Rules::from_settings(&self.settings);
         let rows = self
             .db
-            .write(move |conn| Ok(crate::followups::prepare_alerts(conn, &rules, rows)))
+            .write(move |conn| Ok(crate::followups::prepare_alerts(conn, &rules, rows.clone())))
             .await?;
         let concurrency = self.settings.email_concurrency;
         stream::iter(rows)

@@ -242,9 +242,14 @@ fn suppression(
     None
 }
 
-/// Creates one invitation per contact, in order, in one transaction. Contacts are upserted
-/// first; an unsubscribed contact (email channel) or one surveyed within the survey's
-/// `throttle_days` gets a `suppressed` invitation with the reason.
+/// Creates one invitation per contact, in one transaction; the outcomes come in the order
+/// of `contacts_in`. Contacts are upserted first; an unsubscribed contact (email channel) or
+/// one surveyed within the survey's `throttle_days` gets a `suppressed` invitation with the
+/// reason.
+///
+/// Contacts are taken in a fixed order (by email, then external id; a repeated contact keeps
+/// its place among its copies), so two batches sharing contacts lock their rows in the same
+/// order and cannot deadlock on PostgreSQL. The report counters are written once, at the end.
 fn create_batch(
     conn: &mut DbConnection,
     survey: &SurveyRow,
@@ -253,12 +258,24 @@ fn create_batch(
     send_at: NaiveDateTime,
 ) -> Result<Vec<ItemOutcome>, AppError> {
     let t = now();
-    let mut out = Vec::with_capacity(contacts_in.len());
-    for item in contacts_in {
+    let mut order: Vec<usize> = (0..contacts_in.len()).collect();
+    let key = |i: &usize| match &contacts_in[*i] {
+        Ok(c) => (
+            c.email.as_ref().map(|e| e.as_str().to_string()),
+            c.external_id.clone(),
+        ),
+        Err(_) => (None, None),
+    };
+    order.sort_by_cached_key(key);
+    let mut tally = crate::store::rollups::Tally::default();
+    let mut slots: Vec<Option<ItemOutcome>> = (0..contacts_in.len()).map(|_| None).collect();
+    for i in order {
+        let out = &mut slots[i];
+        let item = &contacts_in[i];
         let input = match item {
             Ok(input) => input,
             Err((reason, message)) => {
-                out.push(ItemOutcome::Rejected {
+                *out = Some(ItemOutcome::Rejected {
                     reason,
                     message: message.clone(),
                 });
@@ -268,7 +285,7 @@ fn create_batch(
         let contact = match crate::store::contacts::upsert(conn, input) {
             Ok((contact, _)) => contact,
             Err(AppError::Conflict { message, .. }) => {
-                out.push(ItemOutcome::Rejected {
+                *out = Some(ItemOutcome::Rejected {
                     reason: "contact_conflict",
                     message,
                 });
@@ -306,13 +323,7 @@ fn create_batch(
         store_invitations::insert(conn, &invitation)?;
         let mut contact = contact;
         if let (None, Some(t)) = (suppressed, sent_at) {
-            crate::store::rollups::add_delivery(
-                conn,
-                &survey.id,
-                &crate::store::rollups::day(t),
-                1,
-                0,
-            )?;
+            tally.delivery(&survey.id, &crate::store::rollups::day(t), 1, 0);
         }
         // Throttling counts delivered emails and handed-out links only: a link counts now,
         // an email when it is actually sent (the dispatcher sets it then).
@@ -320,12 +331,14 @@ fn create_batch(
             crate::store::contacts::set_last_surveyed(conn, &contact.id, sent_at)?;
             contact.last_surveyed_at = Some(sent_at);
         }
-        out.push(ItemOutcome::Created {
+        *out = Some(ItemOutcome::Created {
             invitation: Box::new(invitation),
             contact: Box::new(contact),
         });
     }
-    Ok(out)
+    // Counters last (see `Tally`).
+    tally.flush(conn)?;
+    Ok(slots.into_iter().flatten().collect())
 }
 
 /// Puts a `failed` or `cancelled` email invitation back in the send queue (due now, attempts

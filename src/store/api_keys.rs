@@ -55,7 +55,8 @@ pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, AppE
     Ok(q.limit(page.limit + 1).load(conn)?)
 }
 
-/// Revokes a key; revoking twice is harmless. `None` when the key does not exist.
+/// Revokes a key; revoking twice is harmless. `None` when the key does not exist; 409
+/// `last_admin_key` for the last active admin key (nobody could manage keys after it).
 pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, AppError> {
     conn.transaction(|conn| {
         let Some(row) = api_keys::table
@@ -66,6 +67,24 @@ pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, Ap
         else {
             return Ok(None);
         };
+        if row.revoked_at.is_none() && row.role == "admin" {
+            // Lock the active admin keys (PostgreSQL), so two concurrent revocations cannot
+            // both see the other key still active.
+            let active = api_keys::table
+                .filter(api_keys::role.eq("admin"))
+                .filter(api_keys::revoked_at.is_null())
+                .select(api_keys::id);
+            let admins: Vec<String> = match conn {
+                DbConnection::Postgres(pg) => active.order(api_keys::id).for_update().load(pg)?,
+                DbConnection::Sqlite(lite) => active.load(lite)?,
+            };
+            if admins.iter().all(|a| a == id) {
+                return Err(AppError::conflict(
+                    "last_admin_key",
+                    "this is the last active admin key; create another admin key before revoking it",
+                ));
+            }
+        }
         if row.revoked_at.is_none() {
             diesel::update(api_keys::table.find(id))
                 .set(api_keys::revoked_at.eq(Some(now())))

@@ -373,6 +373,7 @@ pub fn record_one(
 ) -> Result<(), AppError> {
     conn.transaction(|conn| {
         let t = now();
+        let mut tally = crate::store::rollups::Tally::default();
         let id = &c.invitation.id;
         let target = invitations::table
             .find(id)
@@ -397,7 +398,7 @@ pub fn record_one(
                         .set(contacts::last_surveyed_at.eq(Some(t)))
                         .execute(conn)?;
                     let day = crate::store::rollups::day(t);
-                    crate::store::rollups::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
+                    tally.delivery(&c.survey.id, &day, 1, 0);
                 }
             }
             Outcome::Stopped { status, reason } => {
@@ -449,7 +450,8 @@ pub fn record_one(
                     .execute(conn)?;
             }
         }
-        Ok(())
+        // Counters last, one upsert per row (see `Tally`).
+        tally.flush(conn)
     })
 }
 

@@ -115,11 +115,19 @@ pub struct Db {
     /// SQLite only: the group-commit writer for answers.
     batcher: Option<batch::Batcher>,
     pub engine: Engine,
+    /// How long a caller waits for a free connection before giving up with a 503: short on
+    /// request paths, so an outage answers fast; longer for background workers.
+    checkout: Duration,
 }
 
+/// Tries of a PostgreSQL transaction aborted by a deadlock or a serialization failure
+/// before the error reaches the caller (as a 503).
+const TX_ATTEMPTS: u32 = 3;
+
 impl Db {
-    /// Applies pending migrations and builds the pool.
-    pub fn connect(url: &DatabaseUrl, pool_size: u32) -> anyhow::Result<Db> {
+    /// Applies pending migrations and builds the pool. `checkout` is how long callers wait
+    /// for a connection (see [`Db::with_checkout`]).
+    pub fn connect(url: &DatabaseUrl, pool_size: u32, checkout: Duration) -> anyhow::Result<Db> {
         let (conn_str, engine) = match url {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)
@@ -166,7 +174,17 @@ impl Db {
             write_pool,
             batcher,
             engine,
+            checkout,
         })
+    }
+
+    /// The same pools with another connection checkout timeout (background workers wait
+    /// longer than requests).
+    pub fn with_checkout(&self, checkout: Duration) -> Db {
+        Db {
+            checkout,
+            ..self.clone()
+        }
     }
 
     /// Runs read-only `f` with a pooled connection on the blocking thread pool, so sync diesel
@@ -176,53 +194,79 @@ impl Db {
         F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        Self::on(self.pool.clone(), f).await
+        let (pool, checkout) = (self.pool.clone(), self.checkout);
+        Self::blocking(move || f(&mut *checkout_from(&pool, checkout)?)).await
     }
 
     /// Runs `f`, which writes, with a connection from the write pool.
-    pub async fn write<F, R>(&self, f: F) -> Result<R, AppError>
+    ///
+    /// When PostgreSQL aborts `f`'s transaction for a deadlock or a serialization failure,
+    /// `f` runs again (up to 3 tries, after a short random pause), so `f` must be one
+    /// transaction, or a single statement, that is safe to repeat once rolled back.
+    pub async fn write<F, R>(&self, mut f: F) -> Result<R, AppError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        Self::on(self.write_pool.clone(), f).await
+        let (pool, checkout) = (self.write_pool.clone(), self.checkout);
+        Self::blocking(move || {
+            let mut conn = checkout_from(&pool, checkout)?;
+            let mut attempt = 1;
+            loop {
+                match f(&mut conn) {
+                    Err(e) if e.is_transaction_conflict() && attempt < TX_ATTEMPTS => {
+                        tracing::warn!(attempt, error = %e, "transaction aborted by a conflict; trying again");
+                        std::thread::sleep(Duration::from_millis(
+                            5 + rand::random_range(0..20 * attempt as u64),
+                        ));
+                        attempt += 1;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await
     }
 
     /// Like `write`, for small hot writes (recording answers), always inside a transaction:
     /// on SQLite they are grouped with concurrent ones into one transaction (each in its own
     /// savepoint); on PostgreSQL each gets its own transaction.
-    pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, AppError>
+    pub async fn write_grouped<F, R>(&self, mut f: F) -> Result<R, AppError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
         match &self.batcher {
-            // Each job runs in a savepoint of its batch's transaction.
+            // Each job runs in a savepoint of its batch's transaction (one writer: no
+            // deadlocks on SQLite).
             Some(b) => b.write(f).await,
-            None => self.write(move |conn| conn.transaction(f)).await,
+            // Its own transaction, retried by `write` after a deadlock.
+            None => self.write(move |conn| conn.transaction(&mut f)).await,
         }
     }
 
-    async fn on<F, R>(pool: DbPool, f: F) -> Result<R, AppError>
+    /// Runs `f` on the blocking thread pool, in the caller's tracing span.
+    async fn blocking<F, R>(f: F) -> Result<R, AppError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnOnce() -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
         let span = tracing::Span::current();
         tokio::task::spawn_blocking(move || {
             let _entered = span.enter();
-            let mut conn = pool.get().map_err(AppError::from)?;
-            f(&mut conn)
+            f()
         })
         .await
         .map_err(|e| AppError::internal(anyhow::anyhow!("blocking task failed: {e}")))?
     }
 
-    /// Whether the database answers a trivial query within two seconds.
+    /// Whether the database answers a trivial query within the checkout timeout (at most
+    /// two seconds).
     pub async fn ping(&self) -> bool {
         let pool = self.pool.clone();
+        let wait = self.checkout.min(Duration::from_secs(2));
         tokio::task::spawn_blocking(move || {
-            let mut conn = pool.get_timeout(Duration::from_secs(2)).ok()?;
+            let mut conn = pool.get_timeout(wait).ok()?;
             conn.batch_execute("SELECT 1").ok()
         })
         .await
@@ -233,12 +277,12 @@ impl Db {
 
     /// A read connection for long synchronous readers (exports) on a blocking thread.
     pub fn read_conn(&self) -> Result<PooledConn, AppError> {
-        self.pool.get().map_err(AppError::from)
+        checkout_from(&self.pool, self.checkout)
     }
 
     /// A write connection for synchronous callers (CLI, background workers on blocking threads).
     pub fn get(&self) -> Result<PooledConn, AppError> {
-        self.write_pool.get().map_err(AppError::from)
+        checkout_from(&self.write_pool, self.checkout)
     }
 }
 
@@ -326,6 +370,12 @@ impl Db {
             }
         }))
     }
+}
+
+/// A connection from `pool`, or a 503 after waiting `timeout` (the database is down or
+/// every connection is busy).
+fn checkout_from(pool: &DbPool, timeout: Duration) -> Result<PooledConn, AppError> {
+    pool.get_timeout(timeout).map_err(AppError::from)
 }
 
 /// Applies migrations only (the `closeloop migrate` command).

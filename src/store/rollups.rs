@@ -3,7 +3,7 @@
 //! transaction as what they count, so a report over a year reads at most a few thousand
 //! rows however many answers there are. `rebuild` recomputes them from the source tables.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
@@ -28,7 +28,8 @@ pub fn bucket_value(bucket: i32) -> f64 {
     ((bucket as f64 + 0.5) / 20.0).exp() - 1.0
 }
 
-/// Counter rows per key; a random one takes each increment (see the migration).
+/// Counter rows per key; a random one takes each transaction's increments (see the
+/// migration).
 const SHARDS: i32 = 8;
 
 fn shard() -> i32 {
@@ -66,11 +67,90 @@ macro_rules! run_both {
     }};
 }
 
-pub fn add_answer(
+/// The counter increments of one transaction, written by [`Tally::flush`] at its end: one
+/// upsert per counter row, all on one shard, tables and keys in a fixed order. Two
+/// transactions therefore always lock counter rows in the same order and cannot deadlock on
+/// them (incrementing random shards one by one did: batch A took shard 3 then 5 while
+/// batch B took 5 then 3). Flush last, after every other write of the transaction, so a
+/// transaction holding counter rows never waits for anything but other counter rows.
+#[derive(Debug, Default)]
+pub struct Tally {
+    answers: BTreeMap<(String, String, i32), i64>,
+    deliveries: BTreeMap<(String, String), (i64, i64)>,
+    delays: BTreeMap<(String, String, i32), i64>,
+}
+
+impl Tally {
+    /// `n` more answers with `score` on `day` (negative when an answer changes its score).
+    pub fn answer(&mut self, survey_id: &str, day: &str, score: i32, n: i64) {
+        *self
+            .answers
+            .entry((survey_id.into(), day.into(), score))
+            .or_default() += n;
+    }
+
+    /// Delivered and answered invitations, counted on their delivery day.
+    pub fn delivery(&mut self, survey_id: &str, day: &str, delivered: i64, answered: i64) {
+        let e = self
+            .deliveries
+            .entry((survey_id.into(), day.into()))
+            .or_default();
+        e.0 += delivered;
+        e.1 += answered;
+    }
+
+    /// `n` more answers that took about `bucket` (see [`delay_bucket`]) on `day`.
+    pub fn delay(&mut self, survey_id: &str, day: &str, bucket: i32, n: i64) {
+        *self
+            .delays
+            .entry((survey_id.into(), day.into(), bucket))
+            .or_default() += n;
+    }
+
+    /// A first answer to an invitation delivered at `sent_at`: one more answered delivery on
+    /// the delivery day, and its delay.
+    pub fn first_answer(
+        &mut self,
+        survey_id: &str,
+        sent_at: NaiveDateTime,
+        answered_at: NaiveDateTime,
+    ) {
+        self.delivery(survey_id, &day(sent_at), 0, 1);
+        let secs = (answered_at - sent_at).num_milliseconds() as f64 / 1000.0;
+        self.delay(survey_id, &day(answered_at), delay_bucket(secs), 1);
+    }
+
+    /// Writes the counts (a random shard for all of them) and empties the tally.
+    pub fn flush(&mut self, conn: &mut DbConnection) -> Result<(), AppError> {
+        self.flush_to(conn, shard())
+    }
+
+    fn flush_to(&mut self, conn: &mut DbConnection, shard: i32) -> Result<(), AppError> {
+        for ((survey, day, score), n) in std::mem::take(&mut self.answers) {
+            if n != 0 {
+                add_answer(conn, &survey, &day, score, shard, n)?;
+            }
+        }
+        for ((survey, day), (delivered, answered)) in std::mem::take(&mut self.deliveries) {
+            if (delivered, answered) != (0, 0) {
+                add_delivery(conn, &survey, &day, shard, delivered, answered)?;
+            }
+        }
+        for ((survey, day, bucket), n) in std::mem::take(&mut self.delays) {
+            if n != 0 {
+                add_delay(conn, &survey, &day, bucket, shard, n)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn add_answer(
     conn: &mut DbConnection,
     survey_id: &str,
     day: &str,
     score: i32,
+    shard: i32,
     n: i64,
 ) -> Result<(), AppError> {
     run_both!(
@@ -80,16 +160,17 @@ pub fn add_answer(
         Text => survey_id,
         Text => day,
         Integer => score,
-        Integer => shard(),
+        Integer => shard,
         BigInt => n,
     )?;
     Ok(())
 }
 
-pub fn add_delivery(
+fn add_delivery(
     conn: &mut DbConnection,
     survey_id: &str,
     day: &str,
+    shard: i32,
     delivered: i64,
     answered: i64,
 ) -> Result<(), AppError> {
@@ -100,18 +181,19 @@ pub fn add_delivery(
          answered = delivery_daily.answered + excluded.answered",
         Text => survey_id,
         Text => day,
-        Integer => shard(),
+        Integer => shard,
         BigInt => delivered,
         BigInt => answered,
     )?;
     Ok(())
 }
 
-pub fn add_delay(
+fn add_delay(
     conn: &mut DbConnection,
     survey_id: &str,
     day: &str,
     bucket: i32,
+    shard: i32,
     n: i64,
 ) -> Result<(), AppError> {
     run_both!(
@@ -121,23 +203,10 @@ pub fn add_delay(
         Text => survey_id,
         Text => day,
         Integer => bucket,
-        Integer => shard(),
+        Integer => shard,
         BigInt => n,
     )?;
     Ok(())
-}
-
-/// Counts a first answer to an invitation delivered at `sent_at`: one more answered
-/// delivery on the delivery day, and its delay.
-pub fn add_first_answer(
-    conn: &mut DbConnection,
-    survey_id: &str,
-    sent_at: NaiveDateTime,
-    answered_at: NaiveDateTime,
-) -> Result<(), AppError> {
-    add_delivery(conn, survey_id, &day(sent_at), 0, 1)?;
-    let secs = (answered_at - sent_at).num_milliseconds() as f64 / 1000.0;
-    add_delay(conn, survey_id, &day(answered_at), delay_bucket(secs), 1)
 }
 
 #[derive(QueryableByName)]
@@ -199,10 +268,11 @@ pub fn rebuild(conn: &mut DbConnection) -> Result<(), AppError> {
                 }
             }
         }
+        let mut tally = Tally::default();
         for ((survey, d, bucket), n) in hist {
-            add_delay(conn, &survey, &d, bucket, n)?;
+            tally.delay(&survey, &d, bucket, n);
         }
-        Ok(())
+        tally.flush_to(conn, 0)
     })
 }
 

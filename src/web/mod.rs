@@ -8,11 +8,11 @@ pub mod pages;
 
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{web, HttpRequest, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use tracing::Instrument;
 
 use crate::context::AppState;
@@ -23,9 +23,41 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
     if req.path().starts_with("/api") {
         HttpResponse::NotFound().json(error::body(&AppError::NotFound("route")))
     } else {
-        HttpResponse::NotFound()
-            .content_type("text/html; charset=utf-8")
-            .body(pages::not_found_html())
+        pages::unknown_url()
+    }
+}
+
+/// Refuses a NUL character in the URL before any handler sees it (PostgreSQL cannot compare
+/// text with NUL, so a filter holding one failed with a 500 there and matched nothing on
+/// SQLite): a query parameter holding one is a 400 naming the parameter, a path holding one
+/// is a 404 (no such thing). JSON under `/api`, a page elsewhere.
+pub async fn refuse_nul_in_url(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let api = req.path().starts_with("/api");
+    let path_nul = req.path().to_ascii_lowercase().contains("%00");
+    let param = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, v)| k.contains('\0') || v.contains('\0'))
+        .map(|(k, _)| k.replace('\0', "\\u0000"));
+    let refused = match (path_nul, param) {
+        (true, _) if api => Some(ResponseError::error_response(&AppError::NotFound("route"))),
+        (true, _) => Some(pages::unknown_url()),
+        (false, Some(name)) => {
+            let e = AppError::BadRequest(format!(
+                "query parameter `{name}` must not contain NUL (%00) characters"
+            ));
+            Some(if api {
+                ResponseError::error_response(&e)
+            } else {
+                pages::bad_request(req.request(), &e.to_string())
+            })
+        }
+        (false, None) => None,
+    };
+    match refused {
+        Some(res) => Ok(req.into_response(res).map_into_right_body()),
+        None => Ok(next.call(req).await?.map_into_left_body()),
     }
 }
 
@@ -46,7 +78,12 @@ pub async fn request_log(
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.chars().all(|c| c.is_ascii_graphic()))
         .map(str::to_string)
         .unwrap_or_else(|| ulid::Ulid::new().to_string());
-    let method = req.method().to_string();
+    // Only the standard methods get their own metric label: a client inventing a new
+    // method per request must not grow the metrics without bound.
+    let method = match req.method().as_str() {
+        m @ ("GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS") => m.to_string(),
+        _ => "OTHER".to_string(),
+    };
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
     let metrics = req
         .app_data::<web::Data<AppState>>()

@@ -137,7 +137,57 @@ async fn bad_key_requests_are_rejected_per_field(app: TestApp) {
     );
 }
 
+async fn the_last_active_admin_key_cannot_be_revoked(app: TestApp) {
+    let mine = app.get("/api/v1/api-keys").await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let a = app.delete(&format!("/api/v1/api-keys/{mine}")).await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(a.code(), "last_admin_key");
+    assert!(a.body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("last active admin key"));
+    // Still works.
+    assert_eq!(app.get("/api/v1/api-keys").await.status, 200);
+    // With a second admin key, the first can go; then the second is the last.
+    let second = app
+        .post(
+            "/api/v1/api-keys",
+            json!({"name": "second", "role": "admin"}),
+        )
+        .await;
+    assert_eq!(second.status, 201, "{}", second.text);
+    assert_eq!(
+        app.delete(&format!("/api/v1/api-keys/{mine}")).await.status,
+        204
+    );
+    let key = second.body["key"].as_str().unwrap();
+    let id = second.body["id"].as_str().unwrap();
+    let a = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    // Revoking an already revoked key stays harmless.
+    let a = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{mine}"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+}
+
 both_engines!(
+    the_last_active_admin_key_cannot_be_revoked,
     requests_without_a_valid_key_are_401,
     a_created_key_works_once_shown_and_stops_when_revoked,
     roles_limit_what_a_key_may_do,

@@ -68,8 +68,34 @@ async fn the_root_url_is_a_landing_page_that_points_at_the_docs(app: TestApp) {
     assert!(a.headers.contains_key("content-security-policy"));
 }
 
+async fn the_swagger_ui_cannot_be_framed(app: TestApp) {
+    for path in ["/docs/", "/docs/index.html", "/api-docs/openapi.json"] {
+        let a = app.send(reqwest::Method::GET, path, None, None).await;
+        assert_eq!(a.status, 200, "{path}");
+        assert_eq!(a.headers["x-frame-options"], "DENY", "{path}");
+        let csp = a.headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+    }
+}
+
+async fn invented_methods_do_not_grow_the_metrics(app: TestApp) {
+    for i in 0..20 {
+        let method = reqwest::Method::from_bytes(format!("X{i}FOO").as_bytes()).unwrap();
+        let a = app.send(method, "/api/v1/surveys", None, None).await;
+        assert!(a.status < 500, "{}", a.status);
+    }
+    let metrics = app
+        .send(reqwest::Method::GET, "/metrics", None, None)
+        .await
+        .text;
+    assert!(!metrics.contains("X3FOO"), "{metrics}");
+    assert!(metrics.contains("method=\"OTHER\""), "{metrics}");
+}
+
 both_engines!(
     the_root_url_is_a_landing_page_that_points_at_the_docs,
+    invented_methods_do_not_grow_the_metrics,
+    the_swagger_ui_cannot_be_framed,
     health_and_readiness_answer,
     every_response_carries_a_request_id,
     metrics_count_requests_by_route,

@@ -279,6 +279,8 @@ async fn pages_carry_strict_security_headers(app: TestApp) {
         format!("/s/{token}"),
         format!("/u/{token}"),
         "/s/unknown".to_string(),
+        // Any unknown URL outside the API.
+        "/no/such/page".to_string(),
     ] {
         let res = app.client.get(app.url(&path)).send().await.unwrap();
         let h = res.headers().clone();

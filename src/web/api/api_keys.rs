@@ -124,14 +124,16 @@ pub async fn list(
 
 /// Revoke an API key
 ///
-/// The key stops working at once. Revoking a revoked key is harmless.
+/// The key stops working at once. Revoking a revoked key is harmless. The last active admin
+/// key cannot be revoked (409 `last_admin_key`): create another admin key first.
 #[utoipa::path(
     operation_id = "revoke_api_key",
     tag = "api-keys",
     params(("id" = String, Path, description = "API key id")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 404, description = "No such key", body = crate::web::error::ErrorBody)
+        (status = 404, description = "No such key", body = crate::web::error::ErrorBody),
+        (status = 409, description = "The last active admin key (`last_admin_key`)", body = crate::web::error::ErrorBody)
     )
 )]
 #[delete("/api-keys/{id}")]

@@ -74,6 +74,12 @@ where
 }
 
 /// Deserialises `body`, telling syntax errors (400) from data errors on a field (422).
+///
+/// Before the DTO sees it, the document is read with two rules of its own: a key given twice
+/// in one object is a 400 naming the key (serde would keep the last one silently), and a NUL
+/// character in any string or key is a 422 on that field (PostgreSQL cannot store it, and
+/// both engines must answer alike). Nesting deeper than 128 levels is a 400 (serde_json's
+/// recursion limit).
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(AppError::BadRequest(
@@ -81,8 +87,8 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
         ));
     }
     // Syntax first, so a broken document is always a 400 whatever its fields are.
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+    let value = strict::parse(body)?;
+    strict::refuse_nul(&value, &mut String::new())?;
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Ok(v),
         Err(err) => {
@@ -110,6 +116,153 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
                 )));
             }
             Err(AppError::field(&path, message))
+        }
+    }
+}
+
+/// Reading JSON with no duplicate keys and no NUL characters.
+mod strict {
+    use std::fmt;
+
+    use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+    use serde_json::{Map, Value};
+
+    use super::strip_position;
+    use crate::error::AppError;
+
+    /// What `parse` reports for a key given twice, to tell it from syntax errors.
+    const DUPLICATE: &str = "duplicate key `";
+
+    /// A JSON value whose objects never repeat a key.
+    struct Strict(Value);
+
+    impl<'de> de::Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+
+    struct StrictVisitor;
+
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = Value;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
+            Ok(Value::Bool(v))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
+            Ok(Value::from(v))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Value, E> {
+            Ok(Value::String(v.to_string()))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Value, E> {
+            Ok(Value::String(v))
+        }
+        fn visit_unit<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_none<E>(self) -> Result<Value, E> {
+            Ok(Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(Value::Array(items))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format!("{DUPLICATE}{key}`")));
+                }
+                let Strict(v) = map.next_value()?;
+                out.insert(key, v);
+            }
+            Ok(Value::Object(out))
+        }
+    }
+
+    /// The document, or a 400: malformed, too deeply nested, or with a key given twice
+    /// (named with where it is, e.g. `contacts[2].email`).
+    pub fn parse(body: &[u8]) -> Result<Value, AppError> {
+        let mut de = serde_json::Deserializer::from_slice(body);
+        let value = match serde_path_to_error::deserialize::<_, Strict>(&mut de) {
+            Ok(Strict(v)) => v,
+            Err(err) => {
+                let path = err.path().to_string();
+                let message = strip_position(&err.into_inner().to_string());
+                if let Some(key) = super::between(&message, DUPLICATE, "`") {
+                    let at = if path == "." || path.is_empty() {
+                        key
+                    } else {
+                        format!("{path}.{key}")
+                    };
+                    return Err(AppError::BadRequest(format!(
+                        "duplicate key `{at}` in the JSON body: give each key once"
+                    )));
+                }
+                return Err(AppError::BadRequest(format!("malformed JSON: {message}")));
+            }
+        };
+        de.end()
+            .map_err(|e| AppError::BadRequest(format!("malformed JSON: {e}")))?;
+        Ok(value)
+    }
+
+    /// A 422 on the first string (or key) holding a NUL character.
+    pub fn refuse_nul(value: &Value, path: &mut String) -> Result<(), AppError> {
+        let field = |p: &str| {
+            if p.is_empty() {
+                "body".to_string()
+            } else {
+                p.to_string()
+            }
+        };
+        match value {
+            Value::String(s) if s.contains('\0') => Err(AppError::field(
+                &field(path),
+                "must not contain NUL (\\u0000) characters",
+            )),
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    let len = path.len();
+                    path.push_str(&format!("[{i}]"));
+                    refuse_nul(v, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            Value::Object(map) => {
+                for (k, v) in map {
+                    if k.contains('\0') {
+                        return Err(AppError::field(
+                            &field(path),
+                            "has a key with a NUL (\\u0000) character",
+                        ));
+                    }
+                    let len = path.len();
+                    if !path.is_empty() {
+                        path.push('.');
+                    }
+                    path.push_str(k);
+                    refuse_nul(v, path)?;
+                    path.truncate(len);
+                }
+                Ok(())
+            }
+            _ => Ok(()),
         }
     }
 }

@@ -394,12 +394,15 @@ pub async fn update(
                     _ => None,
                 };
                 let changes = SurveyChanges {
-                    name: b.name.map(|s| s.trim().to_string()),
-                    question: trim2(b.question),
-                    follow_up_question: trim2(b.follow_up_question),
-                    brand: trim2(b.brand),
-                    brand_color: b.brand_color.map(|o| o.map(|c| c.to_ascii_lowercase())),
-                    topic: trim2(b.topic),
+                    name: b.name.clone().map(|s| s.trim().to_string()),
+                    question: trim2(b.question.clone()),
+                    follow_up_question: trim2(b.follow_up_question.clone()),
+                    brand: trim2(b.brand.clone()),
+                    brand_color: b
+                        .brand_color
+                        .clone()
+                        .map(|o| o.map(|c| c.to_ascii_lowercase())),
+                    topic: trim2(b.topic.clone()),
                     locale: b.locale.map(|l| l.as_str().to_string()),
                     status: b.status.map(|s| s.as_str().to_string()),
                     public_slug,
@@ -410,6 +413,7 @@ pub async fn update(
                     archived_at: None,
                     followup_assignee: b
                         .followup_assignee
+                        .clone()
                         .map(|o| o.map(|a| a.trim().to_lowercase())),
                 };
                 crate::store::surveys::update(conn, &id, &changes)

@@ -203,24 +203,27 @@ pub fn gone(survey: &SurveyRow) -> HttpResponse {
     )
 }
 
-/// The 404 page for unknown URLs outside the API.
-pub fn not_found_html() -> String {
+/// The 404 page for unknown URLs outside the API, with the same security headers as every
+/// other page.
+pub fn unknown_url() -> HttpResponse {
     let chrome = Chrome::new(
         Locale::En,
         String::new(),
         Some(NEUTRAL_COLOR),
         "Page not found",
     );
-    MessagePage {
-        lang: chrome.lang,
-        title: "Page not found",
-        brand: &chrome.brand,
-        brand_css: &chrome.brand_css,
-        heading: "Page not found",
-        body: "This link does not lead anywhere. If it came from an email, it may have been copied incompletely.",
-    }
-    .render()
-    .unwrap_or_else(|_| "Page not found".into())
+    message(
+        StatusCode::NOT_FOUND,
+        &chrome,
+        "Page not found",
+        "This link does not lead anywhere. If it came from an email, it may have been copied incompletely.",
+    )
+}
+
+/// A 400 page: the request cannot be understood (e.g. a NUL character in the URL).
+pub fn bad_request(req: &HttpRequest, detail: &str) -> HttpResponse {
+    let chrome = Chrome::neutral(req, |_| "Bad request");
+    message(StatusCode::BAD_REQUEST, &chrome, "Bad request", detail)
 }
 
 /// An HTML answer with the page security headers. `inline_css` is the one `<style>` block
@@ -275,7 +278,11 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
-/// A 503 page when the database is unavailable, else a generic 500 page.
+/// Seconds a client is asked to wait after a 503.
+pub const RETRY_AFTER_SECONDS: &str = "5";
+
+/// A 503 page (with `Retry-After`) when the database is unavailable, else a generic 500
+/// page. After a POST it says plainly that nothing was saved and to send again.
 pub fn failure(req: &HttpRequest, e: crate::error::AppError) -> HttpResponse {
     let unavailable = matches!(e, crate::error::AppError::Unavailable(_));
     if unavailable {
@@ -283,21 +290,33 @@ pub fn failure(req: &HttpRequest, e: crate::error::AppError) -> HttpResponse {
     } else {
         tracing::error!(error = ?e, "page failed");
     }
-    let chrome = Chrome::neutral(req, |t| t.error_title);
-    let (status, heading, body) = if unavailable {
-        (
+    let chrome = Chrome::neutral(req, |t| t.unavailable_title);
+    let texts = chrome.texts;
+    if unavailable {
+        let body = if req.method() == actix_web::http::Method::POST {
+            texts.not_saved_body
+        } else {
+            texts.unavailable_body
+        };
+        let mut res = message(
             StatusCode::SERVICE_UNAVAILABLE,
-            "Temporarily unavailable",
-            "Please try again in a minute. Nothing you sent was lost.",
-        )
+            &chrome,
+            texts.unavailable_title,
+            body,
+        );
+        res.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
+        res
     } else {
-        (
+        message(
             StatusCode::INTERNAL_SERVER_ERROR,
+            &chrome,
             "Something went wrong",
             "Please try again later.",
         )
-    };
-    message(status, &chrome, heading, body)
+    }
 }
 
 /// The fields a survey form posts.
@@ -335,19 +354,25 @@ pub fn check_form(
         .as_deref()
         .map(|c| c.replace("\r\n", "\n").trim().to_string())
         .filter(|c| !c.is_empty());
-    let comment_error = comment
+    let too_long = comment
         .as_ref()
         .is_some_and(|c| c.chars().count() > MAX_COMMENT);
+    // NUL cannot be stored by PostgreSQL; both engines refuse it alike.
+    let nul = comment.as_ref().is_some_and(|c| c.contains('\0'));
+    let comment_error = too_long || nul;
     let mut errors = Vec::new();
     if score.is_none() {
         errors.push(texts.choose_score.to_string());
     }
-    if comment_error {
+    if too_long {
         errors.push(
             texts
                 .comment_too_long
                 .replace("{max}", &MAX_COMMENT.to_string()),
         );
+    }
+    if nul {
+        errors.push(texts.comment_invalid.to_string());
     }
     CheckedForm {
         score_error: score.is_none(),

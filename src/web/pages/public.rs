@@ -6,7 +6,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::survey::{
-    answered_page, checked_answer, closed, edit_closed, survey_page, thanks_page, FormState,
+    answered_page, checked_answer, closed, edit_closed, not_saved, survey_page, thanks_page,
+    FormState,
 };
 use super::{failure, gone, not_found, see_other, AnswerForm, Limiter};
 use crate::answers::{Answer, CommentChange};
@@ -143,7 +144,7 @@ pub async fn submit(
         survey: survey.clone(),
         invitation: None,
         score,
-        comment: CommentChange::Set(comment),
+        comment: CommentChange::Set(comment.clone()),
         channel: "public".into(),
         locale: Some(locale.as_str().into()),
         submission_id: Some(submission.clone()),
@@ -154,7 +155,15 @@ pub async fn submit(
             code: "edit_window_closed",
             ..
         }) => edit_closed(&survey),
-        Err(e) => failure(&req, e),
+        Err(e) => not_saved(
+            &req,
+            e,
+            &survey,
+            (score, comment.as_deref()),
+            &action,
+            Some(&submission),
+            true,
+        ),
     }
 }
 

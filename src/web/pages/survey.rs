@@ -198,7 +198,12 @@ pub fn checked_answer(
     match score {
         Some(score) => Ok((score, checked.comment)),
         None => {
-            let typed = form.comment.clone().unwrap_or_default();
+            // A NUL would not show; mark where it was so it can be removed.
+            let typed = form
+                .comment
+                .clone()
+                .unwrap_or_default()
+                .replace('\0', "\u{FFFD}");
             Err(Box::new(survey_page(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 survey,
@@ -217,6 +222,46 @@ pub fn checked_answer(
             )))
         }
     }
+}
+
+/// The form again, as it was sent, when the answer could not be stored because the database
+/// is briefly unavailable (503 with `Retry-After`): it says plainly that the answer was NOT
+/// saved and to press Send again. Any other failure is the generic error page.
+pub fn not_saved(
+    req: &HttpRequest,
+    e: AppError,
+    survey: &SurveyRow,
+    sent: (Score, Option<&str>),
+    action: &str,
+    submission_id: Option<&str>,
+    honeypot: bool,
+) -> HttpResponse {
+    if !matches!(e, AppError::Unavailable(_)) {
+        return failure(req, e);
+    }
+    tracing::warn!(error = %e, "answer not stored: storage unavailable");
+    let locale = Locale::parse(&survey.locale).unwrap_or_default();
+    let mut res = survey_page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        survey,
+        FormState {
+            action,
+            selected: Some(sent.0.value() as i64),
+            comment: sent.1.unwrap_or(""),
+            errors: vec![locale.page().not_saved_form.to_string()],
+            score_error: false,
+            comment_error: false,
+            submission_id,
+            honeypot,
+            preselect: None,
+            recorded: None,
+        },
+    );
+    res.headers_mut().insert(
+        actix_web::http::header::RETRY_AFTER,
+        actix_web::http::header::HeaderValue::from_static(super::RETRY_AFTER_SECONDS),
+    );
+    res
 }
 
 pub fn thanks_page(
@@ -420,7 +465,7 @@ pub async fn submit(
         survey: l.survey.clone(),
         invitation: Some(l.invitation),
         score,
-        comment: CommentChange::Set(comment),
+        comment: CommentChange::Set(comment.clone()),
         locale: Some(locale.as_str().into()),
         submission_id: None,
     };
@@ -434,7 +479,15 @@ pub async fn submit(
             code: "contact_erased",
             ..
         }) => invalid_link(&l.survey),
-        Err(e) => failure(&req, e),
+        Err(e) => not_saved(
+            &req,
+            e,
+            &l.survey,
+            (score, comment.as_deref()),
+            &action,
+            None,
+            false,
+        ),
     }
 }
 
