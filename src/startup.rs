@@ -113,7 +113,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             }))
             .app_data(crate::web::pages::form_config())
             .configure(|cfg| crate::web::pages::configure(cfg, &limiter))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .external_url_unchecked("/api-docs/openapi.json", doc.clone()),
+            )
             .route(
                 "/docs",
                 web::get().to(|| async {

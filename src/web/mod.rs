@@ -18,8 +18,12 @@ use tracing::Instrument;
 use crate::context::AppState;
 use crate::error::AppError;
 
-/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere.
+/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere. A documented route
+/// asked with a method it does not serve gets 405 with `Allow`.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if let Some(allowed) = api::allowed_methods(req.path()) {
+        return api::method_not_allowed(&req, &allowed);
+    }
     if req.path().starts_with("/api") {
         HttpResponse::NotFound().json(error::body(&AppError::NotFound("route")))
     } else {

@@ -14,5 +14,6 @@ mod openapi;
 mod ops;
 mod pages;
 mod reports;
+mod spec;
 mod surveys;
 mod webhooks;
