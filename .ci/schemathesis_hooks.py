@@ -57,6 +57,8 @@ def _range_ok(op, query):
             return False
         days = (end - start).days
         interval = query.get("interval")
+        if interval is not None and not isinstance(interval, str):
+            return True  # e.g. a repeated parameter: negative data, keep it
         if interval is None:
             interval = "day" if days <= 31 else "week" if days <= 182 else "month"
         per = {"day": 1, "week": 7, "month": 28}.get(interval)

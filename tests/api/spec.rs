@@ -320,7 +320,59 @@ async fn the_csv_export_has_properties_task_state_and_spreadsheet_times(app: Tes
     );
 }
 
+async fn nul_in_request_text_is_refused_on_both_engines(app: TestApp) {
+    let a = app
+        .post(
+            "/api/v1/contacts",
+            json!({"email": "n@example.com", "name": "a\u{0}b"}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.field("name"), ["must not contain NUL characters"]);
+    let s = app.nps_survey().await;
+    let a = app
+        .post(
+            &format!("/api/v1/surveys/{}/invitations", s["id"].as_str().unwrap()),
+            json!({"channel": "link", "contacts": [{"email": "m@example.com", "external_id": "x\u{0}"}]}),
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert_eq!(a.field("contacts[0].external_id").len(), 1, "{}", a.text);
+    // Free-form properties are stored as JSON text, where NUL is escaped.
+    let a = app
+        .post(
+            "/api/v1/contacts",
+            json!({"email": "n@example.com", "properties": {"note": "a\u{0}b"}}),
+        )
+        .await;
+    assert_eq!(a.status, 201, "{}", a.text);
+    assert_eq!(a.body["properties"]["note"], "a\u{0}b");
+}
+
+async fn webhook_urls_have_the_documented_shape(app: TestApp) {
+    for (url, ok) in [
+        ("http://127.0.0.1:45123/in", true),
+        ("https://crm.example.com/hooks?x=1#f", true),
+        ("https://crm.example.com:65535", true),
+        ("https://crm.example.com:65536", false),
+        ("https://crm.example.com/a b", false),
+        ("https://*.example.com/", false),
+        ("ftp://example.com/", false),
+        ("https://1.2.3.400/", false),
+    ] {
+        let a = app
+            .post(
+                "/api/v1/webhooks",
+                json!({"url": url, "events": ["response.created"]}),
+            )
+            .await;
+        assert_eq!(a.status == 201, ok, "{url}: {}", a.text);
+    }
+}
+
 both_engines!(
+    nul_in_request_text_is_refused_on_both_engines,
+    webhook_urls_have_the_documented_shape,
     report_ranges_accept_dates_offsets_and_an_unencoded_plus,
     one_answer_gets_an_honest_interval,
     methods_a_route_does_not_serve_get_405_with_allow,

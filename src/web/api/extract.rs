@@ -66,6 +66,7 @@ where
                 }
                 body.extend_from_slice(&chunk);
             }
+            super::query::refuse_nul_in_json(&body)?;
             let value = parse_json::<T>(&body)?;
             value.validate()?;
             Ok(ValidJson(value))

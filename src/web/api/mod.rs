@@ -198,6 +198,21 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
     }
 }
 
+/// The request bodies' schemas (their text fields refuse NUL).
+const REQUEST_SCHEMAS: [&str; 11] = [
+    "CreateApiKey",
+    "CreateSurvey",
+    "UpdateSurvey",
+    "ContactFields",
+    "BatchContact",
+    "CreateResponse",
+    "UpdateFollowup",
+    "CreateNote",
+    "CreateReply",
+    "CreateWebhook",
+    "CreateInvitations",
+];
+
 /// The white space that `str::trim` removes (Unicode `White_Space`), spelled out: the `\s` of
 /// Python and ECMAScript regexes differs from it (e.g. U+001C, U+FEFF).
 const WHITE_SPACE: &str =
@@ -205,6 +220,7 @@ const WHITE_SPACE: &str =
 
 /// Rules the derive macros cannot write, added to the generated document:
 /// - `pattern: "\S"` (not blank) becomes the exact class of non-white-space characters;
+/// - text in request bodies refuses NUL (`^[^\u0000]*$`), free-form `properties` aside;
 /// - `pattern: "TEMPLATE_TEXT"` becomes the grammar of survey questions: not blank, and every
 ///   `{…}` is `{brand}` or `{topic}` (an unclosed `{` at the end is text);
 /// - a contact names `email` or `external_id`, and its `properties` have 1 to 50 keys of 1 to
@@ -215,9 +231,9 @@ const WHITE_SPACE: &str =
 ///   with `survey_id`.
 fn refine(doc: &OpenApiDoc) -> serde_json::Value {
     use serde_json::{json, Value};
-    let not_blank = format!("[^{WHITE_SPACE}]");
+    let not_blank = format!("^[^\\u0000]*[^\\u0000{WHITE_SPACE}][^\\u0000]*$");
     let template = format!(
-        "^[{ws}]*(?:(?:[^{{{ws}]|\\{{(?:brand|topic)\\}})(?:[^{{]|\\{{(?:brand|topic)\\}})*(?:\\{{[^}}]*)?|\\{{[^}}]*)$",
+        "^[{ws}]*(?:(?:[^{{\\u0000{ws}]|\\{{(?:brand|topic)\\}})(?:[^{{\\u0000]|\\{{(?:brand|topic)\\}})*(?:\\{{[^}}\\u0000]*)?|\\{{[^}}\\u0000]*)$",
         ws = WHITE_SPACE
     );
     let mut v = serde_json::to_value(doc).unwrap_or_default();
@@ -242,6 +258,24 @@ fn refine(doc: &OpenApiDoc) -> serde_json::Value {
         }
     });
     let schemas = &mut v["components"]["schemas"];
+    // Request text is refused with NUL (see `query::refuse_nul_in_json`): say so.
+    for name in REQUEST_SCHEMAS {
+        if let Some(props) = schemas
+            .pointer_mut(&format!("/{name}/properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for (field, schema) in props.iter_mut() {
+                let is_text = match &schema["type"] {
+                    Value::String(t) => t == "string",
+                    Value::Array(ts) => ts.contains(&json!("string")),
+                    _ => false,
+                };
+                if is_text && field != "properties" && schema.get("pattern").is_none() {
+                    schema["pattern"] = json!("^[^\\u0000]*$");
+                }
+            }
+        }
+    }
     if let Some(contact) = schemas
         .get_mut("ContactFields")
         .and_then(Value::as_object_mut)

@@ -160,6 +160,50 @@ impl PartialSchema for QueryTime {
 
 impl ToSchema for QueryTime {}
 
+/// Refuses a JSON body with a NUL character in a string (422 naming the field): PostgreSQL
+/// cannot store NUL in text, so both engines refuse it. Free-form `properties` objects are
+/// stored as JSON text, where NUL is escaped, so they may hold it.
+pub fn refuse_nul_in_json(body: &[u8]) -> Result<(), AppError> {
+    // A NUL can only be written `\u0000` in JSON (a raw one is a syntax error).
+    if !body.windows(6).any(|w| w == b"\\u0000") {
+        return Ok(());
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Ok(()); // the parser reports the syntax error
+    };
+    fn find(v: &serde_json::Value, path: &str) -> Option<String> {
+        match v {
+            serde_json::Value::String(s) if s.contains('\0') => Some(path.to_string()),
+            serde_json::Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, x)| find(x, &format!("{path}[{i}]"))),
+            serde_json::Value::Object(map) => map.iter().find_map(|(k, x)| {
+                let at = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if k.contains('\0') {
+                    Some(at)
+                } else if k == "properties" {
+                    None
+                } else {
+                    find(x, &at)
+                }
+            }),
+            _ => None,
+        }
+    }
+    match find(&value, "") {
+        Some(path) => Err(AppError::field(
+            if path.is_empty() { "body" } else { &path },
+            "must not contain NUL characters",
+        )),
+        None => Ok(()),
+    }
+}
+
 /// The wire name of a unit enum variant (`InvitationStatus::Sent` → `sent`).
 pub fn enum_name<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_value(value)

@@ -47,7 +47,8 @@ port, and printable ASCII after it (percent-encode anything else)",
 }
 
 /// The shape the OpenAPI document states for a webhook URL:
-/// `^https?://(IPV4|([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*)(:[0-9]{1,4})?([/?#][!-~]*)?$`.
+/// `^https?://(IPV4|([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*)(:PORT)?([/?#][!-~]*)?$`, where PORT
+/// is 0 to 65535 (up to 4 digits with leading zeros, or 5 without).
 fn url_shape(value: &str) -> bool {
     let Some(rest) = value
         .strip_prefix("http://")
@@ -81,7 +82,13 @@ fn url_shape(value: &str) -> bool {
     }
     if let Some(port_and_more) = tail.strip_prefix(':') {
         let digits = port_and_more.bytes().take_while(u8::is_ascii_digit).count();
-        if !(1..=4).contains(&digits) {
+        let port = &port_and_more[..digits];
+        let fits = match digits {
+            1..=4 => true,
+            5 => !port.starts_with('0') && port.parse::<u32>().is_ok_and(|p| p <= 65535),
+            _ => false,
+        };
+        if !fits {
             return false;
         }
         tail = &port_and_more[digits..];
@@ -114,7 +121,7 @@ pub struct CreateWebhook {
     #[validate(custom(function = "http_url"))]
     #[schema(
         max_length = 2000,
-        pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:[0-9]{1,4})?([/?#][!-~]*)?$"
+        pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$"
     )]
     pub url: String,
     /// One or more distinct events.
