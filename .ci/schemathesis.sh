@@ -65,7 +65,7 @@ rm -rf "$report_dir"
 status=0
 (cd "$root/.ci" && SCHEMATHESIS_HOOKS=schemathesis_hooks PYTHONPATH="$root/.ci" st run "http://127.0.0.1:$port/api-docs/openapi.json" \
     --checks all \
-    --seed 20261125 \
+    --seed "${SCHEMATHESIS_SEED:-20261125}" \
     --max-time "$max_time" \
     --header "Authorization: Bearer $key" \
     --report junit --report-dir "$report_dir") || status=$?

@@ -82,7 +82,10 @@ fn range(
 /// NPS or CSAT with 95 % intervals, counts per score, a series per interval, a breakdown
 /// by a contact property, response rate, median time to answer, the change against the
 /// previous period of the same length, and the follow-up backlog. Aggregated in the
-/// database; buckets are UTC.
+/// database; buckets are UTC. Every ratio (`csat`, `response_rate`, their intervals and
+/// changes) is a percentage from 0 to 100; the NPS is from −100 to 100. `counts` lists every
+/// score of the scale in order. `nps_ci95` is an adjusted-Wald interval, honestly wide at
+/// small n.
 #[utoipa::path(
     operation_id = "survey_report",
     tag = "reports",
