@@ -48,6 +48,10 @@ async fn report_ranges_accept_dates_offsets_and_an_unencoded_plus(app: TestApp) 
     assert_eq!(a.status, 422, "{}", a.text);
     assert!(a.field("from")[0].contains("2026-11-23"), "{}", a.text);
     assert!(a.field("from")[0].contains("RFC 3339"), "{}", a.text);
+    // Years before 1970 are refused: the previous period would reach negative years.
+    let a = report("from=0001-01-01&to=0010-01-24").await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    assert!(a.field("from")[0].contains("1970"), "{}", a.text);
     let a = report("interval=year").await;
     assert_eq!(a.status, 422);
     assert!(a.field("interval")[0].contains("day"), "{}", a.text);

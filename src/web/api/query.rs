@@ -96,12 +96,20 @@ fn explain(message: &str) -> String {
 
 /// What a time parameter accepts, for error messages.
 pub const TIME_FORMAT: &str = "must be a date (2026-11-23, the start of that day in UTC) or an \
-RFC 3339 time (2026-11-23T09:30:00Z, 2026-11-23T09:30:00+01:00)";
+RFC 3339 time (2026-11-23T09:30:00Z, 2026-11-23T09:30:00+01:00), in 1970 or later";
+
+/// What the document states of a time parameter besides its format: a year from 1970.
+const YEAR_PATTERN: &str = "^(19[7-9][0-9]|[2-9][0-9]{3})-";
 
 /// Parses a time parameter: a date (its start, UTC) or an RFC 3339 time with `Z` or an
 /// offset, where a space before the offset stands for an unencoded `+`.
 pub fn parse_time(raw: &str) -> Option<DateTime<Utc>> {
     let raw = raw.trim_start();
+    // Years before 1970 (and so the negative years of a previous period) are refused.
+    let year = raw.get(..4).and_then(|y| y.parse::<u32>().ok());
+    if year.is_none_or(|y| y < 1970) {
+        return None;
+    }
     if raw.len() == 10 {
         return NaiveDate::parse_from_str(raw, "%Y-%m-%d")
             .ok()
@@ -144,7 +152,10 @@ impl PartialSchema for QueryTime {
                     .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                         utoipa::openapi::KnownFormat::Date,
                     )))
-                    .description(Some("A date: the start of that day in UTC")),
+                    .pattern(Some(YEAR_PATTERN))
+                    .description(Some(
+                        "A date (in 1970 or later): the start of that day in UTC",
+                    )),
             )
             .item(
                 ObjectBuilder::new()
@@ -152,7 +163,10 @@ impl PartialSchema for QueryTime {
                     .format(Some(utoipa::openapi::SchemaFormat::KnownFormat(
                         utoipa::openapi::KnownFormat::DateTime,
                     )))
-                    .description(Some("An RFC 3339 time with `Z` or an offset")),
+                    .pattern(Some(YEAR_PATTERN))
+                    .description(Some(
+                        "An RFC 3339 time with `Z` or an offset (in 1970 or later)",
+                    )),
             )
             .into()
     }
@@ -276,6 +290,9 @@ mod tests {
         );
         assert!(t("2026-11-23T09:30:00").is_none());
         assert!(t("2026-02-30").is_none());
+        assert!(t("1969-12-31").is_none());
+        assert!(t("0001-01-01T00:00:00Z").is_none());
+        assert!(t("1970-01-01T00:30:00+01:00").is_some());
         assert!(t("yesterday").is_none());
     }
 
