@@ -7,9 +7,12 @@ WORKDIR /src
 RUN apt-get update \
     && apt-get install -y --no-install-recommends pkg-config libssl-dev make perl \
     && rm -rf /var/lib/apt/lists/*
-COPY Cargo.toml Cargo.lock build.rs ./
+# Everything the build reads: the manifest names benches/dispatch.rs, askama.toml tells
+# askama where the templates are. `.ci/docker-context-check.sh` builds from exactly these.
+COPY Cargo.toml Cargo.lock build.rs askama.toml ./
 COPY src ./src
 COPY migrations ./migrations
+COPY benches ./benches
 RUN cargo build --release --locked --bin closeloop
 
 # Runtime stage: a small Debian with CA certificates and an unprivileged user.
@@ -22,7 +25,10 @@ RUN apt-get update \
 COPY --from=build /src/target/release/closeloop /usr/local/bin/closeloop
 USER 10001
 WORKDIR /var/lib/closeloop
+# Set PUBLIC_URL to the address customers reach (e.g. https://surveys.example.com): it is the
+# base of every link put in an email. Set SMTP_URL to send mail instead of writing .eml files.
 ENV BIND_ADDR=0.0.0.0:8080 \
+    PUBLIC_URL=http://localhost:8080 \
     DATABASE_URL=sqlite:///var/lib/closeloop/closeloop.db \
     OUTBOX_DIR=/var/lib/closeloop/outbox
 EXPOSE 8080

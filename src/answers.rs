@@ -102,7 +102,8 @@ pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppErr
 /// Records an answer inside the caller's transaction: the response (a second answer for
 /// the same invitation updates the one response within the edit window, 409
 /// `edit_window_closed` after it, also under concurrent submits), the invitation becomes
-/// `responded`, the contact's `last_responded_at` is set, the rollups count it, the feedback
+/// `responded`, the contact's `last_responded_at` is set (an invitation of an erased contact
+/// is refused: 409 `contact_erased`), the rollups count it, the feedback
 /// loop reacts and webhook events are queued.
 pub fn record_in_tx(
     conn: &mut DbConnection,
@@ -118,8 +119,16 @@ pub fn record_in_tx(
     // For an invitation, one query reads its delivery state and its current response.
     let (delivery, current) = match &a.invitation {
         Some(inv) => {
-            let (sent_at, responded_at, current_id) = responses::invitation_state(conn, &inv.id)?;
-            let current = match current_id {
+            let st = responses::invitation_state(conn, &inv.id)?;
+            // An erased person's links are dead: nothing is stored, no task changes.
+            if st.contact_erased_at.is_some() {
+                return Err(AppError::conflict(
+                    "contact_erased",
+                    "the contact of this invitation was erased; it takes no answer",
+                ));
+            }
+            let (sent_at, responded_at) = (st.sent_at, st.responded_at);
+            let current = match st.response_id {
                 Some(id) => Some(responses::get(conn, &id)?),
                 None => None,
             };

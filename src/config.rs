@@ -84,6 +84,8 @@ pub struct Settings {
     /// Public link requests per minute per client, and the burst allowed.
     pub public_link_per_minute: u32,
     pub public_link_burst: u32,
+    /// Proxies whose `Forwarded` / `X-Forwarded-For` name the client (`TRUSTED_PROXIES`).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Hours until a new follow-up is due.
     pub followup_sla_hours: u32,
     /// Count the SLA in business hours (Monday to Friday, UTC) instead of clock hours.
@@ -100,6 +102,18 @@ pub struct Settings {
     pub webhook_retry_base_seconds: u64,
     /// Per-request timeout of a webhook delivery (connect and answer).
     pub webhook_timeout_seconds: u64,
+    /// How long a claim on a queued email or invitation lasts without a heartbeat; a live
+    /// worker extends it every third of it.
+    pub email_lease_seconds: u64,
+    /// The same for webhook deliveries.
+    pub webhook_lease_seconds: u64,
+    /// This process's stable name on its queue claims (`INSTANCE_ID`); unset: the host name
+    /// and the bound port (see `Settings::instance_id`).
+    pub instance_id: Option<String>,
+    /// Grace period before a new follow-up's alert goes out, so it carries the final answer.
+    pub alert_delay_seconds: u64,
+    /// A background worker that has not looped for this long makes `/readyz` answer 503.
+    pub worker_stall_seconds: u64,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -276,6 +290,24 @@ impl Settings {
         )?;
         let public_link_burst =
             number(get("PUBLIC_LINK_BURST"), "PUBLIC_LINK_BURST", 20, 1, 10_000)?;
+        let trusted_proxies = match get("TRUSTED_PROXIES") {
+            None => Vec::new(),
+            Some(v) => v
+                .split([',', ' '])
+                .filter(|p| !p.trim().is_empty())
+                .map(|p| {
+                    let p = p.trim();
+                    p.parse::<ipnet::IpNet>()
+                        .or_else(|_| p.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+                        .map_err(|_| {
+                            bad(
+                                "TRUSTED_PROXIES",
+                                format!("must be a comma-separated list of addresses or CIDRs such as 10.0.0.0/8, not {p:?}"),
+                            )
+                        })
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+        };
         let followup_sla_hours =
             number(get("FOLLOWUP_SLA_HOURS"), "FOLLOWUP_SLA_HOURS", 48, 1, 8760)?;
         let followup_sla_business_days = flag(
@@ -328,6 +360,47 @@ impl Settings {
             300,
         )?;
 
+        let email_lease_seconds = number(
+            get("EMAIL_LEASE_SECONDS"),
+            "EMAIL_LEASE_SECONDS",
+            300,
+            3,
+            86400,
+        )?;
+        let webhook_lease_seconds = number(
+            get("WEBHOOK_LEASE_SECONDS"),
+            "WEBHOOK_LEASE_SECONDS",
+            300,
+            3,
+            86400,
+        )?;
+        let instance_id = match get("INSTANCE_ID").map(|v| v.trim().to_string()) {
+            None => None,
+            Some(v) if v.len() <= 200 && v.chars().all(|c| c.is_ascii_graphic()) => Some(v),
+            Some(v) => {
+                return Err(bad(
+                    "INSTANCE_ID",
+                    format!(
+                        "must be 1 to 200 printable ASCII characters without spaces, not {v:?}"
+                    ),
+                ))
+            }
+        };
+        let alert_delay_seconds = number(
+            get("ALERT_DELAY_SECONDS"),
+            "ALERT_DELAY_SECONDS",
+            120,
+            0,
+            86400,
+        )?;
+        let worker_stall_seconds = number(
+            get("WORKER_STALL_SECONDS"),
+            "WORKER_STALL_SECONDS",
+            120,
+            1,
+            86400,
+        )?;
+
         Ok(Settings {
             database_url,
             db_pool_size,
@@ -350,6 +423,7 @@ impl Settings {
             dispatcher,
             public_link_per_minute,
             public_link_burst,
+            trusted_proxies,
             followup_sla_hours,
             followup_sla_business_days,
             followup_resolve_on_raise,
@@ -358,8 +432,43 @@ impl Settings {
             webhook_max_attempts,
             webhook_retry_base_seconds,
             webhook_timeout_seconds,
+            email_lease_seconds,
+            webhook_lease_seconds,
+            instance_id,
+            alert_delay_seconds,
+            worker_stall_seconds,
         })
     }
+
+    /// The name this process puts on its queue claims: `INSTANCE_ID`, else
+    /// `{host name}:{port}` with the port actually bound. A restarted process with the same
+    /// name takes its previous claims back at once (instead of waiting for their lease), so
+    /// the name must be stable across restarts and unique among live replicas: the host
+    /// name and port are, for one process per host and port (a container keeps its host
+    /// name across restarts; a StatefulSet pod keeps it across reschedules).
+    pub fn instance_id(&self, bound_port: u16) -> String {
+        match &self.instance_id {
+            Some(id) => id.clone(),
+            None => format!("{}:{bound_port}", host_name()),
+        }
+    }
+
+    /// How long a worker may go without a beat before `/readyz` calls it stalled: at least
+    /// `WORKER_STALL_SECONDS`, and three idle polls.
+    pub fn stall_seconds(&self) -> u64 {
+        self.worker_stall_seconds
+            .max(self.dispatch_interval_ms.saturating_mul(3) / 1000 + 1)
+    }
+}
+
+/// The machine's host name (Linux), else `HOSTNAME`, else `localhost`.
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }
 
 #[cfg(test)]
@@ -435,6 +544,11 @@ mod tests {
             ("WEBHOOK_MAX_ATTEMPTS", "0"),
             ("WEBHOOK_RETRY_BASE_SECONDS", "-1"),
             ("WEBHOOK_TIMEOUT_SECONDS", "0"),
+            ("EMAIL_LEASE_SECONDS", "1"),
+            ("WEBHOOK_LEASE_SECONDS", "x"),
+            ("INSTANCE_ID", "a b"),
+            ("ALERT_DELAY_SECONDS", "-5"),
+            ("WORKER_STALL_SECONDS", "0"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

@@ -1,11 +1,158 @@
-//! Contacts: erasing a person's data (the right to be forgotten), for every front door.
+//! Contacts: erasing a person's data (the right to be forgotten), unsubscribing and
+//! re-subscribing, for every front door (the unsubscribe page and the API).
 
+use chrono::{NaiveDateTime, TimeDelta};
 use diesel::Connection;
 
 use crate::context::AppState;
 use crate::domain::now;
 use crate::error::AppError;
+use crate::store::models::{ContactRow, SurveyRow};
 use crate::store::{contacts, emails, followups, invitations, responses};
+
+/// How long after unsubscribing the customer can undo it from the unsubscribe page.
+pub const RESUBSCRIBE_DAYS: i64 = 30;
+
+/// `ada@example.com` → `a•••@example.com`: enough for a person to recognise their address,
+/// not enough to learn someone else's from a forwarded link.
+pub fn mask_email(email: &str) -> String {
+    match email.split_once('@') {
+        Some((local, domain)) => {
+            let first: String = local.chars().take(1).collect();
+            format!("{first}•••@{domain}")
+        }
+        None => "•••".to_string(),
+    }
+}
+
+/// What the unsubscribe page of an invitation shows.
+#[derive(Debug, Clone)]
+pub struct Subscription {
+    pub survey: SurveyRow,
+    pub contact_id: String,
+    /// The address, masked; none once the contact is erased.
+    pub masked_email: Option<String>,
+    pub unsubscribed_at: Option<NaiveDateTime>,
+    /// Until when the page offers to re-subscribe (none: not offered).
+    pub resubscribe_until: Option<NaiveDateTime>,
+}
+
+fn subscription(contact: &ContactRow, survey: SurveyRow) -> Subscription {
+    let erased = contact.erased_at.is_some();
+    Subscription {
+        survey,
+        contact_id: contact.id.clone(),
+        masked_email: contact.email.as_deref().filter(|_| !erased).map(mask_email),
+        unsubscribed_at: contact.unsubscribed_at,
+        resubscribe_until: contact
+            .unsubscribed_at
+            .filter(|_| !erased)
+            .map(|t| t + TimeDelta::days(RESUBSCRIBE_DAYS))
+            .filter(|until| now() <= *until),
+    }
+}
+
+/// What the unsubscribe page does with the contact of an invitation's token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubscriptionChange {
+    /// Only look (GET).
+    None,
+    Unsubscribe,
+    Resubscribe,
+}
+
+/// The subscription state of the contact of `token` after `change`; `None` for an unknown
+/// token. Unsubscribing is idempotent; re-subscribing is allowed for `RESUBSCRIBE_DAYS`
+/// after unsubscribing (409 `resubscribe_window_closed` after, 410-like
+/// `contact_erased` for an erased contact). Both changes are logged.
+pub async fn by_token(
+    state: &AppState,
+    token: &str,
+    change: SubscriptionChange,
+) -> Result<Option<Subscription>, AppError> {
+    let token = token.to_string();
+    let write = change != SubscriptionChange::None;
+    let work = move |conn: &mut crate::store::DbConnection| {
+        conn.transaction(|conn| {
+            let Some(invitation) = invitations::find_by_token(conn, &token)? else {
+                return Ok(None);
+            };
+            let survey = crate::store::surveys::get(conn, &invitation.survey_id)?;
+            let Some(contact) = contacts::find_any(conn, &invitation.contact_id)? else {
+                return Ok(None);
+            };
+            match change {
+                SubscriptionChange::None => {}
+                SubscriptionChange::Unsubscribe => {
+                    if contact.unsubscribed_at.is_none() {
+                        tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact unsubscribed");
+                    }
+                    contacts::unsubscribe(conn, &contact.id)?;
+                }
+                SubscriptionChange::Resubscribe => {
+                    let before = subscription(&contact, survey.clone());
+                    if contact.erased_at.is_some() {
+                        return Err(AppError::conflict(
+                            "contact_erased",
+                            "the contact of this invitation was erased",
+                        ));
+                    }
+                    if contact.unsubscribed_at.is_some() {
+                        if before.resubscribe_until.is_none() {
+                            return Err(AppError::conflict(
+                                "resubscribe_window_closed",
+                                format!(
+                                    "re-subscribing from the page is possible for {RESUBSCRIBE_DAYS} days after unsubscribing"
+                                ),
+                            ));
+                        }
+                        contacts::resubscribe(conn, &contact.id)?;
+                        tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact re-subscribed");
+                    }
+                }
+            }
+            let contact = contacts::find_any(conn, &contact.id)?.unwrap_or(contact);
+            Ok(Some(subscription(&contact, survey)))
+        })
+    };
+    if write {
+        state.db.write(work).await
+    } else {
+        state.db.run(work).await
+    }
+}
+
+/// Unsubscribes (`true`) or re-subscribes (`false`) a contact on an admin's request (the
+/// API), with no time limit; logged with who asked.
+pub async fn set_unsubscribed(
+    state: &AppState,
+    id: &str,
+    unsubscribed: bool,
+    actor: &str,
+) -> Result<ContactRow, AppError> {
+    let id = id.to_string();
+    let actor = actor.to_string();
+    state
+        .db
+        .write(move |conn| {
+            conn.transaction(|conn| {
+                let before = contacts::get(conn, &id)?;
+                match (unsubscribed, before.unsubscribed_at.is_some()) {
+                    (true, false) => {
+                        contacts::unsubscribe(conn, &id)?;
+                        tracing::info!(contact = %id, by = %actor, via = "api", "contact unsubscribed");
+                    }
+                    (false, true) => {
+                        contacts::resubscribe(conn, &id)?;
+                        tracing::info!(contact = %id, by = %actor, via = "api", "contact re-subscribed");
+                    }
+                    _ => {}
+                }
+                contacts::get(conn, &id)
+            })
+        })
+        .await
+}
 
 /// Erases a person: name, email, external id and properties are cleared, their comments and
 /// the follow-up notes about them are blanked, pending invitations are cancelled and queued

@@ -20,4 +20,6 @@ pub struct AppState {
     pub wake_dispatcher: Arc<Notify>,
     /// Wakes the webhook worker when deliveries are queued (after the commit).
     pub wake_webhooks: Arc<Notify>,
+    /// This process's name on its queue claims (see `Settings::instance_id`).
+    pub instance_id: Arc<str>,
 }

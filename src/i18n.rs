@@ -41,11 +41,11 @@ impl Locale {
                 "Wie wahrscheinlich ist es, dass Sie {brand} einem Freund oder Kollegen empfehlen?"
             }
             (Locale::Fr, SurveyKind::Nps) => {
-                "Quelle est la probabilité que vous recommandiez {brand} à un ami ou un collègue ?"
+                "Quelle est la probabilité que vous recommandiez {brand} à un ami ou un collègue\u{202F}?"
             }
             (Locale::En, SurveyKind::Csat) => "How satisfied were you with {topic}?",
             (Locale::De, SurveyKind::Csat) => "Wie zufrieden waren Sie mit {topic}?",
-            (Locale::Fr, SurveyKind::Csat) => "Dans quelle mesure êtes-vous satisfait de {topic} ?",
+            (Locale::Fr, SurveyKind::Csat) => "Dans quelle mesure êtes-vous satisfait de {topic}\u{202F}?",
         }
     }
 
@@ -53,7 +53,7 @@ impl Locale {
         match self {
             Locale::En => "What is the main reason for your score?",
             Locale::De => "Was ist der wichtigste Grund für Ihre Bewertung?",
-            Locale::Fr => "Quelle est la principale raison de votre note ?",
+            Locale::Fr => "Quelle est la principale raison de votre note\u{202F}?",
         }
     }
 
@@ -87,6 +87,8 @@ pub struct EmailTexts {
     /// `{brand}` is filled in.
     pub footer: &'static str,
     pub unsubscribe: &'static str,
+    /// What goes between a label and its value: `": "`, in French `"\u{202F}: "`.
+    pub colon: &'static str,
 }
 
 impl Locale {
@@ -97,21 +99,22 @@ impl Locale {
                 reminder_prefix: "Reminder: ",
                 greeting_named: "Hi {name},",
                 greeting: "Hi,",
-                instruction: "Click a score to answer. It takes a few seconds.",
+                instruction: "Choose a score, then press Send on the page that opens. It takes a few seconds.",
                 nps_low: "Not at all likely",
                 nps_high: "Extremely likely",
-                csat_low: "Very unsatisfied",
+                csat_low: "Very dissatisfied",
                 csat_high: "Very satisfied",
                 open_in_browser: "Or answer in your browser:",
-                footer: "You receive this email because you are a customer of {brand}.",
+                footer: "You are receiving this email because you are a customer of {brand}.",
                 unsubscribe: "Unsubscribe from these surveys",
+                colon: ": ",
             },
             Locale::De => &EmailTexts {
                 subject: "Eine kurze Frage von {brand}",
                 reminder_prefix: "Erinnerung: ",
                 greeting_named: "Hallo {name},",
                 greeting: "Hallo,",
-                instruction: "Klicken Sie auf eine Bewertung. Es dauert nur wenige Sekunden.",
+                instruction: "Wählen Sie eine Bewertung und klicken Sie dann auf der geöffneten Seite auf „Senden“. Es dauert nur wenige Sekunden.",
                 nps_low: "Überhaupt nicht wahrscheinlich",
                 nps_high: "Äußerst wahrscheinlich",
                 csat_low: "Sehr unzufrieden",
@@ -119,21 +122,22 @@ impl Locale {
                 open_in_browser: "Oder antworten Sie im Browser:",
                 footer: "Sie erhalten diese E-Mail, weil Sie Kunde von {brand} sind.",
                 unsubscribe: "Diese Umfragen abbestellen",
+                colon: ": ",
             },
             Locale::Fr => &EmailTexts {
                 subject: "Une petite question de {brand}",
-                reminder_prefix: "Rappel : ",
+                reminder_prefix: "Rappel\u{202F}: ",
                 greeting_named: "Bonjour {name},",
                 greeting: "Bonjour,",
-                instruction:
-                    "Cliquez sur une note pour répondre. Cela ne prend que quelques secondes.",
+                instruction: "Choisissez une note, puis appuyez sur «\u{202F}Envoyer\u{202F}» sur la page qui s'ouvre. Cela ne prend que quelques secondes.",
                 nps_low: "Pas du tout probable",
                 nps_high: "Très probable",
                 csat_low: "Très insatisfait",
                 csat_high: "Très satisfait",
-                open_in_browser: "Ou répondez dans votre navigateur :",
+                open_in_browser: "Ou répondez dans votre navigateur\u{202F}:",
                 footer: "Vous recevez cet e-mail parce que vous êtes client de {brand}.",
                 unsubscribe: "Se désabonner de ces enquêtes",
+                colon: "\u{202F}: ",
             },
         }
     }
@@ -170,6 +174,31 @@ pub struct PageTexts {
     /// `{brand}` is filled in.
     pub unsubscribed_body: &'static str,
     pub scale_hint: &'static str,
+    /// What goes between a label and its value: `": "`, in French `"\u{202F}: "`.
+    pub colon: &'static str,
+    /// After "Your score: N," on a page opened from an email's score link.
+    pub not_sent_yet: &'static str,
+    /// The second submit button, under the comment, when Send sits under the scale.
+    pub send_with_comment: &'static str,
+    /// `{score}` and `{date}` are filled in.
+    pub answered_on: &'static str,
+    /// `{date}` is filled in.
+    pub change_until: &'static str,
+    pub your_answer: &'static str,
+    pub your_comment: &'static str,
+    pub comment_saved: &'static str,
+    pub email_address: &'static str,
+    pub resubscribe_button: &'static str,
+    /// `{date}` is filled in.
+    pub resubscribe_hint: &'static str,
+    pub resubscribed_title: &'static str,
+    /// `{brand}` is filled in.
+    pub resubscribed_body: &'static str,
+    pub invalid_title: &'static str,
+    pub invalid_body: &'static str,
+    /// Title of the neutral error pages (no survey known).
+    pub error_title: &'static str,
+    pub months: [&'static str; 12],
 }
 
 impl Locale {
@@ -202,6 +231,23 @@ impl Locale {
                 unsubscribed_title: "You are unsubscribed",
                 unsubscribed_body: "You will not receive feedback surveys from {brand} any more.",
                 scale_hint: "Choose a score",
+                colon: ": ",
+                not_sent_yet: "not sent yet",
+                send_with_comment: "Send with comment",
+                answered_on: "You answered {score} on {date}.",
+                change_until: "You can change your answer until {date}.",
+                your_answer: "Your answer",
+                your_comment: "Your comment",
+                comment_saved: "Your comment was saved.",
+                email_address: "Email address",
+                resubscribe_button: "Re-subscribe",
+                resubscribe_hint: "Changed your mind? You can re-subscribe until {date}.",
+                resubscribed_title: "You are subscribed again",
+                resubscribed_body: "You may receive feedback surveys from {brand} again.",
+                invalid_title: "This link is no longer valid",
+                invalid_body: "This survey link has been deactivated. There is nothing more to do.",
+                error_title: "Error",
+                months: ["January", "February", "March", "April", "May", "June", "July", "August", "September", "October", "November", "December"],
             },
             Locale::De => &PageTexts {
                 send: "Senden",
@@ -230,20 +276,37 @@ impl Locale {
                 unsubscribed_title: "Sie sind abgemeldet",
                 unsubscribed_body: "Sie erhalten keine Feedback-Umfragen von {brand} mehr.",
                 scale_hint: "Wählen Sie eine Bewertung",
+                colon: ": ",
+                not_sent_yet: "noch nicht gesendet",
+                send_with_comment: "Mit Kommentar senden",
+                answered_on: "Sie haben am {date} mit {score} geantwortet.",
+                change_until: "Sie können Ihre Antwort bis {date} ändern.",
+                your_answer: "Ihre Antwort",
+                your_comment: "Ihr Kommentar",
+                comment_saved: "Ihr Kommentar wurde gespeichert.",
+                email_address: "E-Mail-Adresse",
+                resubscribe_button: "Wieder anmelden",
+                resubscribe_hint: "Anders entschieden? Sie können sich bis zum {date} wieder anmelden.",
+                resubscribed_title: "Sie sind wieder angemeldet",
+                resubscribed_body: "Sie können wieder Feedback-Umfragen von {brand} erhalten.",
+                invalid_title: "Dieser Link ist nicht mehr gültig",
+                invalid_body: "Dieser Umfragelink wurde deaktiviert. Sie müssen nichts weiter tun.",
+                error_title: "Fehler",
+                months: ["Januar", "Februar", "März", "April", "Mai", "Juni", "Juli", "August", "September", "Oktober", "November", "Dezember"],
             },
             Locale::Fr => &PageTexts {
                 send: "Envoyer",
                 save_comment: "Enregistrer le commentaire",
                 comment_hint: "Facultatif",
-                thanks_title: "Merci !",
+                thanks_title: "Merci\u{202F}!",
                 thanks_body: "Votre réponse a été enregistrée.",
                 your_score: "Votre note",
                 change_answer: "Modifier votre réponse",
-                add_comment: "Souhaitez-vous ajouter quelque chose ?",
+                add_comment: "Souhaitez-vous ajouter quelque chose\u{202F}?",
                 saved: "Enregistré.",
                 choose_score: "Veuillez choisir une note.",
                 comment_too_long: "Veuillez limiter votre commentaire à {max} caractères.",
-                fix_below: "Veuillez vérifier votre réponse :",
+                fix_below: "Veuillez vérifier votre réponse\u{202F}:",
                 not_found_title: "Enquête introuvable",
                 not_found_body: "Ce lien ne mène à aucune enquête. S'il provient d'un e-mail, il a peut-être été copié de façon incomplète.",
                 gone_title: "Cette enquête est close",
@@ -253,12 +316,45 @@ impl Locale {
                 too_many_title: "Trop de requêtes",
                 too_many_body: "Veuillez patienter une minute puis réessayer.",
                 unsubscribe_title: "Se désabonner",
-                unsubscribe_body: "Ne plus recevoir d'enquêtes de satisfaction de {brand} ?",
+                unsubscribe_body: "Ne plus recevoir d'enquêtes de satisfaction de {brand}\u{202F}?",
                 unsubscribe_button: "Se désabonner",
                 unsubscribed_title: "Vous êtes désabonné",
                 unsubscribed_body: "Vous ne recevrez plus d'enquêtes de satisfaction de {brand}.",
                 scale_hint: "Choisissez une note",
+                colon: "\u{202F}: ",
+                not_sent_yet: "pas encore envoyée",
+                send_with_comment: "Envoyer avec le commentaire",
+                answered_on: "Vous avez répondu {score} le {date}.",
+                change_until: "Vous pouvez modifier votre réponse jusqu'au {date}.",
+                your_answer: "Votre réponse",
+                your_comment: "Votre commentaire",
+                comment_saved: "Votre commentaire a été enregistré.",
+                email_address: "Adresse e-mail",
+                resubscribe_button: "Se réabonner",
+                resubscribe_hint: "Vous avez changé d'avis\u{202F}? Vous pouvez vous réabonner jusqu'au {date}.",
+                resubscribed_title: "Vous êtes de nouveau abonné",
+                resubscribed_body: "Vous pourrez de nouveau recevoir des enquêtes de satisfaction de {brand}.",
+                invalid_title: "Ce lien n'est plus valide",
+                invalid_body: "Ce lien d'enquête a été désactivé. Vous n'avez rien d'autre à faire.",
+                error_title: "Erreur",
+                months: ["janvier", "février", "mars", "avril", "mai", "juin", "juillet", "août", "septembre", "octobre", "novembre", "décembre"],
             },
+        }
+    }
+
+    /// A UTC time as people of this locale write it, e.g. `25 November 2026, 14:03 UTC`,
+    /// `25. November 2026, 14:03 UTC`, `25 novembre 2026, 14:03 UTC`.
+    pub fn datetime(self, t: chrono::NaiveDateTime) -> String {
+        format!("{}, {} UTC", self.date(t.date()), t.format("%H:%M"))
+    }
+
+    /// A date, e.g. `25 November 2026`, `25. November 2026`, `25 novembre 2026`.
+    pub fn date(self, d: chrono::NaiveDate) -> String {
+        use chrono::Datelike;
+        let month = self.page().months[d.month0() as usize];
+        match self {
+            Locale::De => format!("{}. {month} {}", d.day(), d.year()),
+            _ => format!("{} {month} {}", d.day(), d.year()),
         }
     }
 

@@ -102,8 +102,16 @@ fn main() -> ExitCode {
 fn serve(settings: Settings) -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         let engine = settings.database_url.engine_name();
+        let public_url = settings.public_url.to_string();
+        let mut addr = settings.bind_addr;
         let app = closeloop::startup::Application::build(settings).await?;
-        tracing::info!(port = app.port(), engine, "closeloop is serving");
+        addr.set_port(app.port());
+        tracing::info!(
+            url = %format!("http://{addr}/"),
+            public_url = %public_url,
+            engine,
+            "closeloop is serving; API docs at /docs/"
+        );
         app.run_until_stopped().await?;
         tracing::info!("closeloop stopped");
         Ok(())

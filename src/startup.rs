@@ -58,7 +58,9 @@ impl Application {
             &settings.outbox_dir,
             settings.smtp_pool_size,
         )?;
+        let instance_id = settings.instance_id(port).into();
         let state = web::Data::new(AppState {
+            instance_id,
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
@@ -98,10 +100,11 @@ impl Application {
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
     let doc = crate::web::api::openapi();
     let workers = state.settings.http_workers;
-    let limiter = crate::web::pages::public_link_limiter(
+    let limiter = web::Data::new(crate::web::pages::Limiter::new(
         state.settings.public_link_per_minute,
         state.settings.public_link_burst,
-    );
+        state.settings.trusted_proxies.clone(),
+    ));
     let server = actix_web::HttpServer::new(move || {
         let (app, _) = crate::web::api::app_and_doc();
         app.app_data(state.clone())
@@ -112,7 +115,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                 AppError::BadRequest(format!("invalid path: {err}")).into()
             }))
             .app_data(crate::web::pages::form_config())
-            .configure(|cfg| crate::web::pages::configure(cfg, &limiter))
+            .app_data(limiter.clone())
+            .configure(crate::web::pages::configure)
             .service(
                 SwaggerUi::new("/docs/{_:.*}")
                     .external_url_unchecked("/api-docs/openapi.json", doc.clone()),

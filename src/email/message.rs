@@ -25,6 +25,8 @@ struct SurveyHtml<'a> {
     lang: &'a str,
     subject: &'a str,
     brand: &'a str,
+    /// The brand colour where it meets white (see `on_white`).
+    brand_ink: &'a str,
     color: &'a str,
     button_text: &'a str,
     link_color: &'a str,
@@ -45,6 +47,7 @@ struct SurveyHtml<'a> {
 #[derive(Template)]
 #[template(path = "email/survey.txt")]
 struct SurveyText<'a> {
+    colon: &'a str,
     greeting: &'a str,
     question: &'a str,
     instruction: &'a str,
@@ -68,34 +71,98 @@ pub struct SurveyEmail<'a> {
     pub reminder: bool,
 }
 
-/// Text colour that reads well on `background` (`#rrggbb`): dark on light colours, else white.
-pub fn text_on(background: &str) -> &'static str {
+/// The relative luminance of a `#rrggbb` colour (WCAG 2.x); unreadable input counts as black.
+pub fn luminance(color: &str) -> f64 {
     let channel = |i: usize| {
-        u8::from_str_radix(background.get(i..i + 2).unwrap_or("00"), 16).unwrap_or(0) as f64 / 255.0
+        color
+            .get(i..i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .unwrap_or(0) as f64
+            / 255.0
     };
     let lin = |c: f64| {
-        if c <= 0.03928 {
+        if c <= 0.04045 {
             c / 12.92
         } else {
             ((c + 0.055) / 1.055).powf(2.4)
         }
     };
-    let luminance = 0.2126 * lin(channel(1)) + 0.7152 * lin(channel(3)) + 0.0722 * lin(channel(5));
-    // Contrast against white is (1.05)/(L+0.05); below 4.5:1 use dark text.
-    if 1.05 / (luminance + 0.05) < 4.5 {
-        "#1f2328"
-    } else {
+    0.2126 * lin(channel(1)) + 0.7152 * lin(channel(3)) + 0.0722 * lin(channel(5))
+}
+
+/// The WCAG contrast ratio of two `#rrggbb` colours (1 to 21).
+pub fn contrast(a: &str, b: &str) -> f64 {
+    let (la, lb) = (luminance(a), luminance(b));
+    (la.max(lb) + 0.05) / (la.min(lb) + 0.05)
+}
+
+/// The contrast that text needs (WCAG 2.x AA, normal text).
+pub const MIN_CONTRAST: f64 = 4.5;
+
+/// Text colour that reads well on `background` (`#rrggbb`): white when it reaches 4.5:1,
+/// else dark.
+pub fn text_on(background: &str) -> &'static str {
+    if contrast(background, "#ffffff") >= MIN_CONTRAST {
         "#ffffff"
+    } else {
+        "#1f2328"
     }
+}
+
+/// The brand colour where it meets white (text, links, edges on a white page): the colour
+/// itself when it reaches 4.5:1 against white, else a darker variant of the same hue that
+/// does (`#ffd400` becomes a dark ochre).
+pub fn on_white(color: &str) -> String {
+    let valid = color.len() == 7
+        && color.starts_with('#')
+        && color[1..].chars().all(|c| c.is_ascii_hexdigit());
+    if !valid {
+        return DEFAULT_COLOR.to_string();
+    }
+    if contrast(color, "#ffffff") >= MIN_CONTRAST {
+        return color.to_ascii_lowercase();
+    }
+    let rgb: Vec<f64> = (0..3)
+        .map(|i| u8::from_str_radix(&color[1 + 2 * i..3 + 2 * i], 16).unwrap_or(0) as f64)
+        .collect();
+    // Scale the channels down until the contrast holds: the largest factor that works.
+    let mut factor = 1.0;
+    loop {
+        factor -= 0.01;
+        let c = format!(
+            "#{:02x}{:02x}{:02x}",
+            (rgb[0] * factor).round() as u8,
+            (rgb[1] * factor).round() as u8,
+            (rgb[2] * factor).round() as u8
+        );
+        if contrast(&c, "#ffffff") >= MIN_CONTRAST || factor <= 0.0 {
+            return c;
+        }
+    }
+}
+
+/// Text made safe for a header (a display name or a subject): control characters (CR, LF,
+/// tab, NUL, …) become spaces and runs of white space one space. The API refuses control
+/// characters in these fields; this also covers rows stored before it did, or written
+/// around it, so a stray line break can neither inject a header nor break the message.
+pub fn header_text(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Builds the message; returns it with its Message-ID (without angle brackets).
 pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message, String), String> {
     let survey = e.survey;
+    let brand_clean = survey.brand.as_deref().map(header_text);
+    let name_clean = e.to_name.map(header_text).filter(|n| !n.is_empty());
     let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
     let locale = Locale::parse(&survey.locale).unwrap_or_default();
     let texts = locale.email();
-    let brand_name = survey.brand.as_deref();
+    let brand_name = brand_clean.as_deref().filter(|b| !b.is_empty());
     let brand_shown =
         brand_name.unwrap_or_else(|| settings.smtp_from.name.as_deref().unwrap_or("Closeloop"));
     let question_template = survey
@@ -103,13 +170,13 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         .as_deref()
         .unwrap_or_else(|| locale.default_question(kind));
     let question = locale.fill(question_template, brand_name, survey.topic.as_deref());
-    let greeting = match e.to_name {
+    let greeting = match name_clean.as_deref() {
         Some(name) if !name.trim().is_empty() => {
             texts.greeting_named.replace("{name}", name.trim())
         }
         _ => texts.greeting.to_string(),
     };
-    let mut subject = texts.subject.replace("{brand}", brand_shown);
+    let mut subject = header_text(&texts.subject.replace("{brand}", brand_shown));
     if e.reminder {
         subject = format!("{}{subject}", texts.reminder_prefix);
     }
@@ -134,17 +201,15 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         .collect();
     let color = survey.brand_color.as_deref().unwrap_or(DEFAULT_COLOR);
     let footer = texts.footer.replace("{brand}", brand_shown);
+    let ink = on_white(color);
     let html = SurveyHtml {
         lang: locale.as_str(),
         subject: &subject,
         brand: brand_shown,
+        brand_ink: &ink,
         color,
         button_text: text_on(color),
-        link_color: if text_on(color) == "#ffffff" {
-            color
-        } else {
-            "#0969da"
-        },
+        link_color: &ink,
         greeting: &greeting,
         question: &question,
         instruction: texts.instruction,
@@ -161,6 +226,7 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     .render()
     .map_err(|err| format!("cannot render the HTML part: {err}"))?;
     let text = SurveyText {
+        colon: texts.colon,
         greeting: &greeting,
         question: &question,
         instruction: texts.instruction,
@@ -187,7 +253,7 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         settings.smtp_from.email.clone(),
     );
     let to = Mailbox::new(
-        e.to_name.map(str::to_string),
+        name_clean.clone(),
         e.to_email
             .parse()
             .map_err(|err| format!("invalid recipient {:?}: {err}", e.to_email))?,
@@ -230,8 +296,8 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     Ok((message, message_id))
 }
 
-/// A message from the outbox (alert, reply, digest): plain text, threaded with
-/// `In-Reply-To`/`References` when it answers a survey email.
+/// A message from the outbox (alert, reply, digest): plain text, or text + HTML when the row
+/// has an HTML body; threaded with `In-Reply-To`/`References` when it answers a survey email.
 pub fn outbox_email(
     row: &crate::store::models::EmailRow,
     settings: &Settings,
@@ -240,7 +306,9 @@ pub fn outbox_email(
     let message_id = format!("{}@{host}", row.id);
     let from = Mailbox::new(
         row.from_name
-            .clone()
+            .as_deref()
+            .map(header_text)
+            .filter(|n| !n.is_empty())
             .or_else(|| settings.smtp_from.name.clone()),
         settings.smtp_from.email.clone(),
     );
@@ -251,7 +319,7 @@ pub fn outbox_email(
     let mut builder = Message::builder()
         .from(from)
         .to(to)
-        .subject(row.subject.clone())
+        .subject(header_text(&row.subject))
         .message_id(Some(format!("<{message_id}>")));
     if let Some(reply_to) = &row.reply_to {
         if let Ok(mb) = reply_to.parse::<Mailbox>() {
@@ -269,19 +337,55 @@ pub fn outbox_email(
             "auto-generated".to_string(),
         ));
     }
-    let message = builder
-        .singlepart(
-            SinglePart::builder()
-                .header(ContentType::TEXT_PLAIN)
-                .body(row.body_text.clone()),
-        )
-        .map_err(|e| format!("cannot build the message: {e}"))?;
+    let text = SinglePart::builder()
+        .header(ContentType::TEXT_PLAIN)
+        .body(row.body_text.clone());
+    let message = match &row.body_html {
+        Some(html) => builder.multipart(
+            MultiPart::alternative().singlepart(text).singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_HTML)
+                    .body(html.clone()),
+            ),
+        ),
+        None => builder.singlepart(text),
+    }
+    .map_err(|e| format!("cannot build the message: {e}"))?;
     Ok((message, message_id))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::text_on;
+    use super::{contrast, header_text, on_white, text_on, DEFAULT_COLOR};
+
+    #[test]
+    fn contrast_matches_wcag() {
+        assert!((contrast("#000000", "#ffffff") - 21.0).abs() < 0.01);
+        assert!((contrast("#ffd400", "#ffffff") - 1.43).abs() < 0.01);
+    }
+
+    #[test]
+    fn brand_colours_too_light_for_white_get_a_dark_variant() {
+        assert_eq!(on_white("#0a7d4f"), "#0a7d4f");
+        let dark = on_white("#ffd400");
+        assert!(contrast(&dark, "#ffffff") >= 4.5, "{dark}");
+        assert!(
+            contrast(&dark, "#ffffff") < 5.0,
+            "not darker than needed: {dark}"
+        );
+        assert!(contrast(&on_white("#ffffff"), "#ffffff") >= 4.5);
+        assert_eq!(on_white("red"), DEFAULT_COLOR);
+    }
+
+    #[test]
+    fn header_text_has_no_control_characters() {
+        assert_eq!(
+            header_text("Acme\r\nBcc: evil@example.com"),
+            "Acme Bcc: evil@example.com"
+        );
+        assert_eq!(header_text("Eve\n"), "Eve");
+        assert_eq!(header_text("a\u{0}b\tc"), "a b c");
+    }
 
     #[test]
     fn button_text_keeps_contrast() {

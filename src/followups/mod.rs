@@ -23,7 +23,7 @@ use crate::config::Settings;
 use crate::domain::{new_id, now, Category, IdPrefix, SurveyKind};
 use crate::error::AppError;
 use crate::store::followups::{self, FollowupChanges, OPEN_STATUSES};
-use crate::store::models::{ContactRow, FollowupRow, ResponseRow, SurveyRow};
+use crate::store::models::{ContactRow, EmailRow, FollowupRow, ResponseRow, SurveyRow};
 use crate::store::DbConnection;
 
 /// The settings the feedback loop needs inside a transaction.
@@ -34,6 +34,8 @@ pub struct Rules {
     pub resolve_on_raise: bool,
     pub team_email: Option<String>,
     pub public_url: String,
+    /// Grace period before a new (or reopened) task's alert goes out.
+    pub alert_delay: TimeDelta,
 }
 
 impl Rules {
@@ -44,6 +46,7 @@ impl Rules {
             resolve_on_raise: s.followup_resolve_on_raise,
             team_email: s.team_email.as_ref().map(|m| m.email.to_string()),
             public_url: s.public_url.as_str().trim_end_matches('/').to_string(),
+            alert_delay: TimeDelta::seconds(s.alert_delay_seconds as i64),
         }
     }
 }
@@ -171,6 +174,8 @@ pub fn on_response(
             None,
             Some(json!({"from": task.status, "to": "open", "reason": "score_lowered"})),
         )?;
+        // Reopened by the customer: the team hears about it again (after the grace period).
+        queue_alert(conn, rules, survey, &task)?;
     } else if !score_changed && before.comment == response.comment {
         return Ok(Vec::new());
     }
@@ -226,35 +231,137 @@ fn create(
             Some(json!({"from": null, "to": assignee})),
         )?;
     }
-    let to = row.assignee.clone().or_else(|| rules.team_email.clone());
-    if let Some(to) = to {
-        let (subject, body) = alert_text(rules, survey, response, contact.as_ref(), &row);
-        crate::store::emails::enqueue(
-            conn,
-            crate::store::emails::NewEmail {
-                kind: "followup_alert",
-                to: &to,
-                subject: &subject,
-                body_text: &body,
-                in_reply_to: None,
-                followup_id: Some(&row.id),
-                from_name: None,
-                reply_to: None,
-            },
-        )?;
-    }
+    queue_alert(conn, rules, survey, &row)?;
     Ok(row)
 }
 
-/// The alert to the team about a new task.
-fn alert_text(
+/// Queues the alert about `task` to its assignee or `TEAM_EMAIL`, due after the grace period
+/// (`ALERT_DELAY_SECONDS`), unless one is already waiting. Its text is written again when it
+/// goes out (`prepare_alerts`), so it carries the answer as it stands then.
+fn queue_alert(
+    conn: &mut DbConnection,
     rules: &Rules,
     survey: &SurveyRow,
-    response: &ResponseRow,
-    contact: Option<&ContactRow>,
     task: &FollowupRow,
-) -> (String, String) {
-    let who = match contact {
+) -> Result<(), AppError> {
+    let Some(to) = task.assignee.clone().or_else(|| rules.team_email.clone()) else {
+        return Ok(());
+    };
+    if crate::store::emails::alert_pending(conn, &task.id)? {
+        return Ok(());
+    }
+    let contact = match &task.contact_id {
+        Some(id) => crate::store::contacts::get(conn, id).ok(),
+        None => None,
+    };
+    let alert = alert_content(rules, survey, contact.as_ref(), task);
+    crate::store::emails::enqueue(
+        conn,
+        crate::store::emails::NewEmail {
+            kind: "followup_alert",
+            to: &to,
+            subject: &alert.subject,
+            body_text: &alert.text,
+            in_reply_to: None,
+            followup_id: Some(&task.id),
+            from_name: None,
+            reply_to: None,
+            body_html: Some(&alert.html),
+            send_at: Some(now() + rules.alert_delay),
+        },
+    )?;
+    Ok(())
+}
+
+/// Writes each claimed alert again from its task as it stands now (score, comment, customer),
+/// just before it is sent. An alert whose task was closed in the meantime (the customer
+/// raised the score, or the team already handled it) is returned with the reason to cancel
+/// it. Other emails pass unchanged; an alert that cannot be rewritten keeps its text.
+pub fn prepare_alerts(
+    conn: &mut DbConnection,
+    rules: &Rules,
+    rows: Vec<EmailRow>,
+) -> Vec<(EmailRow, Option<String>)> {
+    rows.into_iter()
+        .map(|mut row| {
+            let Some(task_id) = row.followup_id.clone().filter(|_| row.kind == "followup_alert")
+            else {
+                return (row, None);
+            };
+            match current_alert(conn, rules, &task_id) {
+                Ok(Some(alert)) => {
+                    if let Err(e) = crate::store::emails::set_content(
+                        conn,
+                        &row.id,
+                        &alert.subject,
+                        &alert.text,
+                        Some(&alert.html),
+                    ) {
+                        tracing::warn!(email = %row.id, error = %e, "cannot store the alert's final text");
+                    }
+                    row.subject = alert.subject;
+                    row.body_text = alert.text;
+                    row.body_html = Some(alert.html);
+                    (row, None)
+                }
+                Ok(None) => (
+                    row,
+                    Some("the task was closed before the alert was due".into()),
+                ),
+                Err(e) => {
+                    tracing::warn!(email = %row.id, error = %e, "cannot rewrite the alert; sending it as queued");
+                    (row, None)
+                }
+            }
+        })
+        .collect()
+}
+
+/// The alert of an open task as it stands now; `None` when the task is closed.
+fn current_alert(
+    conn: &mut DbConnection,
+    rules: &Rules,
+    task_id: &str,
+) -> Result<Option<Alert>, AppError> {
+    let task = followups::get(conn, task_id)?;
+    if !OPEN_STATUSES.contains(&task.status.as_str()) {
+        return Ok(None);
+    }
+    let survey = crate::store::surveys::get(conn, &task.survey_id)?;
+    let contact = match &task.contact_id {
+        Some(id) => crate::store::contacts::get(conn, id).ok(),
+        None => None,
+    };
+    Ok(Some(alert_content(rules, &survey, contact.as_ref(), &task)))
+}
+
+/// An alert or digest: subject, plain text and HTML.
+struct Alert {
+    subject: String,
+    text: String,
+    html: String,
+}
+
+/// Escapes text for HTML.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// How a customer is named in alerts and digests.
+fn who(contact: Option<&ContactRow>) -> String {
+    match contact {
+        Some(c) if c.erased_at.is_some() => "an erased contact".into(),
         Some(c) => match (&c.name, &c.email) {
             (Some(n), Some(e)) => format!("{n} <{e}>"),
             (None, Some(e)) => e.clone(),
@@ -262,63 +369,110 @@ fn alert_text(
             (None, None) => c.external_id.clone().unwrap_or_else(|| c.id.clone()),
         },
         None => "an anonymous customer".into(),
-    };
+    }
+}
+
+/// Where a task can be looked at. There is no team web page yet, and an API URL opened in a
+/// browser answers a JSON 401, so alerts give the task id and the API call, not a link.
+fn where_to_find(task_id: &str) -> String {
+    format!("GET /api/v1/followups/{task_id} (with an API key)")
+}
+
+/// The page around an alert or digest: proportional font, readable on a phone.
+fn html_page(title: &str, inner: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
+<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{inner}</body></html>",
+        esc(title)
+    )
+}
+
+/// The alert to the team about an open task, from the task's current score and comment.
+fn alert_content(
+    rules: &Rules,
+    survey: &SurveyRow,
+    contact: Option<&ContactRow>,
+    task: &FollowupRow,
+) -> Alert {
+    let _ = rules;
+    let who = who(contact);
     let max = scale(&survey.kind);
+    let label = if max == 10 {
+        "Detractor"
+    } else {
+        "Unsatisfied"
+    };
     let subject = format!(
-        "[Closeloop] {} {}/{max} from {who} ({})",
-        if max == 10 {
-            "Detractor"
-        } else {
-            "Unsatisfied"
-        },
-        response.score,
-        survey.name
+        "[Closeloop] {label} {}/{max} from {who} ({})",
+        task.score, survey.name
     );
-    let mut body = String::new();
-    body.push_str("A customer is unhappy and needs a follow-up.\n\n");
-    body.push_str(&format!(
-        "Score:    {}/{max} ({})\n",
-        response.score, response.category
-    ));
-    body.push_str(&format!(
-        "Comment:  {}\n",
-        response
-            .comment
-            .as_deref()
-            .map(|c| format!("\"{c}\""))
-            .unwrap_or_else(|| "(none)".into())
-    ));
-    body.push_str(&format!("Customer: {who}\n"));
-    if let Some(c) = contact {
+    let comment = task
+        .comment
+        .as_deref()
+        .filter(|c| !c.trim().is_empty())
+        .map(|c| format!("\"{c}\""))
+        .unwrap_or_else(|| "(none)".into());
+    let mut rows: Vec<(String, String)> = vec![
+        (
+            "Score".into(),
+            format!("{}/{max} ({})", task.score, label.to_lowercase()),
+        ),
+        ("Comment".into(), comment),
+        ("Customer".into(), who.clone()),
+    ];
+    if let Some(c) = contact.filter(|c| c.erased_at.is_none()) {
         if let Some(v) = c.value {
-            body.push_str(&format!("Value:    {v}\n"));
+            rows.push(("Value".into(), v.to_string()));
         }
         if let Ok(serde_json::Value::Object(props)) =
             serde_json::from_str::<serde_json::Value>(&c.properties)
         {
             for (k, v) in props.iter().filter(|(k, _)| k.as_str() != "value") {
-                body.push_str(&format!(
-                    "{k}: {}\n",
+                rows.push((
+                    k.clone(),
                     v.as_str()
                         .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string())
+                        .unwrap_or_else(|| v.to_string()),
                 ));
             }
         }
     }
-    body.push_str(&format!("Survey:   {}\n", survey.name));
-    body.push_str(&format!(
-        "Due:      {} UTC\n",
-        task.due_at.format("%Y-%m-%d %H:%M")
+    rows.push(("Survey".into(), survey.name.clone()));
+    rows.push((
+        "Due".into(),
+        format!("{} UTC", task.due_at.format("%Y-%m-%d %H:%M")),
     ));
     if let Some(a) = &task.assignee {
-        body.push_str(&format!("Assignee: {a}\n"));
+        rows.push(("Assignee".into(), a.clone()));
     }
-    body.push_str(&format!(
-        "\nTask: {}/api/v1/followups/{}\n",
-        rules.public_url, task.id
+    rows.push(("Task".into(), task.id.clone()));
+    let mut text = String::from("A customer is unhappy and needs a follow-up.\n\n");
+    for (k, v) in &rows {
+        text.push_str(&format!("{:<9} {v}\n", format!("{k}:")));
+    }
+    text.push_str(&format!(
+        "\nFind the task with {}.\n",
+        where_to_find(&task.id)
     ));
-    (subject, body)
+    let mut html = String::from(
+        "<p style=\"margin:0 0 12px\">A customer is unhappy and needs a follow-up.</p><table role=\"presentation\" style=\"border-collapse:collapse\">",
+    );
+    for (k, v) in &rows {
+        html.push_str(&format!(
+            "<tr><th scope=\"row\" style=\"text-align:left;vertical-align:top;padding:4px 12px 4px 0;font-weight:600\">{}</th><td style=\"padding:4px 0\">{}</td></tr>",
+            esc(k),
+            esc(v)
+        ));
+    }
+    html.push_str(&format!(
+        "</table><p style=\"margin:16px 0 0;color:#57606a\">Find the task with <code>{}</code>.</p>",
+        esc(&where_to_find(&task.id))
+    ));
+    Alert {
+        html: html_page(&subject, &html),
+        subject,
+        text,
+    }
 }
 
 /// Once a day (from `DIGEST_HOUR_UTC`), queues one digest of overdue tasks to `TEAM_EMAIL`,
@@ -345,32 +499,81 @@ pub fn daily_digest(
         if overdue.is_empty() {
             return Ok(false);
         }
-        let mut body = format!("{} follow-up task(s) are overdue:\n\n", overdue.len());
-        for f in &overdue {
-            body.push_str(&format!(
-                "- score {} ({}), due {} UTC, {}: {}/api/v1/followups/{}\n",
-                f.score,
-                f.status,
-                f.due_at.format("%Y-%m-%d %H:%M"),
-                f.assignee.as_deref().unwrap_or("unassigned"),
-                rules.public_url,
-                f.id
-            ));
-        }
+        let digest = digest_content(conn, &overdue)?;
         crate::store::emails::enqueue(
             conn,
             crate::store::emails::NewEmail {
                 kind: "overdue_digest",
                 to: &to,
-                subject: &format!("[Closeloop] {} overdue follow-up task(s)", overdue.len()),
-                body_text: &body,
+                subject: &digest.subject,
+                body_text: &digest.text,
                 in_reply_to: None,
                 followup_id: None,
                 from_name: None,
                 reply_to: None,
+                body_html: Some(&digest.html),
+                send_at: None,
             },
         )?;
         Ok(true)
+    })
+}
+
+/// The overdue digest: each task with its customer, survey, score and comment.
+fn digest_content(conn: &mut DbConnection, overdue: &[FollowupRow]) -> Result<Alert, AppError> {
+    let subject = format!("[Closeloop] {} overdue follow-up task(s)", overdue.len());
+    let mut text = format!("{} follow-up task(s) are overdue:\n", overdue.len());
+    let mut html = format!(
+        "<p style=\"margin:0 0 12px\">{} follow-up task(s) are overdue:</p><ol style=\"padding-left:20px;margin:0\">",
+        overdue.len()
+    );
+    let mut surveys: std::collections::HashMap<String, SurveyRow> = Default::default();
+    for f in overdue {
+        if !surveys.contains_key(&f.survey_id) {
+            let s = crate::store::surveys::get(conn, &f.survey_id)?;
+            surveys.insert(f.survey_id.clone(), s);
+        }
+        let survey = &surveys[&f.survey_id];
+        let contact = match &f.contact_id {
+            Some(id) => crate::store::contacts::get(conn, id).ok(),
+            None => None,
+        };
+        let customer = who(contact.as_ref());
+        let max = scale(&survey.kind);
+        let comment = f
+            .comment
+            .as_deref()
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| format!("\"{c}\""))
+            .unwrap_or_else(|| "(no comment)".into());
+        let due = format!("{} UTC", f.due_at.format("%Y-%m-%d %H:%M"));
+        let assignee = f.assignee.as_deref().unwrap_or("unassigned");
+        text.push_str(&format!(
+            "\n- {customer}, {}: score {}/{max}\n  Comment: {comment}\n  Due {due}, {} ({assignee})\n  Task {}: {}\n",
+            survey.name,
+            f.score,
+            f.status,
+            f.id,
+            where_to_find(&f.id)
+        ));
+        html.push_str(&format!(
+            "<li style=\"margin:0 0 12px\"><strong>{}</strong>, {}: score <strong>{}/{max}</strong><br>Comment: {}<br>Due {}, {} ({})<br><span style=\"color:#57606a\">Task {}: <code>{}</code></span></li>",
+            esc(&customer),
+            esc(&survey.name),
+            f.score,
+            esc(&comment),
+            esc(&due),
+            esc(&f.status),
+            esc(assignee),
+            esc(&f.id),
+            esc(&where_to_find(&f.id))
+        ));
+    }
+    html.push_str("</ol>");
+    Ok(Alert {
+        html: html_page(&subject, &html),
+        subject,
+        text,
     })
 }
 

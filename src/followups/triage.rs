@@ -216,6 +216,8 @@ pub async fn reply(
                         followup_id: Some(&id),
                         from_name: brand.as_deref(),
                         reply_to: reply_to.as_deref(),
+                        body_html: None,
+                        send_at: None,
                     },
                 )?;
                 followups::touch(conn, &id, now())?;

@@ -1,10 +1,18 @@
 //! The send queue worker.
 //!
-//! Invitations are a durable queue in the database. A worker claims due ones in batches
-//! (with a lease, so a crashed worker's claims are picked up again), re-checks suppression
-//! and throttling, sends concurrently over the transport's pool, and records each outcome:
-//! `sent`, `failed` (a permanent 5xx reply, or attempts exhausted), `suppressed`, or back to
-//! `scheduled` with exponential backoff after a transient error.
+//! Invitations and the outbox of other emails are durable queues in the database. A worker
+//! claims due rows in batches, marked with its instance id and a lease (`EMAIL_LEASE_SECONDS`)
+//! that a heartbeat extends while the batch is worked on, so a live worker never loses its
+//! rows to another replica, and a dead one's rows are free one lease after its last beat. It
+//! re-checks suppression and throttling, sends concurrently over the transport's pool and
+//! records each outcome as soon as it is known, in its own transaction: `sent`, `failed` (a
+//! permanent 5xx reply, a message that cannot be built, or attempts exhausted),
+//! `suppressed`, or back to `scheduled` with exponential backoff after a transient error. A
+//! crash therefore repeats at most the messages in flight (`EMAIL_CONCURRENCY`), and a
+//! restarted process with the same instance id takes its old claims back at once.
+//!
+//! A panic while building or sending one message is caught: that message is `failed` with
+//! the panic's text and the worker goes on.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -19,14 +27,18 @@ use crate::domain::backoff;
 use crate::domain::now;
 use crate::email::message::{survey_email, SurveyEmail};
 use crate::email::Mailer;
+use crate::store::emails::EmailOutcome;
 use crate::store::invitations::{self, Claimed, Outcome};
-use crate::store::Db;
-use crate::telemetry::Metrics;
+use crate::store::models::EmailRow;
+use crate::store::{Db, Held};
+use crate::telemetry::{catch_panic, Metrics};
 
-/// How long a claim lasts before another worker may take the invitation over.
-const LEASE: TimeDelta = TimeDelta::minutes(5);
 /// How long a paused survey's invitations wait before they are looked at again.
 const PAUSE_RECHECK: TimeDelta = TimeDelta::minutes(1);
+/// How long an invitation waits while an older one to the same contact is being sent.
+const SIBLING_RECHECK: TimeDelta = TimeDelta::seconds(10);
+/// Tries to record one outcome before leaving the row to its lease.
+const RECORD_TRIES: u32 = 5;
 
 #[derive(Clone)]
 pub struct Dispatcher {
@@ -38,6 +50,8 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// The last day (UTC) for which the overdue digest was handled by this process.
     pub digest_checked: Arc<std::sync::Mutex<String>>,
+    /// This process's name on its claims.
+    pub instance: Arc<str>,
 }
 
 impl crate::context::AppState {
@@ -50,22 +64,34 @@ impl crate::context::AppState {
             metrics: self.metrics.clone(),
             wake: self.wake_dispatcher.clone(),
             digest_checked: Default::default(),
+            instance: self.instance_id.clone(),
         }
     }
 }
 
 impl Dispatcher {
+    fn lease(&self) -> TimeDelta {
+        TimeDelta::seconds(self.settings.email_lease_seconds as i64)
+    }
+
     /// Claims and sends one batch of due invitations and reminders. Returns how many were
     /// handled (0 when nothing was due).
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let batch = self.settings.email_batch_size;
+        let lease = self.lease();
+        let me = self.instance.clone();
         let claimed = self
             .db
-            .write(move |conn| invitations::claim_due(conn, batch, LEASE))
+            .write(move |conn| invitations::claim_due(conn, batch, lease, &me))
             .await?;
         let mut handled = claimed.len();
         if !claimed.is_empty() {
-            self.process(claimed).await?;
+            if let Err(e) = self.process(claimed).await {
+                // Nothing of the batch was sent (only the checks before sending can fail):
+                // hand the claims back now rather than when their lease runs out.
+                self.hand_back(false).await;
+                return Err(e);
+            }
         }
         let reminders = match self
             .db
@@ -80,13 +106,17 @@ impl Dispatcher {
         if !reminders.is_empty() {
             self.process(reminders).await?;
         }
+        let me = self.instance.clone();
         let emails = self
             .db
-            .write(move |conn| crate::store::emails::claim_due(conn, batch, LEASE))
+            .write(move |conn| crate::store::emails::claim_due(conn, batch, lease, &me))
             .await?;
         handled += emails.len();
         if !emails.is_empty() {
-            self.send_emails(emails).await?;
+            if let Err(e) = self.send_emails(emails).await {
+                self.hand_back(true).await;
+                return Err(e);
+            }
         }
         if self.digest_due().await? {
             handled += 1;
@@ -120,89 +150,199 @@ impl Dispatcher {
         Ok(queued)
     }
 
-    /// Sends queued alerts, replies and digests.
-    async fn send_emails(&self, rows: Vec<crate::store::models::EmailRow>) -> anyhow::Result<()> {
-        use crate::store::emails::EmailOutcome;
-        let concurrency = self.settings.email_concurrency;
-        let outcomes: Vec<(String, EmailOutcome)> = stream::iter(rows)
-            .map(|row| async move {
-                let outcome = match crate::email::message::outbox_email(&row, &self.settings) {
-                    Err(e) => EmailOutcome::Failed { error: e },
-                    Ok((message, message_id)) => match self.mailer.send(&message, &row.id).await {
-                        Ok(()) => {
-                            self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
-                            EmailOutcome::Sent { message_id }
-                        }
-                        Err(e)
-                            if e.permanent || row.attempts >= self.settings.email_max_attempts =>
-                        {
-                            self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
-                            EmailOutcome::Failed { error: e.message }
-                        }
-                        Err(e) => EmailOutcome::Retry {
-                            at: now()
-                                + backoff(self.settings.email_retry_base_seconds, row.attempts),
-                            error: e.message,
-                        },
-                    },
-                };
-                (row.id, outcome)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        self.db
-            .write(move |conn| crate::store::emails::record(conn, &outcomes))
+    /// Sends queued alerts, replies and digests, recording each as soon as it is done.
+    async fn send_emails(&self, rows: Vec<EmailRow>) -> anyhow::Result<()> {
+        let held = Held::new(rows.iter().map(|r| r.id.clone()));
+        let _heartbeat = self.db.keep_claims(
+            self.instance.clone(),
+            held.clone(),
+            self.lease(),
+            crate::store::emails::extend,
+        );
+        // Alerts are written when they go out, from the task as it stands then.
+        let rules = crate::followups::Rules::from_settings(&self.settings);
+        let rows = self
+            .db
+            .write(move |conn| Ok(crate::followups::prepare_alerts(conn, &rules, rows)))
             .await?;
+        let concurrency = self.settings.email_concurrency;
+        stream::iter(rows)
+            .for_each_concurrent(concurrency, |(row, cancelled)| {
+                let held = held.clone();
+                async move {
+                    let outcome = match cancelled {
+                        Some(reason) => EmailOutcome::Cancelled { reason },
+                        None => self.send_outbox_email(&row).await,
+                    };
+                    self.record_email(&row.id, outcome).await;
+                    held.release(&row.id);
+                    self.metrics.email_worker.beat();
+                }
+            })
+            .await;
         Ok(())
     }
 
-    async fn process(&self, claimed: Vec<Claimed>) -> anyhow::Result<()> {
-        // Re-check suppression against the database as it is now.
-        let checked = {
-            let claimed = claimed.clone();
-            self.db
-                .run(move |conn| {
-                    let t = now();
-                    let mut out = Vec::with_capacity(claimed.len());
-                    for c in claimed {
-                        let stop = pre_send_check(conn, &c, t)?;
-                        out.push((c, stop));
+    /// Builds and sends one outbox email; a panic on the way makes it `failed`.
+    async fn send_outbox_email(&self, row: &EmailRow) -> EmailOutcome {
+        let attempt = async {
+            match crate::email::message::outbox_email(row, &self.settings) {
+                Err(e) => {
+                    tracing::warn!(email = %row.id, error = %e, "cannot build the email; marked failed");
+                    EmailOutcome::Failed { error: e }
+                }
+                Ok((message, message_id)) => match self.mailer.send(&message, &row.id).await {
+                    Ok(()) => EmailOutcome::Sent { message_id },
+                    Err(e) if e.permanent || row.attempts >= self.settings.email_max_attempts => {
+                        tracing::warn!(email = %row.id, kind = %row.kind, attempts = row.attempts, error = %e.message, "giving up on email");
+                        EmailOutcome::Failed { error: e.message }
                     }
-                    Ok(out)
-                })
-                .await?
+                    Err(e) => EmailOutcome::Retry {
+                        at: now() + backoff(self.settings.email_retry_base_seconds, row.attempts),
+                        error: e.message,
+                    },
+                },
+            }
         };
-        let concurrency = self.settings.email_concurrency;
-        let outcomes: Vec<(Claimed, Outcome)> = stream::iter(checked)
-            .map(|(c, stop)| async move {
-                let outcome = match stop {
-                    Some(outcome) => outcome,
-                    None => self.send_one(&c).await,
-                };
-                (c, outcome)
-            })
-            .buffer_unordered(concurrency)
-            .collect()
-            .await;
-        for (_, o) in &outcomes {
-            match o {
-                Outcome::Sent { .. } | Outcome::ReminderSent => {
-                    self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+        let outcome = match catch_panic(attempt).await {
+            Ok(o) => o,
+            Err(panic) => {
+                let text = panic;
+                self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(email = %row.id, panic = %text, "building or sending the email panicked; marked failed");
+                EmailOutcome::Failed {
+                    error: format!("could not build or send the message: {text}"),
                 }
-                Outcome::Stopped {
-                    status: "failed", ..
+            }
+        };
+        match &outcome {
+            EmailOutcome::Sent { .. } => {
+                self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            EmailOutcome::Failed { .. } => {
+                self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
+        }
+        outcome
+    }
+
+    async fn record_email(&self, id: &str, outcome: EmailOutcome) {
+        let job = Arc::new((id.to_string(), outcome));
+        for attempt in 0..RECORD_TRIES {
+            let (me, job2) = (self.instance.clone(), job.clone());
+            match self
+                .db
+                .write(move |conn| crate::store::emails::record_one(conn, &me, &job2.0, &job2.1))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(email = %id, error = %e, "cannot record the email's outcome; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
                 }
-                | Outcome::ReminderFailed { .. } => {
-                    self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
-                }
-                _ => {}
             }
         }
-        self.db
-            .write(move |conn| invitations::record(conn, &outcomes))
+        tracing::error!(email = %id, "could not record the email's outcome; it goes out again when its lease runs out");
+    }
+
+    async fn process(&self, claimed: Vec<Claimed>) -> anyhow::Result<()> {
+        let held = Held::new(
+            claimed
+                .iter()
+                .filter(|c| !c.reminder)
+                .map(|c| c.invitation.id.clone()),
+        );
+        let _heartbeat = self.db.keep_claims(
+            self.instance.clone(),
+            held.clone(),
+            self.lease(),
+            invitations::extend,
+        );
+        // Re-check suppression against the database as it is now.
+        let checked = self
+            .db
+            .run(move |conn| {
+                let t = now();
+                let mut out = Vec::with_capacity(claimed.len());
+                for c in claimed {
+                    let stop = pre_send_check(conn, &c, t)?;
+                    out.push((c, stop));
+                }
+                Ok(out)
+            })
             .await?;
+        let concurrency = self.settings.email_concurrency;
+        stream::iter(checked)
+            .for_each_concurrent(concurrency, |(c, stop)| {
+                let held = held.clone();
+                async move {
+                    let outcome = match stop {
+                        Some(outcome) => outcome,
+                        None => self.send_one_guarded(&c).await,
+                    };
+                    match &outcome {
+                        Outcome::Sent { .. } | Outcome::ReminderSent => {
+                            self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Outcome::Stopped {
+                            status: "failed", ..
+                        }
+                        | Outcome::ReminderFailed { .. } => {
+                            self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        _ => {}
+                    }
+                    let id = c.invitation.id.clone();
+                    self.record(c, outcome).await;
+                    held.release(&id);
+                    self.metrics.email_worker.beat();
+                }
+            })
+            .await;
         Ok(())
+    }
+
+    /// Records one outcome at once (a few tries); when the database stays unreachable the
+    /// row is left to its lease and sent again later.
+    async fn record(&self, c: Claimed, outcome: Outcome) {
+        let job = Arc::new((c, outcome));
+        for attempt in 0..RECORD_TRIES {
+            let (me, job2) = (self.instance.clone(), job.clone());
+            match self
+                .db
+                .write(move |conn| invitations::record_one(conn, &me, &job2.0, &job2.1))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(invitation = %job.0.invitation.id, error = %e, "cannot record the send outcome; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 << attempt)).await;
+                }
+            }
+        }
+        tracing::error!(invitation = %job.0.invitation.id, "could not record the send outcome; it goes out again when its lease runs out");
+    }
+
+    /// `send_one`, with a panic while building or sending turned into a `failed` outcome.
+    async fn send_one_guarded(&self, c: &Claimed) -> Outcome {
+        match catch_panic(self.send_one(c)).await {
+            Ok(outcome) => outcome,
+            Err(panic) => {
+                let text = panic;
+                self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
+                tracing::error!(invitation = %c.invitation.id, panic = %text, "building or sending the survey email panicked; marked failed");
+                let error = format!("could not build or send the message: {text}");
+                if c.reminder {
+                    Outcome::ReminderFailed { error }
+                } else {
+                    Outcome::Stopped {
+                        status: "failed",
+                        reason: error,
+                    }
+                }
+            }
+        }
     }
 
     async fn send_one(&self, c: &Claimed) -> Outcome {
@@ -223,6 +363,7 @@ impl Dispatcher {
         let (message, message_id) = match survey_email(&email, &self.settings) {
             Ok(m) => m,
             Err(e) => {
+                tracing::warn!(invitation = %c.invitation.id, error = %e, "cannot build the survey email; marked failed");
                 return if c.reminder {
                     Outcome::ReminderFailed { error: e }
                 } else {
@@ -230,7 +371,7 @@ impl Dispatcher {
                         status: "failed",
                         reason: e,
                     }
-                }
+                };
             }
         };
         let stem = format!(
@@ -242,11 +383,15 @@ impl Dispatcher {
             Ok(()) if c.reminder => Outcome::ReminderSent,
             Ok(()) => Outcome::Sent { message_id },
             Err(e) if c.reminder => Outcome::ReminderFailed { error: e.message },
-            Err(e) if e.permanent => Outcome::Stopped {
-                status: "failed",
-                reason: e.message,
-            },
+            Err(e) if e.permanent => {
+                tracing::warn!(invitation = %c.invitation.id, attempt = c.invitation.attempts, error = %e.message, "permanent send error; invitation failed");
+                Outcome::Stopped {
+                    status: "failed",
+                    reason: e.message,
+                }
+            }
             Err(e) if c.invitation.attempts >= self.settings.email_max_attempts => {
+                tracing::warn!(invitation = %c.invitation.id, attempts = c.invitation.attempts, error = %e.message, "giving up on invitation after its last attempt; invitation failed");
                 Outcome::Stopped {
                     status: "failed",
                     reason: format!(
@@ -269,15 +414,62 @@ impl Dispatcher {
         }
     }
 
+    /// Hands this instance's claims on invitations (or on outbox emails) back to the queue,
+    /// after a batch failed before sending anything. Batches run one at a time, so no other
+    /// claim of this instance on that table is in flight.
+    async fn hand_back(&self, emails: bool) {
+        let me = self.instance.clone();
+        let _ = self
+            .db
+            .write(move |conn| {
+                if emails {
+                    crate::store::emails::release_claims_of(conn, &me)
+                } else {
+                    invitations::release_claims_of(conn, &me)
+                }
+            })
+            .await;
+    }
+
+    /// Takes back at once the claims a previous run of this instance left behind.
+    async fn take_back_own_claims(&self) {
+        let me = self.instance.clone();
+        match self
+            .db
+            .write(move |conn| {
+                Ok(invitations::release_claims_of(conn, &me)?
+                    + crate::store::emails::release_claims_of(conn, &me)?)
+            })
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(instance = %self.instance, rows = n, "took back the claims of this instance's previous run")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take back this instance's previous claims; they free up when their lease runs out")
+            }
+        }
+    }
+
     /// Runs until `shutdown` turns true: a batch whenever something is due, else waits for
-    /// new work or the poll interval. A batch in flight is finished first.
+    /// new work or the poll interval. A batch in flight is finished first. A panic in a batch
+    /// is caught and logged, and the loop goes on.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        tracing::info!(transport = %self.mailer.describe(), "email dispatcher started");
+        let metrics = self.metrics.clone();
+        let _running = metrics.email_worker.start();
+        tracing::info!(transport = %self.mailer.describe(), instance = %self.instance, "email dispatcher started");
+        self.take_back_own_claims().await;
         while !*shutdown.borrow() {
-            let handled = match self.run_once().await {
-                Ok(n) => n,
-                Err(e) => {
+            metrics.email_worker.beat();
+            let handled = match catch_panic(self.run_once()).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "dispatcher batch failed; retrying");
+                    0
+                }
+                Err(panic) => {
+                    tracing::error!(panic = %panic, "dispatcher batch panicked; going on");
                     0
                 }
             };
@@ -326,6 +518,12 @@ fn pre_send_check(
     }
     if invitations::surveyed_elsewhere(conn, c, c.survey.throttle_days, t)? {
         return Ok(stop("suppressed", "throttled"));
+    }
+    if c.survey.throttle_days > 0 && invitations::older_one_in_flight(conn, c, t)? {
+        // Whether this one is throttled depends on whether that one goes out.
+        return Ok(Some(Outcome::Hold {
+            until: t + SIBLING_RECHECK,
+        }));
     }
     Ok(None)
 }

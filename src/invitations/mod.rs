@@ -301,6 +301,7 @@ fn create_batch(
             reminder_sent_at: None,
             created_at: t,
             updated_at: t,
+            opened_at: None,
         };
         store_invitations::insert(conn, &invitation)?;
         let mut contact = contact;
@@ -313,10 +314,11 @@ fn create_batch(
                 0,
             )?;
         }
-        if suppressed.is_none() {
-            let surveyed_at = sent_at.unwrap_or(send_at);
-            crate::store::contacts::set_last_surveyed(conn, &contact.id, surveyed_at)?;
-            contact.last_surveyed_at = Some(surveyed_at);
+        // Throttling counts delivered emails and handed-out links only: a link counts now,
+        // an email when it is actually sent (the dispatcher sets it then).
+        if let (None, Some(sent_at)) = (suppressed, sent_at) {
+            crate::store::contacts::set_last_surveyed(conn, &contact.id, sent_at)?;
+            contact.last_surveyed_at = Some(sent_at);
         }
         out.push(ItemOutcome::Created {
             invitation: Box::new(invitation),
@@ -324,4 +326,17 @@ fn create_batch(
         });
     }
     Ok(out)
+}
+
+/// Puts a `failed` or `cancelled` email invitation back in the send queue (due now, attempts
+/// from zero) and wakes the dispatcher; 409 for any other status. Suppression and throttling
+/// are checked again when it is sent.
+pub async fn retry(state: &AppState, id: String) -> Result<InvitationRow, AppError> {
+    let row = state
+        .db
+        .write(move |conn| store_invitations::retry(conn, &id))
+        .await?;
+    tracing::info!(invitation = %row.id, "invitation put back in the send queue");
+    state.wake_dispatcher.notify_one();
+    Ok(row)
 }

@@ -253,6 +253,28 @@ pub fn unsubscribe(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
     })
 }
 
+/// A contact, erased or not (the unsubscribe page of an erased person still works).
+pub fn find_any(conn: &mut DbConnection, id: &str) -> Result<Option<ContactRow>, AppError> {
+    Ok(contacts::table
+        .find(id)
+        .select(ContactRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Clears `unsubscribed_at`: the contact may be surveyed again. Invitations suppressed
+/// while unsubscribed stay suppressed.
+pub fn resubscribe(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
+    let t = now();
+    diesel::update(contacts::table.find(id))
+        .set((
+            contacts::unsubscribed_at.eq(None::<NaiveDateTime>),
+            contacts::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
 /// Sets when a contact was last surveyed (what throttling counts from).
 pub fn set_last_surveyed(
     conn: &mut DbConnection,

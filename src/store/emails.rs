@@ -22,6 +22,10 @@ pub struct NewEmail<'a> {
     /// Sender display name (default: the one in `SMTP_FROM`).
     pub from_name: Option<&'a str>,
     pub reply_to: Option<&'a str>,
+    /// An HTML alternative to `body_text`.
+    pub body_html: Option<&'a str>,
+    /// When to send it (default: now).
+    pub send_at: Option<NaiveDateTime>,
 }
 
 pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, AppError> {
@@ -32,12 +36,12 @@ pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, App
         to_address: e.to.into(),
         subject: e.subject.into(),
         body_text: e.body_text.into(),
-        body_html: None,
+        body_html: e.body_html.map(str::to_string),
         in_reply_to: e.in_reply_to.map(str::to_string),
         followup_id: e.followup_id.map(str::to_string),
         status: "pending".into(),
         attempts: 0,
-        next_attempt_at: t,
+        next_attempt_at: e.send_at.unwrap_or(t),
         claimed_until: None,
         last_error: None,
         message_id: None,
@@ -52,11 +56,12 @@ pub fn enqueue(conn: &mut DbConnection, e: NewEmail<'_>) -> Result<EmailRow, App
     Ok(row)
 }
 
-/// Claims due emails for this worker until `now + lease` (see `invitations::claim_due`).
+/// Claims due emails for worker `me` until `now + lease` (see `invitations::claim_due`).
 pub fn claim_due(
     conn: &mut DbConnection,
     limit: i64,
     lease: TimeDelta,
+    me: &str,
 ) -> Result<Vec<EmailRow>, AppError> {
     conn.transaction(|conn| {
         let t = now();
@@ -68,6 +73,7 @@ pub fn claim_due(
             .set((
                 emails::status.eq("sending"),
                 emails::claimed_until.eq(Some(t + lease)),
+                emails::claimed_by.eq(Some(me)),
                 emails::attempts.eq(emails::attempts + 1),
             ))
             .execute(conn)?;
@@ -78,50 +84,139 @@ pub fn claim_due(
     })
 }
 
-/// What happened to one claimed email.
-pub enum EmailOutcome {
-    Sent { message_id: String },
-    Failed { error: String },
-    Retry { at: NaiveDateTime, error: String },
+/// Extends the lease of those of `ids` that worker `me` still holds (its heartbeat).
+pub fn extend(
+    conn: &mut DbConnection,
+    me: &str,
+    ids: &[String],
+    until: NaiveDateTime,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(
+        emails::table
+            .filter(emails::id.eq_any(ids))
+            .filter(emails::status.eq("sending"))
+            .filter(emails::claimed_by.eq(me)),
+    )
+    .set(emails::claimed_until.eq(Some(until)))
+    .execute(conn)?)
 }
 
-pub fn record(
+/// Hands back at once the claims a previous run of instance `me` left behind.
+pub fn release_claims_of(conn: &mut DbConnection, me: &str) -> Result<usize, AppError> {
+    let t = now();
+    Ok(diesel::update(
+        emails::table
+            .filter(emails::status.eq("sending"))
+            .filter(emails::claimed_by.eq(me)),
+    )
+    .set((
+        emails::status.eq("pending"),
+        emails::next_attempt_at.eq(t),
+        emails::claimed_until.eq(None::<NaiveDateTime>),
+        emails::claimed_by.eq(None::<String>),
+    ))
+    .execute(conn)?)
+}
+
+/// Rewrites a claimed email's content just before it is sent (an alert shows the answer as
+/// it stands then).
+pub fn set_content(
     conn: &mut DbConnection,
-    outcomes: &[(String, EmailOutcome)],
+    id: &str,
+    subject: &str,
+    body_text: &str,
+    body_html: Option<&str>,
 ) -> Result<(), AppError> {
-    conn.transaction(|conn| {
-        let t = now();
-        for (id, outcome) in outcomes {
-            let target = emails::table.find(id).filter(emails::status.eq("sending"));
-            match outcome {
-                EmailOutcome::Sent { message_id } => diesel::update(target)
-                    .set((
-                        emails::status.eq("sent"),
-                        emails::sent_at.eq(Some(t)),
-                        emails::message_id.eq(Some(message_id)),
-                        emails::claimed_until.eq(None::<NaiveDateTime>),
-                        emails::last_error.eq(None::<String>),
-                    ))
-                    .execute(conn)?,
-                EmailOutcome::Failed { error } => diesel::update(target)
-                    .set((
-                        emails::status.eq("failed"),
-                        emails::last_error.eq(Some(error)),
-                        emails::claimed_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?,
-                EmailOutcome::Retry { at, error } => diesel::update(target)
-                    .set((
-                        emails::status.eq("pending"),
-                        emails::next_attempt_at.eq(*at),
-                        emails::last_error.eq(Some(error)),
-                        emails::claimed_until.eq(None::<NaiveDateTime>),
-                    ))
-                    .execute(conn)?,
-            };
-        }
-        Ok(())
-    })
+    diesel::update(emails::table.find(id))
+        .set((
+            emails::subject.eq(subject),
+            emails::body_text.eq(body_text),
+            emails::body_html.eq(body_html),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether an alert about `followup_id` is still waiting to go out.
+pub fn alert_pending(conn: &mut DbConnection, followup_id: &str) -> Result<bool, AppError> {
+    let n: i64 = emails::table
+        .filter(emails::followup_id.eq(followup_id))
+        .filter(emails::kind.eq("followup_alert"))
+        .filter(emails::status.eq_any(["pending", "sending"]))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// What happened to one claimed email.
+pub enum EmailOutcome {
+    Sent {
+        message_id: String,
+    },
+    Failed {
+        error: String,
+    },
+    Retry {
+        at: NaiveDateTime,
+        error: String,
+    },
+    /// Not sent and never will be (an alert whose task was closed before it was due).
+    Cancelled {
+        reason: String,
+    },
+}
+
+/// Records the outcome of one claimed email in its own transaction, as soon as it is known;
+/// only if worker `me` still holds it.
+pub fn record_one(
+    conn: &mut DbConnection,
+    me: &str,
+    id: &str,
+    outcome: &EmailOutcome,
+) -> Result<(), AppError> {
+    let t = now();
+    let target = emails::table
+        .find(id)
+        .filter(emails::status.eq("sending"))
+        .filter(emails::claimed_by.eq(me));
+    match outcome {
+        EmailOutcome::Sent { message_id } => diesel::update(target)
+            .set((
+                emails::status.eq("sent"),
+                emails::sent_at.eq(Some(t)),
+                emails::message_id.eq(Some(message_id)),
+                emails::claimed_until.eq(None::<NaiveDateTime>),
+                emails::claimed_by.eq(None::<String>),
+                emails::last_error.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        EmailOutcome::Failed { error } => diesel::update(target)
+            .set((
+                emails::status.eq("failed"),
+                emails::last_error.eq(Some(error)),
+                emails::claimed_until.eq(None::<NaiveDateTime>),
+                emails::claimed_by.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        EmailOutcome::Retry { at, error } => diesel::update(target)
+            .set((
+                emails::status.eq("pending"),
+                emails::next_attempt_at.eq(*at),
+                emails::last_error.eq(Some(error)),
+                emails::claimed_until.eq(None::<NaiveDateTime>),
+                emails::claimed_by.eq(None::<String>),
+            ))
+            .execute(conn)?,
+        EmailOutcome::Cancelled { reason } => diesel::update(target)
+            .set((
+                emails::status.eq("cancelled"),
+                emails::last_error.eq(Some(reason)),
+                emails::claimed_until.eq(None::<NaiveDateTime>),
+                emails::claimed_by.eq(None::<String>),
+            ))
+            .execute(conn)?,
+    };
+    Ok(())
 }
 
 pub fn for_followup(conn: &mut DbConnection, followup_id: &str) -> Result<Vec<EmailRow>, AppError> {

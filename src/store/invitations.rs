@@ -10,9 +10,6 @@ use crate::domain::now;
 use crate::domain::Page;
 use crate::error::AppError;
 
-/// Statuses that count as "surveyed" for throttling.
-pub const SURVEYED: [&str; 4] = ["scheduled", "sending", "sent", "responded"];
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Channel {
     Email,
@@ -45,17 +42,36 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppError>
         .ok_or(AppError::NotFound("invitation"))
 }
 
-/// The invitation of a token with its survey, in one query.
+/// The invitation of a token with its survey and when its contact was erased (if they
+/// were), in one query.
 pub fn with_survey_by_token(
     conn: &mut DbConnection,
     token: &str,
-) -> Result<Option<(InvitationRow, SurveyRow)>, AppError> {
+) -> Result<Option<(InvitationRow, SurveyRow, Option<NaiveDateTime>)>, AppError> {
     Ok(invitations::table
         .inner_join(surveys::table)
+        .inner_join(contacts::table)
         .filter(invitations::token.eq(token))
-        .select((InvitationRow::as_select(), SurveyRow::as_select()))
+        .select((
+            InvitationRow::as_select(),
+            SurveyRow::as_select(),
+            contacts::erased_at,
+        ))
         .first(conn)
         .optional()?)
+}
+
+/// Notes that the page of an invitation was opened (the first time only; a later opening
+/// changes nothing). Not an answer: reports can show opened-but-not-answered.
+pub fn mark_opened(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Result<(), AppError> {
+    diesel::update(
+        invitations::table
+            .find(id)
+            .filter(invitations::opened_at.is_null()),
+    )
+    .set(invitations::opened_at.eq(Some(t)))
+    .execute(conn)?;
+    Ok(())
 }
 
 pub fn find_by_token(
@@ -139,14 +155,16 @@ pub struct Claimed {
     pub reminder: bool,
 }
 
-/// Claims up to `limit` due invitations for this worker until `now + lease`: scheduled ones
+/// Claims up to `limit` due invitations for worker `me` until `now + lease`: scheduled ones
 /// whose time has come, and ones claimed by a worker that died (lease expired). On
 /// PostgreSQL the rows are locked with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
-/// same invitation; SQLite has one process and one writer.
+/// same invitation; SQLite has one process and one writer. A live worker keeps its claims with
+/// `extend` (a heartbeat) and records each outcome with `record_one`.
 pub fn claim_due(
     conn: &mut DbConnection,
     limit: i64,
     lease: TimeDelta,
+    me: &str,
 ) -> Result<Vec<Claimed>, AppError> {
     conn.transaction(|conn| {
         let t = now();
@@ -158,11 +176,88 @@ pub fn claim_due(
             .set((
                 invitations::status.eq("sending"),
                 invitations::claimed_until.eq(Some(t + lease)),
+                invitations::claimed_by.eq(Some(me)),
                 invitations::attempts.eq(invitations::attempts + 1),
                 invitations::updated_at.eq(t),
             ))
             .execute(conn)?;
         load_claimed(conn, &ids, false)
+    })
+}
+
+/// Extends the lease of those of `ids` that worker `me` still holds (the heartbeat of a
+/// worker that is still sending them). Returns how many it still holds.
+pub fn extend(
+    conn: &mut DbConnection,
+    me: &str,
+    ids: &[String],
+    until: NaiveDateTime,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(
+        invitations::table
+            .filter(invitations::id.eq_any(ids))
+            .filter(invitations::status.eq("sending"))
+            .filter(invitations::claimed_by.eq(me)),
+    )
+    .set(invitations::claimed_until.eq(Some(until)))
+    .execute(conn)?)
+}
+
+/// Hands back, at once, the claims a previous run of this instance (`me`) left behind when it
+/// stopped (a crash, kill -9): they become due now instead of when their lease runs out.
+/// Returns how many were taken back.
+pub fn release_claims_of(conn: &mut DbConnection, me: &str) -> Result<usize, AppError> {
+    let t = now();
+    Ok(diesel::update(
+        invitations::table
+            .filter(invitations::status.eq("sending"))
+            .filter(invitations::claimed_by.eq(me)),
+    )
+    .set((
+        invitations::status.eq("scheduled"),
+        invitations::next_attempt_at.eq(t),
+        invitations::claimed_until.eq(None::<NaiveDateTime>),
+        invitations::claimed_by.eq(None::<String>),
+        invitations::updated_at.eq(t),
+    ))
+    .execute(conn)?)
+}
+
+/// Puts a `failed` or `cancelled` invitation back in the queue (due now, attempts from zero);
+/// 409 for any other status.
+pub fn retry(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppError> {
+    conn.transaction(|conn| {
+        let t = now();
+        let changed = diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::channel.eq("email"))
+                .filter(invitations::status.eq_any(["failed", "cancelled"])),
+        )
+        .set((
+            invitations::status.eq("scheduled"),
+            invitations::reason.eq(None::<String>),
+            invitations::attempts.eq(0),
+            invitations::next_attempt_at.eq(t),
+            invitations::claimed_until.eq(None::<NaiveDateTime>),
+            invitations::claimed_by.eq(None::<String>),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+        let row = get(conn, id)?;
+        if changed == 0 {
+            let why = if row.channel != "email" {
+                "only email invitations can be retried; a link invitation is sent when made"
+                    .to_string()
+            } else {
+                format!(
+                    "only failed or cancelled invitations can be retried; this one is {}",
+                    row.status
+                )
+            };
+            return Err(AppError::conflict("invitation_not_retryable", why));
+        }
+        Ok(row)
     })
 }
 
@@ -267,89 +362,101 @@ pub enum Outcome {
     },
 }
 
-/// Records the outcomes of a batch in one transaction.
-pub fn record(conn: &mut DbConnection, outcomes: &[(Claimed, Outcome)]) -> Result<(), AppError> {
+/// Records the outcome of one claimed invitation in its own transaction, as soon as it is
+/// known (so a crash repeats at most the messages in flight). Only a row that worker `me`
+/// still holds (`sending`, claimed by `me`) moves on; reminders need no claim.
+pub fn record_one(
+    conn: &mut DbConnection,
+    me: &str,
+    c: &Claimed,
+    outcome: &Outcome,
+) -> Result<(), AppError> {
     conn.transaction(|conn| {
         let t = now();
-        for (c, outcome) in outcomes {
-            let id = &c.invitation.id;
-            // Only rows this worker still holds: `sending`.
-            let target = invitations::table
-                .find(id)
-                .filter(invitations::status.eq("sending"));
-            match outcome {
-                Outcome::Sent { message_id } => {
-                    let changed = diesel::update(target)
-                        .set((
-                            invitations::status.eq("sent"),
-                            invitations::sent_at.eq(Some(t)),
-                            invitations::message_id.eq(Some(message_id)),
-                            invitations::claimed_until.eq(None::<NaiveDateTime>),
-                            invitations::last_error.eq(None::<String>),
-                            invitations::updated_at.eq(t),
-                        ))
-                        .execute(conn)?;
-                    if changed == 1 {
-                        let day = crate::store::rollups::day(t);
-                        crate::store::rollups::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
-                    }
+        let id = &c.invitation.id;
+        let target = invitations::table
+            .find(id)
+            .filter(invitations::status.eq("sending"))
+            .filter(invitations::claimed_by.eq(me));
+        match outcome {
+            Outcome::Sent { message_id } => {
+                let changed = diesel::update(target)
+                    .set((
+                        invitations::status.eq("sent"),
+                        invitations::sent_at.eq(Some(t)),
+                        invitations::message_id.eq(Some(message_id)),
+                        invitations::claimed_until.eq(None::<NaiveDateTime>),
+                        invitations::claimed_by.eq(None::<String>),
+                        invitations::last_error.eq(None::<String>),
+                        invitations::updated_at.eq(t),
+                    ))
+                    .execute(conn)?;
+                if changed == 1 {
+                    // The contact counts as surveyed from the moment the email went out.
                     diesel::update(contacts::table.find(&c.contact.id))
                         .set(contacts::last_surveyed_at.eq(Some(t)))
                         .execute(conn)?;
+                    let day = crate::store::rollups::day(t);
+                    crate::store::rollups::add_delivery(conn, &c.survey.id, &day, 1, 0)?;
                 }
-                Outcome::Stopped { status, reason } => {
-                    let (reason_col, error_col) = if *status == "failed" {
-                        (Some("send_failed".to_string()), Some(reason.clone()))
-                    } else {
-                        (Some(reason.clone()), None)
-                    };
-                    diesel::update(target)
-                        .set((
-                            invitations::status.eq(*status),
-                            invitations::reason.eq(reason_col),
-                            invitations::last_error.eq(error_col),
-                            invitations::claimed_until.eq(None::<NaiveDateTime>),
-                            invitations::updated_at.eq(t),
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Retry { at, error } => {
-                    diesel::update(target)
-                        .set((
-                            invitations::status.eq("scheduled"),
-                            invitations::next_attempt_at.eq(*at),
-                            invitations::last_error.eq(Some(error)),
-                            invitations::claimed_until.eq(None::<NaiveDateTime>),
-                            invitations::updated_at.eq(t),
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Hold { until } => {
-                    diesel::update(target)
-                        .set((
-                            invitations::status.eq("scheduled"),
-                            invitations::next_attempt_at.eq(*until),
-                            // A hold is not an attempt.
-                            invitations::attempts.eq(invitations::attempts - 1),
-                            invitations::claimed_until.eq(None::<NaiveDateTime>),
-                            invitations::updated_at.eq(t),
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::ReminderSent => {}
-                Outcome::ReminderFailed { error } => {
-                    diesel::update(invitations::table.find(id))
-                        .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
-                        .execute(conn)?;
-                }
+            }
+            Outcome::Stopped { status, reason } => {
+                let (reason_col, error_col) = if *status == "failed" {
+                    (Some("send_failed".to_string()), Some(reason.clone()))
+                } else {
+                    (Some(reason.clone()), None)
+                };
+                diesel::update(target)
+                    .set((
+                        invitations::status.eq(*status),
+                        invitations::reason.eq(reason_col),
+                        invitations::last_error.eq(error_col),
+                        invitations::claimed_until.eq(None::<NaiveDateTime>),
+                        invitations::claimed_by.eq(None::<String>),
+                        invitations::updated_at.eq(t),
+                    ))
+                    .execute(conn)?;
+            }
+            Outcome::Retry { at, error } => {
+                diesel::update(target)
+                    .set((
+                        invitations::status.eq("scheduled"),
+                        invitations::next_attempt_at.eq(*at),
+                        invitations::last_error.eq(Some(error)),
+                        invitations::claimed_until.eq(None::<NaiveDateTime>),
+                        invitations::claimed_by.eq(None::<String>),
+                        invitations::updated_at.eq(t),
+                    ))
+                    .execute(conn)?;
+            }
+            Outcome::Hold { until } => {
+                diesel::update(target)
+                    .set((
+                        invitations::status.eq("scheduled"),
+                        invitations::next_attempt_at.eq(*until),
+                        // A hold is not an attempt.
+                        invitations::attempts.eq(invitations::attempts - 1),
+                        invitations::claimed_until.eq(None::<NaiveDateTime>),
+                        invitations::claimed_by.eq(None::<String>),
+                        invitations::updated_at.eq(t),
+                    ))
+                    .execute(conn)?;
+            }
+            Outcome::ReminderSent => {}
+            Outcome::ReminderFailed { error } => {
+                diesel::update(invitations::table.find(id))
+                    .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
+                    .execute(conn)?;
             }
         }
         Ok(())
     })
 }
 
-/// Whether the contact was surveyed by another invitation within `days` before `at`
-/// (checked again at send time, so two batches made close together do not both go out).
+/// Whether the contact was surveyed by another invitation within `days` before `at`: an
+/// email that went out or a link that was handed out (checked again at send time, so two
+/// batches made close together do not both go out). Failed, cancelled and suppressed
+/// invitations do not count.
 pub fn surveyed_elsewhere(
     conn: &mut DbConnection,
     c: &Claimed,
@@ -363,8 +470,25 @@ pub fn surveyed_elsewhere(
     let count: i64 = invitations::table
         .filter(invitations::contact_id.eq(&c.contact.id))
         .filter(invitations::id.ne(&c.invitation.id))
-        .filter(invitations::status.eq_any(["sent", "responded", "sending"]))
+        .filter(invitations::status.eq_any(["sent", "responded"]))
         .filter(invitations::sent_at.gt(since))
+        .count()
+        .get_result(conn)?;
+    Ok(count > 0)
+}
+
+/// Whether an older invitation of the same contact is being sent right now (claimed and not
+/// yet recorded): the newer one waits for its outcome before it is checked again.
+pub fn older_one_in_flight(
+    conn: &mut DbConnection,
+    c: &Claimed,
+    at: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let count: i64 = invitations::table
+        .filter(invitations::contact_id.eq(&c.contact.id))
+        .filter(invitations::id.lt(&c.invitation.id))
+        .filter(invitations::status.eq("sending"))
+        .filter(invitations::claimed_until.gt(at))
         .count()
         .get_result(conn)?;
     Ok(count > 0)

@@ -127,15 +127,19 @@ impl Db {
                 // WAL once, before the pool exists: it is a property of the file.
                 conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")
                     .context("cannot switch SQLite to WAL mode")?;
-                conn.run_pending_migrations(SQLITE_MIGRATIONS)
+                let applied = conn
+                    .run_pending_migrations(SQLITE_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("SQLite migrations failed: {e}"))?;
+                log_migrations("sqlite", &applied);
                 (path.clone(), Engine::Sqlite)
             }
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url)
                     .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
-                conn.run_pending_migrations(POSTGRES_MIGRATIONS)
+                let applied = conn
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?;
+                log_migrations("postgres", &applied);
                 (url.clone(), Engine::Postgres)
             }
         };
@@ -235,6 +239,92 @@ impl Db {
     /// A write connection for synchronous callers (CLI, background workers on blocking threads).
     pub fn get(&self) -> Result<PooledConn, AppError> {
         self.write_pool.get().map_err(AppError::from)
+    }
+}
+
+/// Says at start which engine is used and which migrations were just applied.
+fn log_migrations(engine: &str, applied: &[diesel::migration::MigrationVersion<'_>]) {
+    if applied.is_empty() {
+        tracing::info!(engine, "database schema is up to date");
+    } else {
+        let list = applied
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        tracing::info!(engine, migrations = %list, "applied database migrations");
+    }
+}
+
+/// The ids of a worker's claimed rows that it is still working on. A heartbeat
+/// (`Db::keep_claims`) extends their lease until each is recorded and removed.
+#[derive(Clone, Default)]
+pub struct Held(std::sync::Arc<std::sync::Mutex<std::collections::HashSet<String>>>);
+
+impl Held {
+    pub fn new(ids: impl IntoIterator<Item = String>) -> Held {
+        Held(std::sync::Arc::new(std::sync::Mutex::new(
+            ids.into_iter().collect(),
+        )))
+    }
+
+    /// The row is recorded (or given up): stop extending its lease.
+    pub fn release(&self, id: &str) {
+        if let Ok(mut set) = self.0.lock() {
+            set.remove(id);
+        }
+    }
+
+    fn snapshot(&self) -> Vec<String> {
+        self.0
+            .lock()
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// A spawned task that is stopped when this is dropped.
+pub struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Extends the lease of the given rows claimed by an instance until the given time.
+pub type ExtendFn =
+    fn(&mut DbConnection, &str, &[String], chrono::NaiveDateTime) -> Result<usize, AppError>;
+
+impl Db {
+    /// The heartbeat of a worker's claims: every third of `lease`, extends the lease of the
+    /// rows in `held` that instance `me` still holds, until the returned guard is dropped (at
+    /// the end of the batch, or when the worker's task unwinds). So a live worker never loses
+    /// its rows to another replica however long its batch takes, and a dead one's rows are
+    /// free again one lease after its last beat.
+    pub fn keep_claims(
+        &self,
+        me: std::sync::Arc<str>,
+        held: Held,
+        lease: chrono::TimeDelta,
+        extend: ExtendFn,
+    ) -> AbortOnDrop {
+        let db = self.clone();
+        let every = Duration::from_millis((lease.num_milliseconds() / 3).max(250) as u64);
+        AbortOnDrop(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                let ids = held.snapshot();
+                if ids.is_empty() {
+                    continue;
+                }
+                let me = me.clone();
+                let until = crate::domain::now() + lease;
+                if let Err(e) = db.write(move |conn| extend(conn, &me, &ids, until)).await {
+                    tracing::warn!(error = %e, "cannot extend the lease of claimed rows");
+                }
+            }
+        }))
     }
 }
 

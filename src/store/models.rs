@@ -100,6 +100,8 @@ pub struct InvitationRow {
     pub reminder_sent_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// When the survey page was first opened (GET; not an answer).
+    pub opened_at: Option<NaiveDateTime>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -9,22 +9,39 @@ use super::DbConnection;
 use crate::domain::{Page, Score};
 use crate::error::AppError;
 
-/// The delivery state of an invitation (`sent_at`, `responded_at`) and the id of its
-/// response, in one query.
-#[allow(clippy::type_complexity)]
+/// The delivery state of an invitation, the id of its response and whether its contact
+/// was erased, in one query.
 pub fn invitation_state(
     conn: &mut DbConnection,
     invitation_id: &str,
-) -> Result<(Option<NaiveDateTime>, Option<NaiveDateTime>, Option<String>), AppError> {
-    Ok(invitations::table
+) -> Result<InvitationState, AppError> {
+    let (sent_at, responded_at, response_id, contact_erased_at) = invitations::table
+        .inner_join(contacts::table)
         .left_join(responses::table)
         .filter(invitations::id.eq(invitation_id))
         .select((
             invitations::sent_at,
             invitations::responded_at,
             responses::id.nullable(),
+            contacts::erased_at,
         ))
-        .first(conn)?)
+        .first(conn)?;
+    Ok(InvitationState {
+        sent_at,
+        responded_at,
+        response_id,
+        contact_erased_at,
+    })
+}
+
+/// What recording an answer needs to know about its invitation.
+pub struct InvitationState {
+    pub sent_at: Option<NaiveDateTime>,
+    pub responded_at: Option<NaiveDateTime>,
+    /// Its response, if it has one.
+    pub response_id: Option<String>,
+    /// When its contact was erased (then it takes no answer).
+    pub contact_erased_at: Option<NaiveDateTime>,
 }
 
 /// Inserts a response. The raw diesel result lets the caller tell a lost race (a unique

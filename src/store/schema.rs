@@ -66,6 +66,7 @@ diesel::table! {
         send_at -> Timestamp,
         next_attempt_at -> Timestamp,
         claimed_until -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
         attempts -> Integer,
         last_error -> Nullable<Text>,
         message_id -> Nullable<Text>,
@@ -74,6 +75,7 @@ diesel::table! {
         reminder_sent_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        opened_at -> Nullable<Timestamp>,
     }
 }
 
@@ -148,6 +150,7 @@ diesel::table! {
         attempts -> Integer,
         next_attempt_at -> Timestamp,
         claimed_until -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
         last_status_code -> Nullable<Integer>,
         last_error -> Nullable<Text>,
         delivered_at -> Nullable<Timestamp>,
@@ -180,6 +183,7 @@ diesel::table! {
         attempts -> Integer,
         next_attempt_at -> Timestamp,
         claimed_until -> Nullable<Timestamp>,
+        claimed_by -> Nullable<Text>,
         last_error -> Nullable<Text>,
         message_id -> Nullable<Text>,
         sent_at -> Nullable<Timestamp>,

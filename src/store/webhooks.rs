@@ -228,6 +228,7 @@ pub fn claim_due(
     conn: &mut DbConnection,
     limit: i64,
     lease: TimeDelta,
+    me: &str,
 ) -> Result<Vec<Claimed>, AppError> {
     conn.transaction(|conn| {
         let t = now();
@@ -246,6 +247,7 @@ pub fn claim_due(
             .set((
                 webhook_deliveries::status.eq("delivering"),
                 webhook_deliveries::claimed_until.eq(Some(t + lease)),
+                webhook_deliveries::claimed_by.eq(Some(me)),
                 webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
             ))
             .execute(conn)?;
@@ -260,6 +262,40 @@ pub fn claim_due(
             .map(|(delivery, webhook)| Claimed { delivery, webhook })
             .collect())
     })
+}
+
+/// Extends the lease of those of `ids` that worker `me` still holds (its heartbeat).
+pub fn extend(
+    conn: &mut DbConnection,
+    me: &str,
+    ids: &[String],
+    until: NaiveDateTime,
+) -> Result<usize, AppError> {
+    Ok(diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::id.eq_any(ids))
+            .filter(webhook_deliveries::status.eq("delivering"))
+            .filter(webhook_deliveries::claimed_by.eq(me)),
+    )
+    .set(webhook_deliveries::claimed_until.eq(Some(until)))
+    .execute(conn)?)
+}
+
+/// Hands back at once the claims a previous run of instance `me` left behind.
+pub fn release_claims_of(conn: &mut DbConnection, me: &str) -> Result<usize, AppError> {
+    let t = now();
+    Ok(diesel::update(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::status.eq("delivering"))
+            .filter(webhook_deliveries::claimed_by.eq(me)),
+    )
+    .set((
+        webhook_deliveries::status.eq("pending"),
+        webhook_deliveries::next_attempt_at.eq(t),
+        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+        webhook_deliveries::claimed_by.eq(None::<String>),
+    ))
+    .execute(conn)?)
 }
 
 /// One HTTP attempt as it happened.
@@ -282,65 +318,70 @@ pub enum Outcome {
     Failed { error: String },
 }
 
-/// Records the outcomes of a batch in one transaction: every attempt is logged, and each
-/// delivery this worker still holds (`delivering`) moves on.
-pub fn record(
+/// Records one delivery's attempt and outcome in its own transaction, as soon as it is known:
+/// the attempt is logged, and the delivery moves on if worker `me` still holds it.
+pub fn record_one(
     conn: &mut DbConnection,
-    outcomes: &[(Claimed, Option<Attempt>, Outcome)],
+    me: &str,
+    c: &Claimed,
+    attempt: Option<&Attempt>,
+    outcome: &Outcome,
 ) -> Result<(), AppError> {
     conn.transaction(|conn| {
         let t = now();
-        for (c, attempt, outcome) in outcomes {
-            let id = &c.delivery.id;
-            if let Some(a) = attempt {
-                diesel::insert_into(webhook_attempts::table)
-                    .values(&AttemptRow {
-                        id: new_id(IdPrefix::Attempt),
-                        delivery_id: id.clone(),
-                        attempted_at: a.attempted_at,
-                        status_code: a.status_code,
-                        error: a.error.clone(),
-                        duration_ms: a.duration_ms,
-                    })
+        let id = &c.delivery.id;
+        if let Some(a) = attempt {
+            diesel::insert_into(webhook_attempts::table)
+                .values(&AttemptRow {
+                    id: new_id(IdPrefix::Attempt),
+                    delivery_id: id.clone(),
+                    attempted_at: a.attempted_at,
+                    status_code: a.status_code,
+                    error: a.error.clone(),
+                    duration_ms: a.duration_ms,
+                })
+                .execute(conn)?;
+        }
+        let target = webhook_deliveries::table
+            .find(id)
+            .filter(webhook_deliveries::status.eq("delivering"))
+            .filter(webhook_deliveries::claimed_by.eq(me));
+        let code = attempt.and_then(|a| a.status_code);
+        match outcome {
+            Outcome::Delivered => {
+                diesel::update(target)
+                    .set((
+                        webhook_deliveries::status.eq("delivered"),
+                        webhook_deliveries::delivered_at.eq(Some(t)),
+                        webhook_deliveries::last_status_code.eq(code),
+                        webhook_deliveries::last_error.eq(None::<String>),
+                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        webhook_deliveries::claimed_by.eq(None::<String>),
+                    ))
                     .execute(conn)?;
             }
-            let target = webhook_deliveries::table
-                .find(id)
-                .filter(webhook_deliveries::status.eq("delivering"));
-            let code = attempt.as_ref().and_then(|a| a.status_code);
-            match outcome {
-                Outcome::Delivered => {
-                    diesel::update(target)
-                        .set((
-                            webhook_deliveries::status.eq("delivered"),
-                            webhook_deliveries::delivered_at.eq(Some(t)),
-                            webhook_deliveries::last_status_code.eq(code),
-                            webhook_deliveries::last_error.eq(None::<String>),
-                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Retry { at, error } => {
-                    diesel::update(target)
-                        .set((
-                            webhook_deliveries::status.eq("pending"),
-                            webhook_deliveries::next_attempt_at.eq(*at),
-                            webhook_deliveries::last_status_code.eq(code),
-                            webhook_deliveries::last_error.eq(Some(error)),
-                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
-                }
-                Outcome::Failed { error } => {
-                    diesel::update(target)
-                        .set((
-                            webhook_deliveries::status.eq("failed"),
-                            webhook_deliveries::last_status_code.eq(code),
-                            webhook_deliveries::last_error.eq(Some(error)),
-                            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        ))
-                        .execute(conn)?;
-                }
+            Outcome::Retry { at, error } => {
+                diesel::update(target)
+                    .set((
+                        webhook_deliveries::status.eq("pending"),
+                        webhook_deliveries::next_attempt_at.eq(*at),
+                        webhook_deliveries::last_status_code.eq(code),
+                        webhook_deliveries::last_error.eq(Some(error)),
+                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        webhook_deliveries::claimed_by.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
+            }
+            Outcome::Failed { error } => {
+                diesel::update(target)
+                    .set((
+                        webhook_deliveries::status.eq("failed"),
+                        webhook_deliveries::last_status_code.eq(code),
+                        webhook_deliveries::last_error.eq(Some(error)),
+                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                        webhook_deliveries::claimed_by.eq(None::<String>),
+                    ))
+                    .execute(conn)?;
             }
         }
         Ok(())

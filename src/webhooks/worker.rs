@@ -1,7 +1,12 @@
 //! The webhook delivery worker.
 //!
-//! Claims due deliveries in batches with a lease, POSTs them concurrently, logs every attempt
-//! and moves each delivery on: a 2xx answer → `delivered`; a timeout, connection error, 408,
+//! Claims due deliveries in batches, marked with this instance's id and a lease
+//! (`WEBHOOK_LEASE_SECONDS`) that a heartbeat extends while the batch is worked on, so a live
+//! worker never loses its deliveries to another replica. POSTs them concurrently, and records
+//! each attempt and outcome as soon as it is known (a crash repeats at most the requests in
+//! flight; a restarted process with the same id takes its old claims back at once). A panic
+//! in one delivery is caught: that delivery fails and the worker goes on. Each delivery moves
+//! on: a 2xx answer → `delivered`; a timeout, connection error, 408,
 //! 429 or 5xx → back to `pending` with exponential backoff (`failed` once
 //! `WEBHOOK_MAX_ATTEMPTS` attempts were made); any other answer (3xx, 4xx) → `failed` at once.
 //! Redirects are not followed.
@@ -18,7 +23,8 @@ use crate::config::Settings;
 use crate::domain::backoff;
 use crate::domain::now;
 use crate::store::webhooks::{self as store, Attempt, Claimed, Outcome};
-use crate::store::Db;
+use crate::store::{Db, Held};
+use crate::telemetry::{catch_panic, Metrics};
 
 /// Deliveries claimed per batch.
 const BATCH: i64 = 100;
@@ -33,6 +39,9 @@ pub struct WebhookWorker {
     pub settings: Arc<Settings>,
     /// Woken when deliveries are queued, so they go out without waiting for the poll.
     pub wake: Arc<Notify>,
+    pub metrics: Arc<Metrics>,
+    /// This process's name on its claims.
+    pub instance: Arc<str>,
     client: reqwest::Client,
 }
 
@@ -43,6 +52,8 @@ impl crate::context::AppState {
             self.db.clone(),
             self.settings.clone(),
             self.wake_webhooks.clone(),
+            self.metrics.clone(),
+            self.instance_id.clone(),
         )
     }
 }
@@ -50,7 +61,13 @@ impl crate::context::AppState {
 impl WebhookWorker {
     /// A worker with its own HTTP client (connection pool, `WEBHOOK_TIMEOUT_SECONDS` per
     /// request, no redirects).
-    pub fn new(db: Db, settings: Arc<Settings>, wake: Arc<Notify>) -> anyhow::Result<Self> {
+    pub fn new(
+        db: Db,
+        settings: Arc<Settings>,
+        wake: Arc<Notify>,
+        metrics: Arc<Metrics>,
+        instance: Arc<str>,
+    ) -> anyhow::Result<Self> {
         let timeout = Duration::from_secs(settings.webhook_timeout_seconds);
         let mut headers = HeaderMap::new();
         headers.insert(USER_AGENT, HeaderValue::from_static("Closeloop-Webhooks/1"));
@@ -66,39 +83,79 @@ impl WebhookWorker {
             db,
             settings,
             wake,
+            metrics,
+            instance,
             client,
         })
     }
 
-    /// How long a claim lasts: longer than a whole batch can take.
+    /// How long a claim lasts without a heartbeat.
     fn lease(&self) -> TimeDelta {
-        let rounds = BATCH as u64 / CONCURRENCY as u64 + 1;
-        TimeDelta::seconds((60 + self.settings.webhook_timeout_seconds * rounds) as i64)
+        TimeDelta::seconds(self.settings.webhook_lease_seconds as i64)
     }
 
     /// Claims and sends one batch of due deliveries. Returns how many were handled.
     pub async fn run_once(&self) -> anyhow::Result<usize> {
         let lease = self.lease();
+        let me = self.instance.clone();
         let claimed = self
             .db
-            .write(move |conn| store::claim_due(conn, BATCH, lease))
+            .write(move |conn| store::claim_due(conn, BATCH, lease, &me))
             .await?;
         let handled = claimed.len();
         if handled == 0 {
             return Ok(0);
         }
-        let outcomes: Vec<(Claimed, Option<Attempt>, Outcome)> = stream::iter(claimed)
-            .map(|c| async move {
-                let (attempt, outcome) = self.deliver(&c).await;
-                (c, attempt, outcome)
+        let held = Held::new(claimed.iter().map(|c| c.delivery.id.clone()));
+        let _heartbeat =
+            self.db
+                .keep_claims(self.instance.clone(), held.clone(), lease, store::extend);
+        stream::iter(claimed)
+            .for_each_concurrent(CONCURRENCY, |c| {
+                let held = held.clone();
+                async move {
+                    let (attempt, outcome) =
+                        match catch_panic(self.deliver(&c)).await {
+                            Ok(done) => done,
+                            Err(panic) => {
+                                let text = panic;
+                                tracing::error!(delivery = %c.delivery.id, panic = %text, "webhook delivery panicked; marked failed");
+                                (
+                                    None,
+                                    Outcome::Failed {
+                                        error: format!("internal error: {text}"),
+                                    },
+                                )
+                            }
+                        };
+                    let id = c.delivery.id.clone();
+                    self.record(c, attempt, outcome).await;
+                    held.release(&id);
+                    self.metrics.webhook_worker.beat();
+                }
             })
-            .buffer_unordered(CONCURRENCY)
-            .collect()
             .await;
-        self.db
-            .write(move |conn| store::record(conn, &outcomes))
-            .await?;
         Ok(handled)
+    }
+
+    /// Records one delivery's attempt and outcome at once (a few tries).
+    async fn record(&self, c: Claimed, attempt: Option<Attempt>, outcome: Outcome) {
+        let job = Arc::new((c, attempt, outcome));
+        for n in 0..5u32 {
+            let (me, job2) = (self.instance.clone(), job.clone());
+            match self
+                .db
+                .write(move |conn| store::record_one(conn, &me, &job2.0, job2.1.as_ref(), &job2.2))
+                .await
+            {
+                Ok(()) => return,
+                Err(e) => {
+                    tracing::warn!(delivery = %job.0.delivery.id, error = %e, "cannot record the webhook delivery; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 << n)).await;
+                }
+            }
+        }
+        tracing::error!(delivery = %job.0.delivery.id, "could not record the webhook delivery; it is tried again when its lease runs out");
     }
 
     async fn deliver(&self, c: &Claimed) -> (Option<Attempt>, Outcome) {
@@ -179,12 +236,34 @@ impl WebhookWorker {
     /// Runs until `shutdown` turns true: a batch whenever something is due, else waits for
     /// new work or the poll interval. A batch in flight is finished first.
     pub async fn run(self, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-        tracing::info!("webhook worker started");
+        let metrics = self.metrics.clone();
+        let _running = metrics.webhook_worker.start();
+        tracing::info!(instance = %self.instance, "webhook worker started");
+        let me = self.instance.clone();
+        match self
+            .db
+            .write(move |conn| store::release_claims_of(conn, &me))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(
+                deliveries = n,
+                "took back the claims of this instance's previous run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot take back this instance's previous claims")
+            }
+        }
         while !*shutdown.borrow() {
-            let handled = match self.run_once().await {
-                Ok(n) => n,
-                Err(e) => {
+            metrics.webhook_worker.beat();
+            let handled = match catch_panic(self.run_once()).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "webhook batch failed; retrying");
+                    0
+                }
+                Err(panic) => {
+                    tracing::error!(panic = %panic, "webhook batch panicked; going on");
                     0
                 }
             };

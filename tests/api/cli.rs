@@ -102,3 +102,39 @@ fn an_unreachable_database_stops_start_up_with_the_cause() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
 }
+
+/// At start the server says where it listens, which engine it uses and which migrations it
+/// applied, so a newcomer sees at once what happened.
+#[test]
+fn the_server_logs_its_url_engine_and_migrations_at_start() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("start.db").display());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_closeloop"))
+        .env("DATABASE_URL", &db)
+        .env("BIND_ADDR", "127.0.0.1:0")
+        .env("OUTBOX_DIR", dir.path().join("outbox"))
+        .env("RUST_LOG", "info")
+        .env("LOG_FORMAT", "text")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut seen = String::new();
+    for line in BufReader::new(stderr).lines() {
+        let line = line.unwrap();
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.contains("closeloop is serving") {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    assert!(seen.contains("applied database migrations"), "{seen}");
+    assert!(
+        seen.contains("engine=\"sqlite\"") || seen.contains("engine=sqlite"),
+        "{seen}"
+    );
+    assert!(seen.contains("url=http://127.0.0.1:"), "{seen}");
+}

@@ -17,6 +17,7 @@ async fn app_with_mail(engine: Engine, smtp: &TestSmtp, extra: &[(&str, &str)]) 
         ("DISPATCH_INTERVAL_MS", "50"),
         ("EMAIL_RETRY_BASE_SECONDS", "1"),
         ("SMTP_POOL_SIZE", "2"),
+        ("ALERT_DELAY_SECONDS", "0"),
     ];
     settings.extend_from_slice(extra);
     spawn_app_with(engine, &settings).await
@@ -128,10 +129,19 @@ async fn a_detractor_is_worked_from_email_to_resolved(engine: Engine) {
     assert!(
         text.contains("\"Exports are far too slow\"")
             && text.contains("Value:    120000")
-            && text.contains("plan: enterprise"),
+            && text.contains("plan:     enterprise"),
         "{text}"
     );
-    assert!(text.contains(&format!("https://feedback.acme.test/api/v1/followups/{id}")));
+    // No link that opens as a JSON 401 in a browser: the task id and the API call instead.
+    assert!(
+        text.contains(&format!("GET /api/v1/followups/{id}")) && !text.contains("https://"),
+        "{text}"
+    );
+    let html = msg.body_html(0).expect("an HTML part").to_string();
+    assert!(
+        html.contains("&quot;Exports are far too slow&quot;") && !html.contains("<a "),
+        "{html}"
+    );
 
     // Assign and start.
     let agent = app.key_with_role("agent").await;
@@ -515,7 +525,14 @@ async fn overdue_tasks_are_filtered_and_sent_in_a_daily_digest(engine: Engine) {
         msg.subject(),
         Some("[Closeloop] 1 overdue follow-up task(s)")
     );
-    assert!(msg.body_text(0).unwrap().contains(&late));
+    let text = msg.body_text(0).unwrap().to_string();
+    assert!(text.contains(&late), "{text}");
+    // Each task with its customer, survey, score and comment.
+    assert!(
+        text.contains("a@x.co, NPS: score 1/10") && text.contains("Comment: (no comment)"),
+        "{text}"
+    );
+    assert!(msg.body_html(0).unwrap().contains("a@x.co"));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let digests = smtp
         .received()
@@ -667,8 +684,55 @@ async fn bad_task_changes_are_refused_with_reasons(app: TestApp) {
     }
 }
 
+/// The new-task alert waits `ALERT_DELAY_SECONDS` and carries the answer as it stands then;
+/// a task closed in the meantime alerts nobody; a task the customer reopens alerts again.
+async fn the_alert_waits_for_the_final_answer(engine: Engine) {
+    let smtp = TestSmtp::start();
+    let app = app_with_mail(engine, &smtp, &[("ALERT_DELAY_SECONDS", "2")]).await;
+    let s = app.nps_survey().await;
+    let t = tokens(&app, &s, json!([{"email": "a@x.co"}, {"email": "b@x.co"}])).await;
+    answer(&app, &t[0], 6, "").await;
+    answer(&app, &t[1], 6, "").await;
+    // Within the grace period: a lowers the score and adds a comment, b raises it.
+    answer(&app, &t[0], 4, "The export is too slow").await;
+    answer(&app, &t[1], 9, "").await;
+    tokio::time::sleep(std::time::Duration::from_millis(1000)).await;
+    assert!(
+        smtp.received().is_empty(),
+        "nothing before the grace period"
+    );
+    let got = smtp.wait_for(1, 10).await;
+    let msg = got[0].parsed();
+    assert_eq!(
+        msg.subject(),
+        Some("[Closeloop] Detractor 4/10 from a@x.co (NPS)")
+    );
+    let text = msg.body_text(0).unwrap().to_string();
+    assert!(text.contains("\"The export is too slow\""), "{text}");
+    assert!(msg.body_html(0).unwrap().contains("The export is too slow"));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(
+        smtp.received().len(),
+        1,
+        "no alert for the task closed by the raised score"
+    );
+    // b lowers the score again: the task reopens and the team hears of it.
+    answer(&app, &t[1], 2, "Actually it broke again").await;
+    let got = smtp.wait_for(2, 10).await;
+    let msg = got[1].parsed();
+    assert_eq!(
+        msg.subject(),
+        Some("[Closeloop] Detractor 2/10 from b@x.co (NPS)")
+    );
+    assert!(msg
+        .body_text(0)
+        .unwrap()
+        .contains("\"Actually it broke again\""));
+}
+
 each_engine!(
     a_detractor_is_worked_from_email_to_resolved,
+    the_alert_waits_for_the_final_answer,
     with_resolve_on_raise_off_the_task_stays_open,
     overdue_tasks_are_filtered_and_sent_in_a_daily_digest,
     a_survey_rule_assigns_new_tasks_and_alerts_the_assignee,

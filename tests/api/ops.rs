@@ -55,7 +55,21 @@ async fn unknown_urls_get_a_404_in_the_right_format(app: TestApp) {
     assert!(a.text.contains("Page not found"));
 }
 
+/// `GET /` is a small landing page for whoever runs the service, not a 404.
+async fn the_root_url_is_a_landing_page_that_points_at_the_docs(app: TestApp) {
+    let a = app.send(reqwest::Method::GET, "/", None, None).await;
+    assert_eq!(a.status, 200);
+    assert!(a.headers["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    assert!(a.text.contains("href=\"/docs/\""), "{}", a.text);
+    assert!(a.text.contains("href=\"/api-docs/openapi.json\""));
+    assert!(a.headers.contains_key("content-security-policy"));
+}
+
 both_engines!(
+    the_root_url_is_a_landing_page_that_points_at_the_docs,
     health_and_readiness_answer,
     every_response_carries_a_request_id,
     metrics_count_requests_by_route,

@@ -8,11 +8,16 @@ use crate::helpers::{spawn_app_with, Engine, TestApp};
 
 /// A survey and one link invitation; returns (survey, token).
 async fn invited(app: &TestApp, survey: Value) -> (Value, String) {
+    invited_as(app, survey, "ada@example.com").await
+}
+
+/// A survey and one link invitation to `email`; returns (survey, token).
+async fn invited_as(app: &TestApp, survey: Value, email: &str) -> (Value, String) {
     let s = app.create_survey(survey).await;
     let a = app
         .post(
             &format!("/api/v1/surveys/{}/invitations", s["id"].as_str().unwrap()),
-            json!({"channel": "link", "contacts": [{"email": "ada@example.com", "properties": {"value": 500}}]}),
+            json!({"channel": "link", "contacts": [{"email": email, "properties": {"value": 500}}]}),
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
@@ -601,7 +606,478 @@ async fn responses_can_be_captured_and_read_through_the_api(app: TestApp) {
     assert_eq!((a.status, a.code()), (409, "survey_archived"));
 }
 
+/// The page's text without tags, with whitespace runs as one space.
+fn visible(html: &str) -> String {
+    // Style blocks are not text.
+    let mut html = html.to_string();
+    while let (Some(a), Some(b)) = (html.find("<style>"), html.find("</style>")) {
+        html.replace_range(a..b + "</style>".len(), "");
+    }
+    let mut out = String::new();
+    let mut in_tag = false;
+    for c in html.chars() {
+        match c {
+            '<' => in_tag = true,
+            '>' => in_tag = false,
+            c if !in_tag => out.push(c),
+            _ => {}
+        }
+    }
+    // ASCII whitespace only: U+202F (narrow no-break space) is whitespace to Unicode.
+    out.split(|c: char| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+async fn page(app: &TestApp, path: &str) -> (u16, String) {
+    let res = app.client.get(app.url(path)).send().await.unwrap();
+    (res.status().as_u16(), res.text().await.unwrap())
+}
+
+/// The stored invitation and contact rows, straight from the database.
+async fn invitation_row(app: &TestApp, token: &str) -> closeloop::store::models::InvitationRow {
+    let state = app.app_state.clone();
+    let token = token.to_string();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = state.db.get().unwrap();
+        closeloop::store::invitations::find_by_token(&mut conn, &token)
+            .unwrap()
+            .unwrap()
+    })
+    .await
+    .unwrap()
+}
+
+async fn an_erased_contacts_links_are_no_longer_valid(app: TestApp) {
+    let (s, token) = invited(&app, json!({"kind": "nps", "name": "x", "brand": "Acme"})).await;
+    let path = format!("/s/{token}");
+    post_form(&app, &path, &[("score", "3"), ("comment", "slow")]).await;
+    let before = responses(&app, &s).await[0].clone();
+    let tasks_before = app.get("/api/v1/followups").await.body["items"].clone();
+    assert_eq!(tasks_before.as_array().unwrap().len(), 1);
+    let contact = before["contact_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.delete(&format!("/api/v1/contacts/{contact}"))
+            .await
+            .status,
+        204
+    );
+
+    for p in [
+        format!("{path}?score=1"),
+        path.clone(),
+        format!("{path}/thanks"),
+    ] {
+        let (status, html) = page(&app, &p).await;
+        assert_eq!(status, 410, "{p}");
+        assert!(html.contains("This link is no longer valid"), "{html}");
+        assert!(
+            !html.contains("value=\"3\"") && !html.contains("<form"),
+            "{html}"
+        );
+    }
+    let res = post_form(&app, &path, &[("score", "1"), ("comment", "still here")]).await;
+    assert_eq!(res.status(), 410);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is no longer valid"));
+    // The API refuses it too.
+    let a = app
+        .post(
+            "/api/v1/responses",
+            json!({"invitation_token": token, "score": 1}),
+        )
+        .await;
+    assert_eq!((a.status, a.code()), (409, "contact_erased"), "{}", a.text);
+    // Nothing new stored, no task changed.
+    let after = responses(&app, &s).await;
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0]["score"], 3);
+    assert_eq!(after[0]["comment"], Value::Null, "the erase blanked it");
+    assert_eq!(after[0]["updated_at"], before["updated_at"]);
+    let tasks = app.get("/api/v1/followups").await.body["items"].clone();
+    assert_eq!(
+        (
+            tasks[0]["status"].clone(),
+            tasks[0]["score"].clone(),
+            tasks[0]["updated_at"].clone()
+        ),
+        (
+            tasks_before[0]["status"].clone(),
+            tasks_before[0]["score"].clone(),
+            tasks_before[0]["updated_at"].clone()
+        )
+    );
+    // Unsubscribe links keep working.
+    assert_eq!(page(&app, &format!("/u/{token}")).await.0, 200);
+    assert_eq!(
+        post_form(&app, &format!("/u/{token}"), &[]).await.status(),
+        200
+    );
+}
+
+async fn a_closed_answer_is_shown_without_a_form(app: TestApp) {
+    let (s, token) = invited(
+        &app,
+        json!({"kind": "nps", "name": "x", "edit_window_hours": 0}),
+    )
+    .await;
+    let path = format!("/s/{token}");
+    post_form(&app, &path, &[("score", "9"), ("comment", "Great support")]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, html) = page(&app, &format!("{path}?score=1")).await;
+    assert_eq!(status, 200);
+    let text = visible(&html);
+    assert!(text.contains("You answered 9 on "), "{text}");
+    assert!(text.contains(" UTC"), "the date and time: {text}");
+    assert!(text.contains("Great support"), "{text}");
+    assert!(
+        text.contains("This answer can no longer be changed"),
+        "{text}"
+    );
+    assert!(
+        !html.contains("<form") && !html.contains("<textarea") && !html.contains("type=\"radio\"")
+    );
+    let res = post_form(&app, &path, &[("score", "1")]).await;
+    assert_eq!(res.status(), 409);
+    assert_eq!(responses(&app, &s).await[0]["score"], 9);
+}
+
+async fn unsubscribed_customers_can_resubscribe_for_30_days(app: TestApp) {
+    let (_, token) = invited(&app, json!({"kind": "nps", "name": "x", "brand": "Acme"})).await;
+    let u = format!("/u/{token}");
+    let (status, html) = page(&app, &u).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("a•••@example.com") && !html.contains("ada@"),
+        "{html}"
+    );
+    let res = post_form(&app, &u, &[]).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("You are unsubscribed") && html.contains("a•••@example.com"));
+    assert!(
+        html.contains(&format!("action=\"/u/{token}/resubscribe\""))
+            && html.contains(">Re-subscribe</button>"),
+        "{html}"
+    );
+    let contact_id = app.get("/api/v1/contacts").await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let contact_path = format!("/api/v1/contacts/{contact_id}");
+    assert!(app.get(&contact_path).await.body["unsubscribed_at"].is_string());
+    // The page shows the same offer later (GET changes nothing).
+    let (_, html) = page(&app, &u).await;
+    assert!(html.contains(">Re-subscribe</button>"), "{html}");
+    let res = post_form(&app, &format!("{u}/resubscribe"), &[]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("You are subscribed again"));
+    assert!(app.get(&contact_path).await.body["unsubscribed_at"].is_null());
+    // 31 days after unsubscribing, the page no longer offers it and refuses it.
+    post_form(&app, &u, &[]).await;
+    let state = app.app_state.clone();
+    let cid = contact_id.clone();
+    tokio::task::spawn_blocking(move || {
+        use closeloop::store::schema::contacts::dsl::*;
+        use diesel::prelude::*;
+        let mut conn = state.db.get().unwrap();
+        diesel::update(contacts.find(cid))
+            .set(unsubscribed_at.eq(Some(closeloop::domain::now() - chrono::TimeDelta::days(31))))
+            .execute(&mut conn)
+            .unwrap();
+    })
+    .await
+    .unwrap();
+    let (_, html) = page(&app, &u).await;
+    assert!(
+        html.contains("You are unsubscribed") && !html.contains("Re-subscribe"),
+        "{html}"
+    );
+    let res = post_form(&app, &format!("{u}/resubscribe"), &[]).await;
+    assert_eq!(res.status(), 409);
+    assert!(app.get(&contact_path).await.body["unsubscribed_at"].is_string());
+}
+
+async fn admins_can_resubscribe_a_contact_through_the_api(app: TestApp) {
+    let (_, token) = invited(&app, json!({"kind": "nps", "name": "x"})).await;
+    post_form(&app, &format!("/u/{token}"), &[]).await;
+    let id = app.get("/api/v1/contacts").await.body["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/api/v1/contacts/{id}");
+    for role in ["agent", "reader"] {
+        let key = app.key_with_role(role).await;
+        let a = app
+            .send(
+                Method::PATCH,
+                &path,
+                Some(&key),
+                Some(&json!({"unsubscribed": false})),
+            )
+            .await;
+        assert_eq!(a.status, 403, "{role}");
+    }
+    let a = app.patch(&path, json!({"unsubscribed": false})).await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(a.body["unsubscribed_at"].is_null());
+    assert!(app.get(&path).await.body["unsubscribed_at"].is_null());
+    let a = app.patch(&path, json!({"unsubscribed": true})).await;
+    assert!(a.body["unsubscribed_at"].is_string());
+    let a = app.patch(&path, json!({"email": "x@example.com"})).await;
+    assert!(a.status == 400 || a.status == 422, "{}", a.text);
+    app.delete(&path).await;
+    assert_eq!(
+        app.patch(&path, json!({"unsubscribed": false}))
+            .await
+            .status,
+        404
+    );
+}
+
+async fn the_survey_page_says_the_score_is_not_sent_yet(app: TestApp) {
+    let (s, token) = invited(
+        &app,
+        json!({"kind": "nps", "name": "x", "public_link": true}),
+    )
+    .await;
+    let path = format!("/s/{token}");
+    // HEAD (a scanner) notes nothing.
+    let res = app
+        .client
+        .head(app.url(&format!("{path}?score=3")))
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    assert!(invitation_row(&app, &token).await.opened_at.is_none());
+    let (status, html) = page(&app, &format!("{path}?score=3")).await;
+    assert_eq!(status, 200);
+    let text = visible(&html);
+    assert!(text.contains("Your score: 3, not sent yet"), "{text}");
+    let scale = html.find("class=\"options").unwrap();
+    let send = html.find(">Send</button>").expect("a Send button");
+    let comment = html.find("<textarea").unwrap();
+    assert!(
+        scale < send && send < comment,
+        "Send sits right under the scale"
+    );
+    assert!(html.find("not sent yet").unwrap() < scale, "near the top");
+    // Opening is noted on the invitation (the first time), not as an answer.
+    assert!(responses(&app, &s).await.is_empty());
+    let opened = invitation_row(&app, &token)
+        .await
+        .opened_at
+        .expect("opened_at");
+    let inv = app.get("/api/v1/invitations").await.body["items"][0].clone();
+    assert!(inv["opened_at"].is_string(), "{inv}");
+    assert_eq!(inv["status"], "sent");
+    page(&app, &path).await;
+    assert_eq!(invitation_row(&app, &token).await.opened_at, Some(opened));
+    // Without a score there is nothing pending; the Send button ends the form.
+    let (_, html) = page(&app, &path).await;
+    assert!(!html.contains("not sent yet"));
+    assert!(html.find(">Send</button>").unwrap() > html.find("<textarea").unwrap());
+    // The public link preselects the same way.
+    let slug = s["public_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let (_, html) = page(&app, &format!("/l/{slug}?score=4")).await;
+    assert!(html.contains("value=\"4\" checked"), "{html}");
+    assert!(visible(&html).contains("Your score: 4, not sent yet"));
+    assert!(responses(&app, &s).await.is_empty());
+}
+
+/// The survey email as written to the outbox: (text part, HTML part).
+async fn sent_email(app: &TestApp, survey: &Value, email: &str) -> (String, String) {
+    let batch = app
+        .post(
+            &format!(
+                "/api/v1/surveys/{}/invitations",
+                survey["id"].as_str().unwrap()
+            ),
+            json!({"channel": "email", "contacts": [{"email": email}]}),
+        )
+        .await;
+    let id = batch.body["items"][0]["invitation_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = app.outbox.path().join(format!("{id}.eml"));
+    let data = crate::helpers::eventually(10, "the email", || {
+        let path = path.clone();
+        async move { std::fs::read(&path).ok() }
+    })
+    .await;
+    let msg = mail_parser::MessageParser::default().parse(&data).unwrap();
+    (
+        msg.body_text(0).unwrap().to_string(),
+        msg.body_html(0).unwrap().to_string(),
+    )
+}
+
+fn contrast_with_white(hex: &str) -> f64 {
+    let ch = |i: usize| {
+        let c = u8::from_str_radix(&hex[i..i + 2], 16).unwrap() as f64 / 255.0;
+        if c <= 0.04045 {
+            c / 12.92
+        } else {
+            ((c + 0.055) / 1.055).powf(2.4)
+        }
+    };
+    let l = 0.2126 * ch(1) + 0.7152 * ch(3) + 0.0722 * ch(5);
+    1.05 / (l + 0.05)
+}
+
+async fn a_light_brand_colour_falls_back_to_a_dark_variant_on_white(app: TestApp) {
+    let (s, token) = invited(
+        &app,
+        json!({"kind": "nps", "name": "x", "brand": "Sunny", "brand_color": "#ffd400"}),
+    )
+    .await;
+    let (_, html) = page(&app, &format!("/s/{token}")).await;
+    let ink = html
+        .split("--brand-ink:")
+        .nth(1)
+        .expect("--brand-ink")
+        .get(..7)
+        .unwrap()
+        .to_string();
+    assert_ne!(ink, "#ffd400");
+    assert!(contrast_with_white(&ink) >= 4.5, "{ink}");
+    let (_, email_html) = sent_email(&app, &s, "sun@example.com").await;
+    assert!(
+        !email_html.contains("color:#ffd400;\">Sunny"),
+        "the brand name is not printed in the raw colour on white"
+    );
+    let brand_colour = email_html
+        .split("\">Sunny</td>")
+        .next()
+        .unwrap()
+        .rsplit("color:")
+        .next()
+        .unwrap()
+        .get(..7)
+        .unwrap()
+        .to_string();
+    assert!(contrast_with_white(&brand_colour) >= 4.5, "{brand_colour}");
+    // A dark brand colour is used as it is.
+    let (_, token) = invited_as(
+        &app,
+        json!({"kind": "nps", "name": "y", "brand_color": "#0a7d4f"}),
+        "grace@example.com",
+    )
+    .await;
+    let (_, html) = page(&app, &format!("/s/{token}")).await;
+    assert!(html.contains("--brand-ink:#0a7d4f"), "{html}");
+}
+
+async fn the_wording_is_right_in_every_language(app: TestApp) {
+    let s = app
+        .create_survey(json!({"kind": "csat", "name": "x", "brand": "Acme"}))
+        .await;
+    let (text, html) = sent_email(&app, &s, "w@example.com").await;
+    for part in [&text, &html] {
+        assert!(part.contains("You are receiving this email"), "{part}");
+        assert!(part.contains("Very dissatisfied"));
+        assert!(
+            !part.contains("Click a score to answer"),
+            "no one-click promise"
+        );
+        assert!(part.contains("then press Send"), "{part}");
+    }
+    // French: a narrow no-break space before every colon, question and exclamation mark.
+    let fr = app
+        .create_survey(json!({"kind": "nps", "name": "fr", "brand": "Acme", "locale": "fr"}))
+        .await;
+    let (text, html) = sent_email(&app, &fr, "f@example.com").await;
+    let (_, token) = invited(&app, json!({"kind": "nps", "name": "fr2", "locale": "fr"})).await;
+    let (_, form) = page(&app, &format!("/s/{token}?score=2")).await;
+    post_form(
+        &app,
+        &format!("/s/{token}"),
+        &[("score", "2"), ("comment", "bof")],
+    )
+    .await;
+    let (_, thanks) = page(&app, &format!("/s/{token}/thanks")).await;
+    for t in [text, visible(&html), visible(&form), visible(&thanks)] {
+        for bad in [" :", " ?", " !"] {
+            assert!(!t.contains(bad), "{bad:?} with a plain space in: {t}");
+        }
+        let bare = t.match_indices(':').filter(|(i, _)| {
+            let after = &t[*i + 1..];
+            !t[..*i].ends_with('\u{202F}')
+                && !after.starts_with("//")
+                && !after.starts_with(|c: char| c.is_ascii_digit())
+        });
+        assert_eq!(bare.count(), 0, "a colon without U+202F in: {t}");
+        assert!(t.contains("\u{202F}:"), "{t}");
+    }
+}
+
+async fn pages_name_the_surveys_brand_or_none(app: TestApp) {
+    let (status, html) = page(&app, &format!("/s/{}", "A".repeat(43))).await;
+    assert_eq!(status, 404);
+    assert!(!html.contains("Closeloop"), "{html}");
+    let (status, html) = page(&app, "/nowhere").await;
+    assert_eq!(status, 404);
+    assert!(!html.contains("Closeloop"), "{html}");
+    // An unbranded survey shows no name rather than ours.
+    let (_, token) = invited(&app, json!({"kind": "nps", "name": "x"})).await;
+    for p in [format!("/s/{token}"), format!("/u/{token}")] {
+        let (_, html) = page(&app, &p).await;
+        assert!(!html.contains("Closeloop"), "{p}: {html}");
+    }
+    let (_, html) = page(&app, &format!("/u/{token}")).await;
+    assert!(visible(&html).contains("Stop receiving feedback surveys from us?"));
+}
+
+async fn the_thank_you_and_change_pages_say_what_was_recorded(app: TestApp) {
+    let (_, token) = invited(&app, json!({"kind": "nps", "name": "x"})).await;
+    let path = format!("/s/{token}");
+    post_form(&app, &path, &[("score", "3")]).await;
+    let (_, thanks) = page(&app, &format!("{path}/thanks")).await;
+    assert!(!thanks.contains("Your comment was saved"), "no comment yet");
+    post_form(&app, &path, &[("score", "3"), ("comment", "Too slow")]).await;
+    let (_, thanks) = page(&app, &format!("{path}/thanks")).await;
+    assert!(
+        visible(&thanks).contains("Your comment was saved."),
+        "{thanks}"
+    );
+    // "Change your answer" says what they answered, and when.
+    let (_, change) = page(&app, &path).await;
+    let text = visible(&change);
+    assert!(text.contains("You answered 3 on "), "{text}");
+    assert!(text.contains("You can change your answer until "), "{text}");
+    assert!(!text.contains("not sent yet"));
+    // With a new score from the email, both show.
+    let (_, change) = page(&app, &format!("{path}?score=8")).await;
+    let text = visible(&change);
+    assert!(text.contains("Your score: 8, not sent yet") && text.contains("You answered 3 on "));
+}
+
 both_engines!(
+    an_erased_contacts_links_are_no_longer_valid,
+    a_closed_answer_is_shown_without_a_form,
+    unsubscribed_customers_can_resubscribe_for_30_days,
+    admins_can_resubscribe_a_contact_through_the_api,
+    the_survey_page_says_the_score_is_not_sent_yet,
+    a_light_brand_colour_falls_back_to_a_dark_variant_on_white,
+    the_wording_is_right_in_every_language,
+    pages_name_the_surveys_brand_or_none,
+    the_thank_you_and_change_pages_say_what_was_recorded,
     opening_links_never_records_an_answer,
     an_answer_is_recorded_by_post_and_shown_on_the_thank_you_page,
     answering_again_updates_the_one_response,
@@ -615,39 +1091,113 @@ both_engines!(
     responses_can_be_captured_and_read_through_the_api,
 );
 
-/// Past its burst, the public link answers 429 with a page and Retry-After.
+/// A public link's slug, from the survey JSON.
+fn slug_of(survey: &Value) -> String {
+    survey["public_url"]
+        .as_str()
+        .unwrap()
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Posts one answer to a public link, with `X-Forwarded-For` when given; returns the status.
+async fn post_public(app: &TestApp, slug: &str, forwarded_for: Option<&str>) -> reqwest::Response {
+    let mut req = app
+        .client
+        .post(app.url(&format!("/l/{slug}")))
+        .form(&[("score", "9"), ("comment", "")]);
+    if let Some(ip) = forwarded_for {
+        req = req.header("X-Forwarded-For", ip);
+    }
+    req.send().await.unwrap()
+}
+
+/// Only answers count against the public link's limit: page views never get a 429 (an office
+/// behind one address must be able to open the link), and past the burst a submission gets a
+/// 429 page in the survey's brand with Retry-After.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_public_link_is_rate_limited_per_client() {
+async fn the_public_link_limits_submissions_per_client_not_page_views() {
     let app = spawn_app_with(
         Engine::Sqlite,
         &[("PUBLIC_LINK_PER_MINUTE", "1"), ("PUBLIC_LINK_BURST", "3")],
     )
     .await;
     let s = app
+        .create_survey(
+            json!({"kind": "nps", "name": "x", "brand": "Acme Cloud", "locale": "de", "public_link": true}),
+        )
+        .await;
+    let slug = slug_of(&s);
+    for _ in 0..25 {
+        let res = app
+            .client
+            .get(app.url(&format!("/l/{slug}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "page views are never limited");
+    }
+    let mut codes = Vec::new();
+    let mut last = None;
+    for _ in 0..5 {
+        let res = post_public(&app, &slug, None).await;
+        codes.push(res.status().as_u16());
+        last = Some(res);
+    }
+    assert_eq!(codes, vec![303, 303, 303, 429, 429]);
+    let last = last.unwrap();
+    assert!(last.headers().contains_key("retry-after"));
+    let body = last.text().await.unwrap();
+    // In the survey's brand and language, never ours.
+    assert!(
+        body.contains("Zu viele Anfragen")
+            && body.contains("Acme Cloud")
+            && body.contains("lang=\"de\""),
+        "{body}"
+    );
+    assert!(!body.contains("Closeloop"), "{body}");
+    // Without a trusted proxy, X-Forwarded-For is ignored: it cannot buy a fresh bucket.
+    assert_eq!(
+        post_public(&app, &slug, Some("198.51.100.1"))
+            .await
+            .status(),
+        429
+    );
+}
+
+/// Behind a trusted proxy (`TRUSTED_PROXIES`), each forwarded client has its own bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = spawn_app_with(
+        Engine::Sqlite,
+        &[
+            ("PUBLIC_LINK_PER_MINUTE", "1"),
+            ("PUBLIC_LINK_BURST", "2"),
+            ("TRUSTED_PROXIES", "127.0.0.0/8, ::1"),
+        ],
+    )
+    .await;
+    let s = app
         .create_survey(json!({"kind": "nps", "name": "x", "public_link": true}))
         .await;
-    let slug = s["public_url"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let mut statuses = Vec::new();
-    for _ in 0..5 {
-        statuses.push(
-            app.client
-                .get(app.url(&format!("/l/{slug}")))
-                .send()
-                .await
-                .unwrap(),
-        );
-    }
-    let codes: Vec<u16> = statuses.iter().map(|r| r.status().as_u16()).collect();
-    assert_eq!(codes, vec![200, 200, 200, 429, 429]);
-    let last = statuses.pop().unwrap();
-    assert!(last.headers().contains_key("retry-after"));
-    assert!(last.text().await.unwrap().contains("Too many requests"));
-    // Invitation pages are not limited by it.
-    let _ = app.send(Method::GET, "/healthz", None, None).await;
+    let slug = slug_of(&s);
+    let a = "203.0.113.10";
+    let b = "203.0.113.20";
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 303);
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 303);
+    assert_eq!(post_public(&app, &slug, Some(a)).await.status(), 429);
+    assert_eq!(
+        post_public(&app, &slug, Some(b)).await.status(),
+        303,
+        "another client behind the proxy"
+    );
+    assert_eq!(
+        post_public(&app, &slug, Some(&format!("6.6.6.6, {a}")))
+            .await
+            .status(),
+        429,
+        "the nearest untrusted hop counts, not a spoofed first entry"
+    );
 }

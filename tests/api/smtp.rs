@@ -31,6 +31,8 @@ struct Shared {
     /// A reply for every RCPT, overriding the script.
     always: Option<u16>,
     attempts: usize,
+    /// How long to wait before accepting each message (a slow relay).
+    delay_ms: u64,
 }
 
 #[derive(Clone)]
@@ -70,6 +72,10 @@ impl Handler for Recorder {
     }
 
     fn data_end(&mut self) -> Response {
+        let delay = self.shared.lock().unwrap().delay_ms;
+        if delay > 0 {
+            std::thread::sleep(Duration::from_millis(delay));
+        }
         let mut shared = self.shared.lock().unwrap();
         shared.received.push(Received {
             from: self.from.clone(),
@@ -141,6 +147,30 @@ impl TestSmtp {
     /// Every RCPT command gets this reply.
     pub fn always(&self, code: u16) {
         self.shared.lock().unwrap().always = Some(code);
+    }
+
+    /// Every RCPT command gets 250 again (undoes `always`).
+    pub fn accept_all(&self) {
+        self.shared.lock().unwrap().always = None;
+    }
+
+    /// Waits `ms` before accepting each message, as a slow relay does.
+    pub fn delay(&self, ms: u64) {
+        self.shared.lock().unwrap().delay_ms = ms;
+    }
+
+    /// How many times each Message-ID arrived.
+    pub fn per_message_id(&self) -> std::collections::HashMap<String, usize> {
+        let mut counts = std::collections::HashMap::new();
+        for r in self.received() {
+            let id = r
+                .parsed()
+                .message_id()
+                .map(str::to_string)
+                .unwrap_or_default();
+            *counts.entry(id).or_insert(0) += 1;
+        }
+        counts
     }
 
     pub fn received(&self) -> Vec<Received> {

@@ -16,6 +16,8 @@ use crate::{both_engines, each_engine};
 
 /// A scripted answer that never comes (the receiver holds the connection for 5 s).
 const HANG: u16 = 0;
+/// A scripted 200 that takes 4 s (a slow receiver).
+const SLOW: u16 = 1;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
@@ -133,10 +135,14 @@ async fn serve(
             body,
             at: chrono::Utc::now().timestamp(),
         });
-        let status = script.lock().unwrap().pop_front().unwrap_or(then);
+        let mut status = script.lock().unwrap().pop_front().unwrap_or(then);
         if status == HANG {
             tokio::time::sleep(Duration::from_secs(5)).await;
             return;
+        }
+        if status == SLOW {
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            status = 200;
         }
         let text = format!("answer {status}");
         let answer = format!(
@@ -803,6 +809,44 @@ async fn two_workers_on_one_postgres_deliver_each_event_once() {
     let ids: std::collections::HashSet<&str> =
         got.iter().map(|r| r.header("closeloop-delivery")).collect();
     assert_eq!(ids.len(), 150);
+}
+
+/// Two replicas, a receiver slower than the whole lease: the worker that holds the
+/// deliveries keeps extending its lease, so the other never takes them and nothing is
+/// delivered twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_receiver_slower_than_the_lease_gets_each_delivery_once_from_two_replicas() {
+    if std::env::var("TEST_POSTGRES_URL")
+        .map(|v| v.is_empty())
+        .unwrap_or(true)
+    {
+        eprintln!("TEST_POSTGRES_URL is not set: PostgreSQL variant not run");
+        return;
+    }
+    let settings = [
+        ("WEBHOOK_RETRY_BASE_SECONDS", "0"),
+        ("DISPATCH_INTERVAL_MS", "50"),
+        ("WEBHOOK_TIMEOUT_SECONDS", "10"),
+        ("WEBHOOK_LEASE_SECONDS", "3"),
+    ];
+    let app = fast_app(Engine::Postgres, &settings).await;
+    let (replica, _outbox) = crate::helpers::spawn_replica(&app, &settings).await;
+    tokio::spawn(replica.run_until_stopped());
+    let receiver = Receiver::start(&[], SLOW).await;
+    subscribe(&app, &receiver.url, &["response.created"]).await;
+    let s = app.nps_survey().await;
+    let sid = s["id"].as_str().unwrap().to_string();
+    for i in 0..4 {
+        answer(&app, json!({"survey_id": sid, "score": i})).await;
+    }
+    receiver.wait_for(4, 15).await;
+    // Past the lease again: a replica that took deliveries over would send them now.
+    tokio::time::sleep(Duration::from_millis(4500)).await;
+    let got = receiver.all();
+    let ids: std::collections::HashSet<&str> =
+        got.iter().map(|r| r.header("closeloop-delivery")).collect();
+    assert_eq!(ids.len(), 4);
+    assert_eq!(got.len(), 4, "no delivery was sent twice");
 }
 
 both_engines!(

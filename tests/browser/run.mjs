@@ -299,6 +299,49 @@ async function submitBy(page, action) {
 
 const h1 = (page) => page.locator('h1').first().innerText();
 
+/** WCAG contrast of two computed CSS colours (`rgb(r, g, b)`). */
+function contrastOf(a, b) {
+  const lum = (css) => {
+    const [r, g, bl] = css.match(/\d+(\.\d+)?/g).slice(0, 3).map((v) => Number(v) / 255);
+    const lin = (c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4);
+    return 0.2126 * lin(r) + 0.7152 * lin(g) + 0.0722 * lin(bl);
+  };
+  const [x, y] = [lum(a), lum(b)].sort((m, n) => n - m);
+  return (x + 0.05) / (y + 0.05);
+}
+
+/** The score scale's geometry at a viewport width: each target's box, the end labels' boxes. */
+async function scaleAt(page, width) {
+  const original = page.viewportSize();
+  await page.setViewportSize({ width, height: PHONE.height });
+  try {
+    return await page.evaluate(() => ({
+      targets: [...document.querySelectorAll('.options label')].map((l) => l.getBoundingClientRect().toJSON()),
+      low: document.querySelector('.ends span:first-child').getBoundingClientRect().toJSON(),
+      high: document.querySelector('.ends span:last-child').getBoundingClientRect().toJSON(),
+    }));
+  } finally {
+    await page.setViewportSize(original);
+  }
+}
+
+/** Both scales: targets ≥ 24 px wide from 320 px up, one row, end labels at the true ends. */
+async function checkScale(page, count) {
+  for (const width of [320, 375, 414, 1280]) {
+    const g = await scaleAt(page, width);
+    assert.equal(g.targets.length, count);
+    const narrowest = Math.min(...g.targets.map((t) => t.width));
+    assert.ok(narrowest >= 24, `at ${width}px a score target is ${narrowest.toFixed(1)}px wide (< 24)`);
+    const tops = new Set(g.targets.map((t) => Math.round(t.top)));
+    assert.equal(tops.size, 1, `at ${width}px the scale wraps into ${tops.size} rows`);
+    const first = g.targets[0];
+    const last = g.targets[count - 1];
+    assert.ok(Math.abs(g.low.left - first.left) <= 2, `at ${width}px the low label starts at ${g.low.left}, the scale at ${first.left}`);
+    assert.ok(Math.abs(g.high.right - last.right) <= 2, `at ${width}px the high label ends at ${g.high.right}, the scale at ${last.right}`);
+    assert.ok(g.low.top >= first.bottom, `at ${width}px the end labels are not under the scale`);
+  }
+}
+
 // ---------------------------------------------------------------- the run
 
 let tmp = null;
@@ -418,6 +461,29 @@ async function main() {
     }
   });
   await inspect(page, 'survey');
+  await check('the page says "Your score: 3, not sent yet" near the top, Send right under the scale', async () => {
+    const note = page.locator('.pending');
+    assert.equal(await note.isVisible(), true);
+    assert.equal((await note.innerText()).replace(/\s+/g, ' ').trim(), 'Your score: 3, not sent yet');
+    const noteBox = await note.boundingBox();
+    const scale = await page.locator('.options').boundingBox();
+    const ends = await page.locator('.ends').boundingBox();
+    const send = await page.getByRole('button', { name: 'Send', exact: true }).boundingBox();
+    const comment = await page.locator('#comment').boundingBox();
+    assert.ok(noteBox.y < scale.y, 'the note is above the scale');
+    assert.ok(send.y > ends.y && send.y < comment.y, 'Send sits between the scale and the comment');
+    assert.ok(send.y - (ends.y + ends.height) < 40, `Send is ${send.y - (ends.y + ends.height)}px under the scale`);
+    assert.ok(noteBox.y + noteBox.height < PHONE.height && send.y + send.height < PHONE.height, 'the note and Send are on the first screen');
+  });
+  await check('choosing another score hides the "not sent yet" note (CSS :has)', async () => {
+    await page.locator('label[for="score-7"]').tap();
+    assert.equal(await page.locator('.pending').isVisible(), false);
+    await page.locator('label[for="score-3"]').tap();
+    assert.equal(await page.locator('.pending').isVisible(), true);
+  });
+  await check('the NPS scale: 11 targets ≥ 24 px wide from 320 px, one row, end labels at the true ends', () =>
+    checkScale(page, 11),
+  );
   await check('the scale is a radio group named by the question', async () => {
     const group = page.getByRole('radiogroup', { name: /How likely are you to recommend Acme/ });
     assert.equal(await group.count(), 1);
@@ -436,7 +502,7 @@ async function main() {
       const other = await look('label[for="score-4"]');
       assert.notEqual(chosen, other, `chosen and other scores look the same: ${chosen}`);
       const edge = await page
-        .getByRole('button', { name: 'Send' })
+        .getByRole('button', { name: 'Send', exact: true })
         .evaluate((el) => `${getComputedStyle(el).borderTopWidth} ${getComputedStyle(el).borderTopColor}`);
       assert.ok(!/^0px|rgba\(0, 0, 0, 0\)/.test(edge), `the Send button has no visible edge: ${edge}`);
       await page.screenshot({ path: path.join(SHOTS, 'survey-forced-colors-375.png'), fullPage: true });
@@ -447,11 +513,12 @@ async function main() {
 
   await must('type a comment and submit: the thank-you page shows score 3', async () => {
     await page.locator('#comment').fill(comment1);
-    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).click());
     assert.equal(r.status(), 303, 'POST answers 303');
     assert.equal(page.url(), `${surveyUrl}/thanks`);
     assert.match(await h1(page), /Thank you/);
     assert.equal(await page.locator('.score-line strong').innerText(), '3');
+    assert.match(await page.getByRole('status').innerText(), /Your comment was saved\./);
   });
   await inspect(page, 'thanks');
 
@@ -467,13 +534,14 @@ async function main() {
     await Promise.all([page.waitForURL(surveyUrl), page.getByRole('link', { name: 'Change your answer' }).click()]);
     assert.equal(await page.locator('#score-3').isChecked(), true);
     assert.equal(await page.locator('#comment').inputValue(), comment1);
+    assert.match(await page.locator('.previous').innerText(), /^You answered 3 on .+ UTC\. You can change your answer until .+ UTC\.$/);
   });
   await inspect(page, 'survey-change');
   await must('tap the label of 9 and submit', async () => {
     await page.locator('label[for="score-9"]').tap();
     assert.equal(await page.locator('#score-9').isChecked(), true, 'tapping the label checks 9');
     assert.equal(await page.locator('#score-3').isChecked(), false);
-    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).tap());
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).tap());
     assert.equal(r.status(), 303);
     assert.equal(await page.locator('.score-line strong').innerText(), '9');
   });
@@ -512,6 +580,7 @@ async function main() {
     assert.equal(r.status(), 200);
     assert.match(await h1(page), /Unsubscribe/);
     assert.equal(await page.getByRole('button', { name: 'Unsubscribe' }).count(), 1);
+    assert.match(await page.locator('.address').innerText(), /a•••@example\.com/);
   });
   await inspect(page, 'unsubscribe');
   await check('opening the unsubscribe page alone unsubscribes nobody', async () => {
@@ -528,6 +597,15 @@ async function main() {
     const c = await apiOk('GET', `/api/v1/contacts/${invitation.contact_id}`);
     assert.ok(c.unsubscribed_at, JSON.stringify(c));
   });
+  await check('the confirmation names the address (masked) and offers to re-subscribe; it works', async () => {
+    assert.match(await page.locator('.address').innerText(), /a•••@example\.com/);
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Re-subscribe' }).click());
+    assert.equal(r.status(), 200);
+    assert.match(await h1(page), /You are subscribed again/);
+    await shoot(page, 'resubscribed');
+    const c = await apiOk('GET', `/api/v1/contacts/${invitation.contact_id}`);
+    assert.equal(c.unsubscribed_at, null);
+  });
 
   // ---- the public link: validation errors, then an anonymous answer
   const publicUrl = survey.public_url;
@@ -540,7 +618,7 @@ async function main() {
   await inspect(page, 'public');
   await must('submitting without a score answers 422 listing the error', async () => {
     await page.locator('#comment').fill('I forgot to pick a number');
-    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).click());
     assert.equal(r.status(), 422);
     const alert = page.getByRole('alert');
     assert.match(await alert.innerText(), /Please choose a score/);
@@ -553,7 +631,7 @@ async function main() {
   await must('answer the public link: its thank-you page shows the score', async () => {
     await page.locator('label[for="score-10"]').tap();
     await page.locator('#comment').fill('Anonymous praise');
-    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send' }).click());
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).click());
     assert.equal(r.status(), 303);
     assert.match(page.url(), /\/l\/[^/]+\/r\/[A-Za-z0-9_-]{43}$/);
     assert.match(await h1(page), /Thank you/);
@@ -614,7 +692,7 @@ async function main() {
     await plain.locator('label[for="score-6"]').tap();
     assert.equal(await plain.locator('#score-6').isChecked(), true);
     await plain.locator('#comment').fill('No script here');
-    const post = await submitBy(plain, () => plain.getByRole('button', { name: 'Send' }).click());
+    const post = await submitBy(plain, () => plain.getByRole('button', { name: 'Send', exact: true }).click());
     assert.equal(post.status(), 303);
     assert.match(await h1(plain), /Thank you/);
     assert.equal(await plain.locator('.score-line strong').innerText(), '6');
@@ -632,6 +710,77 @@ async function main() {
     assert.equal(found.length, 1, JSON.stringify(list.items));
     assert.equal(found[0].comment, 'No script here, edited');
   });
+
+  // ---- a CSAT survey in a light brand colour (#ffd400: 1.43:1 on white)
+  await must('a CSAT survey with a yellow brand opens from its link with 2 preselected', async () => {
+    const s3 = await apiOk('POST', '/api/v1/surveys', {
+      kind: 'csat',
+      name: 'Yellow CSAT',
+      brand: 'Sunny',
+      brand_color: '#ffd400',
+    });
+    const batch = await apiOk('POST', `/api/v1/surveys/${s3.id}/invitations`, {
+      channel: 'link',
+      contacts: [{ email: 'sunny@example.com' }],
+    });
+    const r = await page.goto(`${batch.items[0].url}?score=2`);
+    assert.equal(r.status(), 200);
+    assert.equal(await page.locator('#score-2').isChecked(), true);
+    assert.equal(await page.locator('input[name=score]').count(), 5);
+  });
+  await inspect(page, 'survey-csat-yellow');
+  await check('the CSAT scale: 5 targets ≥ 24 px wide from 320 px, one row, end labels at the true ends', () =>
+    checkScale(page, 5),
+  );
+  await check('the yellow brand meets white only in a dark variant (≥ 4.5:1)', async () => {
+    const look = await page.evaluate(() => {
+      const cs = (sel, prop) => getComputedStyle(document.querySelector(sel))[prop];
+      return {
+        header: [cs('.brand', 'color'), cs('.brand', 'backgroundColor')],
+        chosen: [cs('label[for="score-2"]', 'color'), cs('label[for="score-2"]', 'backgroundColor')],
+        chosenEdge: cs('label[for="score-2"]', 'borderTopColor'),
+        note: cs('.pending', 'borderLeftColor'),
+        send: [cs('.send-now button', 'color'), cs('.send-now button', 'backgroundColor')],
+        secondary: [cs('button.secondary', 'color'), cs('button.secondary', 'backgroundColor')],
+      };
+    });
+    const white = 'rgb(255, 255, 255)';
+    assert.ok(contrastOf(...look.header) >= 4.5, `header ${look.header}`);
+    assert.ok(contrastOf(...look.chosen) >= 4.5, `chosen score ${look.chosen}`);
+    assert.ok(contrastOf(...look.send) >= 4.5, `Send ${look.send}`);
+    assert.ok(contrastOf(...look.secondary) >= 4.5, `secondary button ${look.secondary}`);
+    assert.ok(contrastOf(look.chosenEdge, white) >= 3, `chosen score edge ${look.chosenEdge} on white`);
+    assert.ok(contrastOf(look.note, white) >= 3, `note edge ${look.note} on white`);
+  });
+
+  // ---- after the edit window: the recorded answer, no form
+  await must('after the edit window the link shows the recorded answer and its date, no form', async () => {
+    const s4 = await apiOk('POST', '/api/v1/surveys', {
+      kind: 'nps',
+      name: 'No changes',
+      brand: 'Acme',
+      brand_color: BRAND_COLOR,
+      edit_window_hours: 0,
+    });
+    const batch = await apiOk('POST', `/api/v1/surveys/${s4.id}/invitations`, {
+      channel: 'link',
+      contacts: [{ email: 'final@example.com' }],
+    });
+    const url = batch.items[0].url;
+    await page.goto(`${url}?score=8`);
+    await page.locator('#comment').fill('Quick and friendly.');
+    const r = await submitBy(page, () => page.getByRole('button', { name: 'Send', exact: true }).click());
+    assert.equal(r.status(), 303);
+    await sleep(50);
+    const again = await page.goto(`${url}?score=2`);
+    assert.equal(again.status(), 200);
+    assert.match(await h1(page), /Your answer/);
+    assert.match(await page.locator('.score-line').innerText(), /^You answered 8 on .+ UTC\.$/);
+    assert.match(await page.locator('.comment').innerText(), /Quick and friendly\./);
+    assert.match(await page.getByRole('status').innerText(), /can no longer be changed/);
+    assert.equal(await page.locator('form').count(), 0);
+  });
+  await inspect(page, 'answered');
 
   // ---- 404 and 410
   await must('an unknown survey token answers 404 with a friendly heading', async () => {

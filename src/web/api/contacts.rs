@@ -1,6 +1,6 @@
-//! `/api/v1/contacts`: upsert, list, get, erase.
+//! `/api/v1/contacts`: upsert, list, get, update (unsubscribe / re-subscribe), erase.
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -28,8 +28,8 @@ pub struct ContactFields {
     /// Normalised to lower case; unique. Give `email`, `external_id` or both.
     #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
-    /// An empty name is no name.
-    #[schema(max_length = 200)]
+    /// An empty name is no name. One line: no control characters.
+    #[schema(max_length = 200, pattern = "ONE_LINE")]
     pub name: Option<String>,
     /// Your own id for the customer; unique when given.
     #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
@@ -59,6 +59,16 @@ impl ContactFields {
             err("name", "must be at most 200 characters long".into());
         }
         let name = self.name.as_ref().map(|n| n.trim().to_string());
+        if self
+            .name
+            .as_ref()
+            .is_some_and(|n| n.chars().any(char::is_control))
+        {
+            err(
+                "name",
+                "must be one line, without control characters (line breaks, tabs, NUL)".into(),
+            );
+        }
         let external_id = self.external_id.as_ref().map(|x| x.trim().to_string());
         if let Some(x) = &external_id {
             if x.is_empty()
@@ -287,6 +297,47 @@ pub async fn get(
         .db
         .run(move |conn| crate::store::contacts::get(conn, &id))
         .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// What an admin may change on a contact by `PATCH` (the rest changes by upsert).
+#[derive(Debug, Deserialize, ToSchema, Validate)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"unsubscribed": false}))]
+pub struct ContactUpdate {
+    /// `false` re-subscribes the contact (clears `unsubscribed_at`); `true` unsubscribes it.
+    /// Invitations suppressed while unsubscribed stay suppressed.
+    pub unsubscribed: bool,
+}
+
+/// Unsubscribe or re-subscribe a contact
+///
+/// Admin only. `{"unsubscribed": false}` undoes an unsubscribe (at any time, unlike the
+/// customer's own re-subscribe button, which is offered for 30 days); the change is logged
+/// with the API key's name. Repeating it is harmless.
+#[utoipa::path(
+    operation_id = "update_contact",
+    tag = "contacts",
+    params(("id" = String, Path, description = "Contact id", pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+    request_body = ContactUpdate,
+    responses(
+        (status = 200, description = "The contact after the change", body = Contact),
+        (status = 403, description = "Not an admin key", body = crate::web::error::ErrorBody),
+        (status = 404, description = "No such contact (or erased)", body = crate::web::error::ErrorBody)
+    )
+)]
+#[patch("/contacts/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<ContactUpdate>,
+) -> Result<web::Json<Contact>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Contact, "contact")?;
+    let actor = format!("api key {} ({})", caller.key_id, caller.name);
+    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &actor).await?;
     Ok(web::Json(row.into()))
 }
 

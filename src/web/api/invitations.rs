@@ -1,4 +1,4 @@
-//! Invitations: batch creation (email or link), list, get, cancel.
+//! Invitations: batch creation (email or link), list, get, cancel, retry.
 
 use std::collections::HashSet;
 
@@ -79,6 +79,9 @@ pub struct Invitation {
     pub sent_at: Option<DateTime<Utc>>,
     pub responded_at: Option<DateTime<Utc>>,
     pub reminder_sent_at: Option<DateTime<Utc>>,
+    /// When the customer first opened the survey page (`GET /s/{token}`), answered or not.
+    /// Not an answer: mail scanners that open links set it too.
+    pub opened_at: Option<DateTime<Utc>>,
     /// Send attempts so far.
     pub attempts: i32,
     /// The last transport error (e.g. the SMTP server's reply).
@@ -113,6 +116,7 @@ impl Invitation {
             sent_at: row.sent_at.map(utc),
             responded_at: row.responded_at.map(utc),
             reminder_sent_at: row.reminder_sent_at.map(utc),
+            opened_at: row.opened_at.map(utc),
             attempts: row.attempts,
             last_error: row.last_error,
             created_at: utc(row.created_at),
@@ -396,6 +400,39 @@ pub async fn cancel(
         .db
         .write(move |conn| crate::store::invitations::cancel(conn, &id))
         .await?;
+    Ok(web::Json(Invitation::from_row(
+        row,
+        &state.settings.public_url,
+    )))
+}
+
+/// Retry a failed or cancelled invitation
+///
+/// Puts a `failed` or `cancelled` email invitation back in the send queue: it becomes
+/// `scheduled`, due now, with its attempts counted from zero. Unsubscribes and throttling
+/// are checked again when it is sent. Any other status, and link invitations, answer 409.
+#[utoipa::path(
+    operation_id = "retry_invitation",
+    tag = "invitations",
+    params(("id" = String, Path, description = "Invitation id", pattern = "^inv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+    responses(
+        (status = 200, description = "The invitation, scheduled again", body = Invitation),
+        (status = 401, description = "No or unknown API key", body = crate::web::error::ErrorBody),
+        (status = 403, description = "Not an admin key", body = crate::web::error::ErrorBody),
+        (status = 404, description = "No such invitation", body = crate::web::error::ErrorBody),
+        (status = 409, description = "Not failed or cancelled, or a link invitation", body = crate::web::error::ErrorBody)
+    )
+)]
+#[post("/invitations/{id}/retry")]
+pub async fn retry(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<Invitation>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Invitation, "invitation")?;
+    let row = invitations::retry(&state, id).await?;
     Ok(web::Json(Invitation::from_row(
         row,
         &state.settings.public_url,

@@ -82,11 +82,13 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(contacts::upsert)
             .service(contacts::list)
             .service(contacts::get)
+            .service(contacts::update)
             .service(contacts::erase)
             .service(invitations::create)
             .service(invitations::list)
             .service(invitations::get)
             .service(invitations::cancel)
+            .service(invitations::retry)
             .service(responses::list)
             .service(responses::get)
             .service(responses::create)
@@ -213,6 +215,9 @@ const REQUEST_SCHEMAS: [&str; 11] = [
     "CreateInvitations",
 ];
 
+/// Control characters (`char::is_control`: C0 and C1), refused in one-line fields.
+const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+
 /// The white space that `str::trim` removes (Unicode `White_Space`), spelled out: the `\s` of
 /// Python and ECMAScript regexes differs from it (e.g. U+001C, U+FEFF).
 const WHITE_SPACE: &str =
@@ -221,6 +226,7 @@ const WHITE_SPACE: &str =
 /// Rules the derive macros cannot write, added to the generated document:
 /// - `pattern: "\S"` (not blank) becomes the exact class of non-white-space characters;
 /// - text in request bodies refuses NUL (`^[^\u0000]*$`), free-form `properties` aside;
+/// - `pattern: "ONE_LINE_NOT_BLANK"` / `"ONE_LINE"`: no control characters (and not blank);
 /// - `pattern: "TEMPLATE_TEXT"` becomes the grammar of survey questions: not blank, and every
 ///   `{…}` is `{brand}` or `{topic}` (an unclosed `{` at the end is text);
 /// - a contact names `email` or `external_id`, and its `properties` have 1 to 50 keys of 1 to
@@ -231,6 +237,7 @@ const WHITE_SPACE: &str =
 ///   with `survey_id`.
 fn refine(doc: &OpenApiDoc) -> serde_json::Value {
     use serde_json::{json, Value};
+    let one_line_not_blank = format!("^[^{CONTROL}]*[^{CONTROL}{WHITE_SPACE}][^{CONTROL}]*$");
     let not_blank = format!("^[^\\u0000]*[^\\u0000{WHITE_SPACE}][^\\u0000]*$");
     let template = format!(
         "^[{ws}]*(?:(?:[^{{\\u0000{ws}]|\\{{(?:brand|topic)\\}})(?:[^{{\\u0000]|\\{{(?:brand|topic)\\}})*(?:\\{{[^}}\\u0000]*)?|\\{{[^}}\\u0000]*)$",
@@ -251,6 +258,8 @@ fn refine(doc: &OpenApiDoc) -> serde_json::Value {
         let replacement = match m.get("pattern").and_then(Value::as_str) {
             Some("\\S") => Some(not_blank.clone()),
             Some("TEMPLATE_TEXT") => Some(template.clone()),
+            Some("ONE_LINE_NOT_BLANK") => Some(one_line_not_blank.clone()),
+            Some("ONE_LINE") => Some(format!("^[^{CONTROL}]*$")),
             _ => None,
         };
         if let Some(r) = replacement {
@@ -478,6 +487,18 @@ pub fn double_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Optio
 /// A required integer.
 pub fn int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
     integer(d)
+}
+
+/// Rejects control characters (line breaks, tabs, NUL, …) in one-line fields that end up in
+/// email headers (a brand is the sender name, a contact's name the recipient name).
+pub fn single_line(value: &str) -> Result<(), validator::ValidationError> {
+    if value.chars().any(char::is_control) {
+        let mut e = validator::ValidationError::new("control_characters");
+        e.message =
+            Some("must be one line, without control characters (line breaks, tabs, NUL)".into());
+        return Err(e);
+    }
+    Ok(())
 }
 
 /// Rejects strings that are only white space.

@@ -14,6 +14,15 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     #[schema(example = "sqlite")]
     pub database: Option<String>,
+    /// Readiness only: each background worker this process runs (`email`, `webhooks`) and
+    /// its state: `ok`, `stalled` (no loop for longer than `WORKER_STALL_SECONDS`) or
+    /// `exited`. Workers turned off (`DISPATCHER=off`, `WEBHOOKS=off`) are not listed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!({"email": "ok", "webhooks": "ok"}))]
+    pub workers: Option<std::collections::BTreeMap<String, String>>,
+    /// Why the service is not ready.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Liveness
@@ -29,36 +38,67 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
         status: "ok".into(),
         database: None,
+        workers: None,
+        reason: None,
     })
 }
 
 /// Readiness
 ///
-/// 200 when the database answers within two seconds, else 503.
+/// 200 when the database answers within two seconds and every background worker this
+/// process runs (email dispatcher, webhook worker) is looping; else 503 with the reason.
 #[utoipa::path(
     operation_id = "readyz",
     tag = "ops",
     responses(
         (status = 200, description = "Ready", body = Health),
-        (status = 503, description = "The database is unreachable", body = Health)
+        (status = 503, description = "The database is unreachable, or a background worker stalled or exited", body = Health)
     )
 )]
 #[get("/readyz")]
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    use crate::telemetry::WorkerHealth;
     let engine = match state.db.engine {
         crate::store::Engine::Sqlite => "sqlite",
         crate::store::Engine::Postgres => "postgres",
     };
-    if state.db.ping().await {
-        HttpResponse::Ok().json(Health {
-            status: "ok".into(),
-            database: Some(engine.into()),
-        })
+    let mut problems = Vec::new();
+    if !state.db.ping().await {
+        problems.push("the database does not answer".to_string());
+    }
+    let stall = state.settings.stall_seconds();
+    let mut workers = std::collections::BTreeMap::new();
+    for (name, beat) in state.metrics.workers() {
+        let word = match beat.health(stall) {
+            WorkerHealth::Off => continue,
+            WorkerHealth::Alive(_) => "ok",
+            WorkerHealth::Stalled(ago) => {
+                problems.push(format!(
+                    "the {name} worker has not looped for {ago:.0} s (WORKER_STALL_SECONDS={stall})"
+                ));
+                "stalled"
+            }
+            WorkerHealth::Exited => {
+                problems.push(format!("the {name} worker has exited"));
+                "exited"
+            }
+        };
+        workers.insert(name.to_string(), word.to_string());
+    }
+    let body = Health {
+        status: if problems.is_empty() {
+            "ok".into()
+        } else {
+            "unavailable".into()
+        },
+        database: Some(engine.into()),
+        workers: Some(workers),
+        reason: (!problems.is_empty()).then(|| problems.join("; ")),
+    };
+    if problems.is_empty() {
+        HttpResponse::Ok().json(body)
     } else {
-        HttpResponse::ServiceUnavailable().json(Health {
-            status: "unavailable".into(),
-            database: Some(engine.into()),
-        })
+        HttpResponse::ServiceUnavailable().json(body)
     }
 }
 
@@ -74,5 +114,5 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render())
+        .body(state.metrics.render_with(state.settings.stall_seconds()))
 }

@@ -9,7 +9,7 @@ use validator::{Validate, ValidationError};
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
 use super::query::Query;
-use super::{double_int, double_option, no_null, not_blank, opt_int, some_int, utc};
+use super::{double_int, double_option, no_null, not_blank, opt_int, single_line, some_int, utc};
 use crate::context::AppState;
 use crate::domain::{new_id, new_secret, now, IdPrefix, Role, SurveyKind, SurveyStatus};
 use crate::error::AppError;
@@ -70,8 +70,12 @@ pub struct CreateSurvey {
     #[schema(min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub follow_up_question: Option<String>,
     /// Shown as the email sender name and on the survey page.
-    #[validate(length(min = 1, max = 100), custom(function = "not_blank"))]
-    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "not_blank"),
+        custom(function = "single_line")
+    )]
+    #[schema(min_length = 1, max_length = 100, pattern = "ONE_LINE_NOT_BLANK")]
     pub brand: Option<String>,
     /// Accent colour of the survey page and email, `#rrggbb`.
     #[validate(custom(function = "hex_color"))]
@@ -126,8 +130,12 @@ pub struct UpdateSurvey {
     #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub follow_up_question: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
-    #[validate(length(min = 1, max = 100), custom(function = "not_blank"))]
-    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "\\S")]
+    #[validate(
+        length(min = 1, max = 100),
+        custom(function = "not_blank"),
+        custom(function = "single_line")
+    )]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "ONE_LINE_NOT_BLANK")]
     pub brand: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(custom(function = "hex_color"))]

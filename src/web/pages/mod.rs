@@ -19,11 +19,14 @@ use askama::Template;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::email::message::{text_on, DEFAULT_COLOR};
+use crate::email::message::{on_white, text_on, DEFAULT_COLOR};
 use crate::i18n::{Locale, PageTexts};
 use crate::store::models::SurveyRow;
 
-pub use rate_limit::public_link_limiter;
+pub use rate_limit::{client_ip, Limiter};
+
+/// The colour of pages that belong to no survey: a plain grey bar, no brand.
+pub const NEUTRAL_COLOR: &str = "#d0d7de";
 
 /// Longest comment a customer may leave, in characters.
 pub const MAX_COMMENT: usize = 2000;
@@ -31,8 +34,10 @@ pub const MAX_COMMENT: usize = 2000;
 const CSS: &str = include_str!("closeloop.css");
 
 /// Registers the customer pages (not part of the JSON API or its OpenAPI document).
-pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
-    cfg.route("/assets/closeloop.css", web::get().to(css))
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(home))
+        .route("/", web::head().to(home))
+        .route("/assets/closeloop.css", web::get().to(css))
         .route("/s/{token}", web::get().to(survey::show))
         .route("/s/{token}", web::head().to(survey::show))
         .route("/s/{token}", web::post().to(survey::submit))
@@ -40,13 +45,35 @@ pub fn configure(cfg: &mut web::ServiceConfig, limiter: &rate_limit::Limiter) {
         .route("/u/{token}", web::get().to(unsubscribe::show))
         .route("/u/{token}", web::head().to(unsubscribe::show))
         .route("/u/{token}", web::post().to(unsubscribe::submit))
-        .service(
-            web::scope("/l/{slug}")
-                .wrap(actix_governor::Governor::new(limiter))
-                .route("", web::get().to(public::show))
-                .route("", web::post().to(public::submit))
-                .route("/r/{submission}", web::get().to(public::thanks)),
-        );
+        .route(
+            "/u/{token}/resubscribe",
+            web::post().to(unsubscribe::resubscribe),
+        )
+        .route("/l/{slug}", web::get().to(public::show))
+        .route("/l/{slug}", web::head().to(public::show))
+        .route("/l/{slug}", web::post().to(public::submit))
+        .route("/l/{slug}/r/{submission}", web::get().to(public::thanks));
+}
+
+#[derive(Template)]
+#[template(path = "pages/home.html")]
+struct HomePage<'a> {
+    lang: &'a str,
+    title: &'a str,
+    brand: &'a str,
+    brand_css: &'a str,
+}
+
+/// `GET /`: a small landing page for whoever runs the service, pointing at the API docs.
+async fn home() -> HttpResponse {
+    let chrome = Chrome::new(Locale::En, "Closeloop".into(), None, "Closeloop");
+    let page = HomePage {
+        lang: chrome.lang,
+        title: "Closeloop",
+        brand: &chrome.brand,
+        brand_css: &chrome.brand_css,
+    };
+    render(StatusCode::OK, page.render(), &chrome.brand_css)
 }
 
 async fn css() -> HttpResponse {
@@ -69,10 +96,8 @@ pub struct Chrome {
 impl Chrome {
     pub fn for_survey(survey: &SurveyRow, title: &str) -> Chrome {
         let locale = Locale::parse(&survey.locale).unwrap_or_default();
-        let brand = survey
-            .brand
-            .clone()
-            .unwrap_or_else(|| "Closeloop".to_string());
+        // No brand: no name in the header (never ours: the customer never heard of it).
+        let brand = survey.brand.clone().unwrap_or_default();
         Chrome::new(locale, brand, survey.brand_color.as_deref(), title)
     }
 
@@ -82,13 +107,17 @@ impl Chrome {
             lang: locale.as_str(),
             title: title.to_string(),
             brand,
-            brand_css: format!(":root{{--brand:{color};--on-brand:{}}}", text_on(color)),
+            brand_css: format!(
+                ":root{{--brand:{color};--on-brand:{};--brand-ink:{}}}",
+                text_on(color),
+                on_white(color)
+            ),
             texts: locale.page(),
             locale,
         }
     }
 
-    /// For pages without a survey: the visitor's language.
+    /// For pages without a survey: the visitor's language, no brand name.
     pub fn neutral(req: &HttpRequest, title_of: impl Fn(&PageTexts) -> &'static str) -> Chrome {
         let locale = Locale::from_accept_language(
             req.headers()
@@ -96,7 +125,12 @@ impl Chrome {
                 .and_then(|v| v.to_str().ok()),
         )
         .unwrap_or_default();
-        Chrome::new(locale, "Closeloop".into(), None, title_of(locale.page()))
+        Chrome::new(
+            locale,
+            String::new(),
+            Some(NEUTRAL_COLOR),
+            title_of(locale.page()),
+        )
     }
 }
 
@@ -134,6 +168,31 @@ pub fn not_found(req: &HttpRequest) -> HttpResponse {
     )
 }
 
+/// The 429 page: in the survey's colours and language when the survey is known, else neutral.
+pub fn too_many_requests(req: &HttpRequest, survey: Option<&SurveyRow>) -> HttpResponse {
+    let chrome = match survey {
+        Some(s) => Chrome::for_survey(s, ""),
+        None => Chrome::neutral(req, |t| t.too_many_title),
+    };
+    message(
+        StatusCode::TOO_MANY_REQUESTS,
+        &chrome,
+        chrome.texts.too_many_title,
+        chrome.texts.too_many_body,
+    )
+}
+
+/// 410 for a link that was valid once but no longer is (its contact was erased).
+pub fn invalid_link(survey: &SurveyRow) -> HttpResponse {
+    let chrome = Chrome::for_survey(survey, "");
+    message(
+        StatusCode::GONE,
+        &chrome,
+        chrome.texts.invalid_title,
+        chrome.texts.invalid_body,
+    )
+}
+
 pub fn gone(survey: &SurveyRow) -> HttpResponse {
     let chrome = Chrome::for_survey(survey, "");
     message(
@@ -146,7 +205,12 @@ pub fn gone(survey: &SurveyRow) -> HttpResponse {
 
 /// The 404 page for unknown URLs outside the API.
 pub fn not_found_html() -> String {
-    let chrome = Chrome::new(Locale::En, "Closeloop".into(), None, "Page not found");
+    let chrome = Chrome::new(
+        Locale::En,
+        String::new(),
+        Some(NEUTRAL_COLOR),
+        "Page not found",
+    );
     MessagePage {
         lang: chrome.lang,
         title: "Page not found",
@@ -219,7 +283,7 @@ pub fn failure(req: &HttpRequest, e: crate::error::AppError) -> HttpResponse {
     } else {
         tracing::error!(error = ?e, "page failed");
     }
-    let chrome = Chrome::neutral(req, |_| "Closeloop");
+    let chrome = Chrome::neutral(req, |t| t.error_title);
     let (status, heading, body) = if unavailable {
         (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -299,7 +363,7 @@ pub fn form_config() -> web::FormConfig {
     web::FormConfig::default()
         .limit(64 * 1024)
         .error_handler(|err, req| {
-            let chrome = Chrome::neutral(req, |_| "Closeloop");
+            let chrome = Chrome::neutral(req, |t| t.error_title);
             let unreadable = "The form could not be read. Please go back and try again.";
             let (status, body) = match &err {
                 actix_web::error::UrlencodedError::Overflow { .. } => (

@@ -2,11 +2,13 @@
 //! honeypot field. Each form carries a one-time `submission_id`, so a double submit updates
 //! one response; the thank-you page is addressed by that id.
 
-use actix_web::http::StatusCode;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::survey::{checked_answer, edit_closed, survey_page, thanks_page, FormState};
-use super::{failure, gone, not_found, see_other, AnswerForm};
+use super::survey::{
+    answered_page, checked_answer, closed, edit_closed, survey_page, thanks_page, FormState,
+};
+use super::{failure, gone, not_found, see_other, AnswerForm, Limiter};
 use crate::answers::{Answer, CommentChange};
 use crate::context::AppState;
 use crate::domain::is_secret;
@@ -39,10 +41,13 @@ async fn load(
 pub struct Resume {
     /// The submission to change (from the thank-you page's "Change your answer" link).
     s: Option<String>,
+    /// A score to preselect (not sent yet), as on `/s/{token}?score=N`.
+    score: Option<String>,
 }
 
-/// GET /l/{slug}: a fresh form, or with `?s={submission}` the form of an earlier answer
-/// (from its thank-you page) so changing it updates that one response.
+/// GET /l/{slug}: a fresh form (`?score=N` preselects N, not sent yet), or with
+/// `?s={submission}` the form of an earlier answer (from its thank-you page) so changing it
+/// updates that one response.
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -74,19 +79,27 @@ pub async fn show(
         .as_ref()
         .and_then(|r| r.comment.clone())
         .unwrap_or_default();
+    if let Some(r) = earlier.as_ref().filter(|r| closed(&survey, r)) {
+        return answered_page(&survey, r);
+    }
     let action = format!("/l/{slug}");
     survey_page(
         StatusCode::OK,
         &survey,
         FormState {
             action: &action,
-            selected: earlier.as_ref().map(|r| r.score as i64),
+            selected: None,
             comment: &comment,
             errors: Vec::new(),
             score_error: false,
             comment_error: false,
             submission_id: Some(&submission),
             honeypot: true,
+            preselect: query
+                .score
+                .as_deref()
+                .and_then(|s| s.trim().parse::<i64>().ok()),
+            recorded: earlier.as_ref(),
         },
     )
 }
@@ -96,12 +109,16 @@ pub async fn submit(
     state: web::Data<AppState>,
     slug: web::Path<String>,
     form: web::Form<AnswerForm>,
+    limiter: web::Data<Limiter>,
 ) -> HttpResponse {
     let slug = slug.into_inner();
     let survey = match load(&state, &req, slug.clone()).await {
         Ok(s) => s,
         Err(p) => return p,
     };
+    if let Err(wait) = limiter.check(&req) {
+        return too_many(&req, &survey, wait);
+    }
     let submission = form
         .submission_id
         .clone()
@@ -182,4 +199,13 @@ pub async fn thanks(
             )
         }
     }
+}
+
+/// The 429 page of a public link, in the survey's brand and language, with `Retry-After`.
+fn too_many(req: &HttpRequest, survey: &SurveyRow, wait_seconds: u64) -> HttpResponse {
+    let mut res = super::too_many_requests(req, Some(survey));
+    if let Ok(v) = header::HeaderValue::from_str(&wait_seconds.to_string()) {
+        res.headers_mut().insert(header::RETRY_AFTER, v);
+    }
+    res
 }

@@ -6,7 +6,8 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{
-    check_form, failure, gone, not_found, render, see_other, AnswerForm, Chrome, MAX_COMMENT,
+    check_form, failure, gone, invalid_link, not_found, render, see_other, AnswerForm, Chrome,
+    MAX_COMMENT,
 };
 use crate::answers::{self, Answer, CommentChange};
 use crate::context::AppState;
@@ -18,6 +19,8 @@ use crate::store::models::{InvitationRow, ResponseRow, SurveyRow};
 pub struct ScaleOption {
     pub value: i32,
     pub checked: bool,
+    /// The score the link chose, not sent yet.
+    pub preselected: bool,
 }
 
 #[derive(Template)]
@@ -43,6 +46,23 @@ pub struct SurveyPage<'a> {
     pub comment_error: bool,
     pub submission_id: Option<&'a str>,
     pub honeypot: bool,
+    /// A score chosen by the link (the email's buttons) and not sent yet: shown near the
+    /// top, with Send right under the scale.
+    pub pending: Option<i32>,
+    /// "You answered 3 on …. You can change your answer until …." when changing an answer.
+    pub previous: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "pages/answered.html")]
+pub struct AnsweredPage<'a> {
+    pub lang: &'a str,
+    pub title: &'a str,
+    pub brand: &'a str,
+    pub brand_css: &'a str,
+    pub texts: &'a PageTexts,
+    pub answered: &'a str,
+    pub comment: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -61,6 +81,7 @@ pub struct ThanksPage<'a> {
     pub change_url: &'a str,
     pub max_comment: usize,
     pub submission_id: Option<&'a str>,
+    pub comment_saved: bool,
 }
 
 /// What the survey page of one survey shows, whatever link led to it.
@@ -73,6 +94,29 @@ pub struct FormState<'a> {
     pub comment_error: bool,
     pub submission_id: Option<&'a str>,
     pub honeypot: bool,
+    /// The score the link asked for (`?score=N`), if any.
+    pub preselect: Option<i64>,
+    /// The answer recorded earlier, when the customer comes back to change it.
+    pub recorded: Option<&'a ResponseRow>,
+}
+
+/// "You answered N on DATE." (and until when it can change, when it still can).
+fn answered_sentence(locale: Locale, survey: &SurveyRow, r: &ResponseRow) -> String {
+    let texts = locale.page();
+    let mut s = texts
+        .answered_on
+        .replace("{score}", &r.score.to_string())
+        .replace("{date}", &locale.datetime(r.updated_at));
+    let until = crate::answers::editable_until(survey, r);
+    if now() <= until {
+        s.push(' ');
+        s.push_str(
+            &texts
+                .change_until
+                .replace("{date}", &locale.datetime(until)),
+        );
+    }
+    s
 }
 
 pub fn survey_page(status: StatusCode, survey: &SurveyRow, state: FormState<'_>) -> HttpResponse {
@@ -95,6 +139,13 @@ pub fn survey_page(status: StatusCode, survey: &SurveyRow, state: FormState<'_>)
         SurveyKind::Csat => (email.csat_low, email.csat_high),
     };
     let (lo, hi) = kind.range();
+    let recorded_score = state.recorded.map(|r| r.score as i64);
+    let pending = state
+        .preselect
+        .filter(|p| (lo as i64..=hi as i64).contains(p) && Some(*p) != recorded_score)
+        .map(|p| p as i32);
+    let selected = state.selected.or(pending.map(i64::from)).or(recorded_score);
+    let previous = state.recorded.map(|r| answered_sentence(locale, survey, r));
     let page = SurveyPage {
         lang: chrome.lang,
         title: &chrome.title,
@@ -107,7 +158,8 @@ pub fn survey_page(status: StatusCode, survey: &SurveyRow, state: FormState<'_>)
         options: (lo..=hi)
             .map(|value| ScaleOption {
                 value,
-                checked: state.selected == Some(value as i64),
+                checked: selected == Some(value as i64),
+                preselected: pending == Some(value),
             })
             .collect(),
         low,
@@ -121,6 +173,8 @@ pub fn survey_page(status: StatusCode, survey: &SurveyRow, state: FormState<'_>)
         comment_error: state.comment_error,
         submission_id: state.submission_id,
         honeypot: state.honeypot,
+        pending,
+        previous,
     };
     render(status, page.render(), &chrome.brand_css)
 }
@@ -157,6 +211,8 @@ pub fn checked_answer(
                     comment_error: checked.comment_error,
                     submission_id,
                     honeypot,
+                    preselect: None,
+                    recorded: None,
                 },
             )))
         }
@@ -170,7 +226,7 @@ pub fn thanks_page(
     change_url: &str,
     submission_id: Option<&str>,
 ) -> HttpResponse {
-    let chrome = Chrome::for_survey(survey, survey.brand.as_deref().unwrap_or("Closeloop"));
+    let chrome = Chrome::for_survey(survey, "");
     let title = chrome.texts.thanks_title;
     let page = ThanksPage {
         lang: chrome.lang,
@@ -181,13 +237,35 @@ pub fn thanks_page(
         saved: false,
         score: response.score,
         comment: response.comment.as_deref().unwrap_or(""),
-        editable: now() <= crate::answers::editable_until(survey, response),
+        editable: !closed(survey, response),
         action,
         change_url,
         max_comment: MAX_COMMENT,
         submission_id,
+        comment_saved: response.comment.is_some(),
     };
     render(StatusCode::OK, page.render(), &chrome.brand_css)
+}
+
+/// The recorded answer once it can no longer change: what and when, without a form.
+pub fn answered_page(survey: &SurveyRow, response: &ResponseRow) -> HttpResponse {
+    let chrome = Chrome::for_survey(survey, "");
+    let answered = answered_sentence(chrome.locale, survey, response);
+    let page = AnsweredPage {
+        lang: chrome.lang,
+        title: chrome.texts.your_answer,
+        brand: &chrome.brand,
+        brand_css: &chrome.brand_css,
+        texts: chrome.texts,
+        answered: &answered,
+        comment: response.comment.as_deref(),
+    };
+    render(StatusCode::OK, page.render(), &chrome.brand_css)
+}
+
+/// Whether the edit window of a recorded answer is over.
+pub fn closed(survey: &SurveyRow, response: &ResponseRow) -> bool {
+    now() > crate::answers::editable_until(survey, response)
 }
 
 pub fn edit_closed(survey: &SurveyRow) -> HttpResponse {
@@ -223,31 +301,36 @@ async fn load(
     let found = state
         .db
         .run(move |conn| {
-            let Some((invitation, survey)) =
+            let Some((invitation, survey, erased_at)) =
                 crate::store::invitations::with_survey_by_token(conn, &token)?
             else {
                 return Ok(None);
             };
+            if erased_at.is_some() {
+                return Ok(Some(Err(survey)));
+            }
             let response = if with_response {
                 crate::store::responses::for_invitation(conn, &invitation.id)?
             } else {
                 None
             };
-            Ok(Some(Loaded {
+            Ok(Some(Ok(Loaded {
                 invitation,
                 survey,
                 response,
-            }))
+            })))
         })
         .await;
     match found {
-        Ok(Some(l))
+        // Every link of an erased contact is dead, whatever its state.
+        Ok(Some(Err(survey))) => Err(invalid_link(&survey)),
+        Ok(Some(Ok(l)))
             if l.survey.status == "archived"
                 || matches!(l.invitation.status.as_str(), "cancelled" | "expired") =>
         {
             Err(gone(&l.survey))
         }
-        Ok(Some(l)) => Ok(l),
+        Ok(Some(Ok(l))) => Ok(l),
         Ok(None) => Err(not_found(req)),
         Err(e) => Err(failure(req, e)),
     }
@@ -259,7 +342,8 @@ pub struct Preselect {
 }
 
 /// GET /s/{token}?score=N: the form, with N (from the email's buttons) or the recorded
-/// answer preselected. Records nothing.
+/// answer preselected; once the edit window is over, the recorded answer without a form.
+/// Records no answer; the first GET notes on the invitation that the page was opened.
 pub async fn show(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -271,8 +355,24 @@ pub async fn show(
         Ok(l) => l,
         Err(page) => return page,
     };
-    let preselect = query.score.as_deref().and_then(|s| s.parse::<i64>().ok());
-    let selected = preselect.or(l.response.as_ref().map(|r| r.score as i64));
+    if req.method() == actix_web::http::Method::GET && l.invitation.opened_at.is_none() {
+        let id = l.invitation.id.clone();
+        let noted = state
+            .db
+            .write(move |conn| crate::store::invitations::mark_opened(conn, &id, now()))
+            .await;
+        if let Err(e) = noted {
+            // The page matters more than the note.
+            tracing::warn!(error = %e, invitation = %l.invitation.id, "cannot note that the page was opened");
+        }
+    }
+    if let Some(r) = l.response.as_ref().filter(|r| closed(&l.survey, r)) {
+        return answered_page(&l.survey, r);
+    }
+    let preselect = query
+        .score
+        .as_deref()
+        .and_then(|s| s.trim().parse::<i64>().ok());
     let comment = l
         .response
         .as_ref()
@@ -284,13 +384,15 @@ pub async fn show(
         &l.survey,
         FormState {
             action: &action,
-            selected,
+            selected: None,
             comment: &comment,
             errors: Vec::new(),
             score_error: false,
             comment_error: false,
             submission_id: None,
             honeypot: false,
+            preselect,
+            recorded: l.response.as_ref(),
         },
     )
 }
@@ -329,6 +431,10 @@ pub async fn submit(
             code: "edit_window_closed",
             ..
         }) => edit_closed(&l.survey),
+        Err(AppError::Conflict {
+            code: "contact_erased",
+            ..
+        }) => invalid_link(&l.survey),
         Err(e) => failure(&req, e),
     }
 }
