@@ -12,8 +12,9 @@ use crate::context::AppState;
 use crate::domain::{new_id, now, IdPrefix, Score};
 use crate::error::AppError;
 use crate::followups::{self, Rules, TaskEvent};
+use crate::store::contacts::ContactInput;
 use crate::store::models::{InvitationRow, ResponseRow, SurveyRow};
-use crate::store::{responses, rollups, DbConnection};
+use crate::store::{contacts, responses, rollups, DbConnection};
 use crate::webhooks;
 
 /// What to do with the comment.
@@ -34,6 +35,9 @@ pub struct Answer {
     pub locale: Option<String>,
     /// Anonymous answers: the form's one-time id, so a double submit updates one response.
     pub submission_id: Option<String>,
+    /// For an answer without an invitation: the customer it belongs to, upserted (by
+    /// `external_id`, then `email`) in the same transaction as by `POST /contacts`.
+    pub contact: Option<ContactInput>,
 }
 
 #[derive(Debug, Clone)]
@@ -107,6 +111,11 @@ pub fn record_in_tx(
     rules: &Rules,
 ) -> Result<RecordOutcome, AppError> {
     let t = now();
+    // A customer named with the answer (no invitation) is upserted first.
+    let named_contact = match (&a.invitation, &a.contact) {
+        (None, Some(input)) => Some(contacts::upsert(conn, input)?.0.id),
+        _ => None,
+    };
     // For an invitation, one query reads its delivery state and its current response.
     let (delivery, current) = match &a.invitation {
         Some(inv) => {
@@ -134,7 +143,11 @@ pub fn record_in_tx(
                 id: new_id(IdPrefix::Response),
                 survey_id: a.survey.id.clone(),
                 invitation_id: a.invitation.as_ref().map(|i| i.id.clone()),
-                contact_id: a.invitation.as_ref().map(|i| i.contact_id.clone()),
+                contact_id: a
+                    .invitation
+                    .as_ref()
+                    .map(|i| i.contact_id.clone())
+                    .or_else(|| named_contact.clone()),
                 score: a.score.value(),
                 category: a.score.category().as_str().into(),
                 comment: match &a.comment {
@@ -179,6 +192,9 @@ pub fn record_in_tx(
     }
     if let Some(inv) = &a.invitation {
         responses::mark_responded(conn, &inv.id, &inv.contact_id, t)?;
+    }
+    if let Some(id) = &named_contact {
+        contacts::mark_responded(conn, id, t)?;
     }
     let mut webhook_events =
         webhooks::enqueue_response(conn, recorded.before(), recorded.response())?;

@@ -133,7 +133,10 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(crate::web::pages::form_config())
             .app_data(limiter.clone())
             .configure(crate::web::pages::configure)
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api-docs/openapi.json", doc.clone()))
+            .service(
+                SwaggerUi::new("/docs/{_:.*}")
+                    .external_url_unchecked("/api-docs/openapi.json", doc.clone()),
+            )
             .route(
                 "/docs",
                 web::get().to(|| async {

@@ -1,8 +1,11 @@
 //! The statistics of a report, from counts per score.
 //!
-//! - NPS = 100·(P − D)/n with its 95 % interval from the variance of the per-answer value
-//!   (+1 promoter, 0 passive, −1 detractor): `1.96·sqrt((p + d − (p − d)²)/n)`, clamped to
-//!   [−100, 100].
+//! - NPS = 100·(P − D)/n with an adjusted-Wald 95 % interval: one pseudo-answer is added to
+//!   each of promoters, passives and detractors (p̃ = (P+1)/(n+3), d̃ = (D+1)/(n+3)), and the
+//!   interval is `100·(p̃ − d̃) ± 1.96·100·sqrt((p̃ + d̃ − (p̃ − d̃)²)/(n+3))`, widened to contain
+//!   the NPS itself and clamped to [−100, 100]. At large n it equals the plain (Wald)
+//!   interval; at small n it stays honestly wide (one answer never gives a zero-width
+//!   interval such as [−100, −100]).
 //! - CSAT = percentage of 4–5 answers, with a Wilson 95 % interval (good for small n).
 //! - With no answers every ratio is `null` (there is nothing to divide), never 0.
 
@@ -70,13 +73,16 @@ impl Counts {
         if n == 0 {
             return None;
         }
-        let n = n as f64;
-        let p = self.promoters() as f64 / n;
-        let d = self.detractors() as f64 / n;
-        let nps = 100.0 * (p - d);
+        let nps = 100.0 * (self.promoters() - self.detractors()) as f64 / n as f64;
+        let m = (n + 3) as f64;
+        let p = (self.promoters() + 1) as f64 / m;
+        let d = (self.detractors() + 1) as f64 / m;
+        let center = 100.0 * (p - d);
         let variance = (p + d - (p - d).powi(2)).max(0.0);
-        let moe = 100.0 * Z95 * (variance / n).sqrt();
-        Some((nps, [(nps - moe).max(-100.0), (nps + moe).min(100.0)]))
+        let moe = 100.0 * Z95 * (variance / m).sqrt();
+        let lo = (center - moe).min(nps).max(-100.0);
+        let hi = (center + moe).max(nps).min(100.0);
+        Some((nps, [lo, hi]))
     }
 
     /// CSAT (% of 4–5) and its Wilson 95 % interval.
@@ -123,20 +129,29 @@ mod tests {
 
     #[test]
     fn the_worked_example_from_the_research() {
-        // n = 200, 50 % promoters, 20 % detractors: NPS +30 ± 10.8.
+        // n = 200, 50 % promoters, 20 % detractors: NPS +30; the plain interval is ±10.8,
+        // the adjusted one (n + 3 = 203, p̃ = 101/203, d̃ = 41/203) [18.79, 40.32].
         let c = counts(&[(10, 100), (8, 60), (3, 40)]);
         let (nps, [lo, hi]) = c.nps().unwrap();
         assert!((nps - 30.0).abs() < 1e-9);
-        assert!((30.0 - lo - 10.825).abs() < 0.01, "{lo}");
-        assert!((hi - 30.0 - 10.825).abs() < 0.01, "{hi}");
+        assert!((lo - 18.79).abs() < 0.01, "{lo}");
+        assert!((hi - 40.32).abs() < 0.01, "{hi}");
     }
 
     #[test]
-    fn nps_intervals_are_clamped() {
-        let (nps, ci) = counts(&[(10, 3)]).nps().unwrap();
-        assert_eq!((nps, ci), (100.0, [100.0, 100.0]));
-        let (_, ci) = counts(&[(10, 1), (0, 1)]).nps().unwrap();
-        assert_eq!(ci, [-100.0, 100.0]);
+    fn small_samples_get_wide_intervals_that_contain_the_nps() {
+        // One detractor: NPS −100, never the zero-width [−100, −100].
+        let (nps, [lo, hi]) = counts(&[(0, 1)]).nps().unwrap();
+        assert_eq!((nps, lo), (-100.0, -100.0));
+        assert!(hi > 50.0, "{hi}");
+        let (nps, [lo, hi]) = counts(&[(10, 3)]).nps().unwrap();
+        assert_eq!((nps, hi), (100.0, 100.0));
+        assert!(lo < 0.0, "{lo}");
+        let (_, [lo, hi]) = counts(&[(10, 1), (0, 1)]).nps().unwrap();
+        assert!(
+            (lo + 78.40).abs() < 0.01 && (hi - 78.40).abs() < 0.01,
+            "{lo} {hi}"
+        );
     }
 
     #[test]

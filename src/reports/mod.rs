@@ -2,8 +2,10 @@
 //! contact property, response rate, time to answer, the change against the previous period
 //! and the follow-up backlog; and the CSV export of responses. The aggregates come from
 //! `store::reports` (daily rollups plus the partial days at the edges).
-
-use std::collections::BTreeMap;
+//!
+//! One convention for every ratio: a percentage from 0 to 100 (`csat`, `response_rate` and
+//! their intervals and changes); the NPS is from −100 to 100. Ratios are `null` when there is
+//! nothing to divide.
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -19,13 +21,21 @@ use crate::store::reports::{self as rep, Interval, Scope};
 use crate::store::responses::ResponseFilter;
 use crate::store::{Db, DbConnection};
 
+/// How many answers gave one score.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScoreCount {
+    pub score: i32,
+    pub n: i64,
+}
+
 /// Counts and scores of a set of answers. Fields of the other kind are absent; ratios are
-/// `null` when there are no answers (nothing to divide).
+/// percentages (0–100), `null` when there are no answers (nothing to divide).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Summary {
     pub responses: i64,
-    /// Answers per score (`"0"`…`"10"` for NPS, `"1"`…`"5"` for CSAT).
-    pub counts: BTreeMap<String, i64>,
+    /// Answers per score, in score order: 0…10 for NPS, 1…5 for CSAT (every score, also
+    /// those with `n` = 0).
+    pub counts: Vec<ScoreCount>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub promoters: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,7 +46,9 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
     pub nps: Option<Option<f64>>,
-    /// 95 % interval of the NPS.
+    /// 95 % interval of the NPS (adjusted Wald: one pseudo-answer added to each of
+    /// promoters, passives and detractors, so that small samples get honestly wide
+    /// intervals; it always contains `nps`).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<f64>>)]
     pub nps_ci95: Option<Option<[f64; 2]>>,
@@ -46,11 +58,11 @@ pub struct Summary {
     pub neutral: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsatisfied: Option<i64>,
-    /// % of 4–5 answers (CSAT surveys).
+    /// Percentage (0–100) of 4–5 answers (CSAT surveys).
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
     pub csat: Option<Option<f64>>,
-    /// Wilson 95 % interval of the CSAT.
+    /// Wilson 95 % interval of the CSAT, in percent.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<f64>>)]
     pub csat_ci95: Option<Option<[f64; 2]>>,
@@ -65,7 +77,10 @@ impl Summary {
         Summary {
             responses: c.total(),
             counts: (lo..=hi)
-                .map(|s| (s.to_string(), c.0[s as usize]))
+                .map(|s| ScoreCount {
+                    score: s,
+                    n: c.0[s as usize],
+                })
                 .collect(),
             promoters: nps.then(|| c.promoters()),
             passives: nps.then(|| c.passives()),
@@ -106,6 +121,7 @@ pub struct Period {
     pub to: DateTime<Utc>,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Percentage (0–100) of the period's delivered invitations that were answered.
     pub response_rate: Option<f64>,
 }
 
@@ -123,6 +139,7 @@ pub struct Change {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<f64>)]
     pub csat: Option<Option<f64>>,
+    /// In percentage points.
     pub response_rate: Option<f64>,
 }
 
@@ -149,7 +166,7 @@ pub struct Report {
     pub invitations_delivered: i64,
     /// Of those, how many were answered.
     pub invitations_answered: i64,
-    /// answered ÷ delivered, 0–1; `null` when nothing was delivered.
+    /// answered ÷ delivered as a percentage (0–100); `null` when nothing was delivered.
     pub response_rate: Option<f64>,
     /// Median seconds from sending to answering, for answers in the period.
     pub median_seconds_to_answer: Option<f64>,
@@ -231,7 +248,7 @@ impl Range {
 }
 
 fn rate(answered: i64, delivered: i64) -> Option<f64> {
-    (delivered > 0).then(|| round2(answered as f64 / delivered as f64 * 100.0) / 100.0)
+    (delivered > 0).then(|| round2(answered as f64 / delivered as f64 * 100.0))
 }
 
 fn nps_variance(c: &Counts) -> Option<(f64, f64)> {
@@ -311,7 +328,7 @@ pub fn build(
             _ => None,
         }),
         response_rate: match (response_rate, prev_rate) {
-            (Some(a), Some(b)) => Some(round2((a - b) * 100.0) / 100.0),
+            (Some(a), Some(b)) => Some(round2(a - b)),
             _ => None,
         },
     };
@@ -381,7 +398,7 @@ pub fn safe_cell(value: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-const CSV_HEADER: [&str; 13] = [
+const CSV_HEADER: [&str; 15] = [
     "id",
     "survey_id",
     "invitation_id",
@@ -393,13 +410,34 @@ const CSV_HEADER: [&str; 13] = [
     "category",
     "comment",
     "channel",
+    "followup_status",
+    "followup_assignee",
     "created_at",
     "updated_at",
 ];
 
+/// At most this many `property.<name>` columns (the first names in alphabetical order).
+pub const MAX_PROPERTY_COLUMNS: usize = 200;
+
+/// A time as spreadsheets parse it: `YYYY-MM-DD HH:MM:SS`, UTC.
+pub fn csv_time(t: chrono::NaiveDateTime) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// A property value as a cell: strings as they are, `null` empty, anything else as JSON.
+fn property_cell(value: Option<&serde_json::Value>) -> String {
+    match value {
+        None | Some(serde_json::Value::Null) => String::new(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
 /// Streams the responses matching `filter` as CSV chunks (the first with the header and a
 /// byte-order mark), read page by page on a blocking thread; the stream ends early when the
-/// receiver is dropped.
+/// receiver is dropped. A first pass over the same pages collects the names of the contacts'
+/// properties, so that each gets a `property.<name>` column (alphabetical, at most
+/// [`MAX_PROPERTY_COLUMNS`]); memory stays bounded by one page and the set of names.
 pub fn export_csv(state: &AppState, filter: ResponseFilter) -> mpsc::Receiver<Bytes> {
     let (tx, rx) = mpsc::channel::<Bytes>(4);
     let db = state.db.clone();
@@ -413,37 +451,72 @@ pub fn export_csv(state: &AppState, filter: ResponseFilter) -> mpsc::Receiver<By
 
 fn write_csv(db: &Db, filter: &ResponseFilter, tx: &mpsc::Sender<Bytes>) -> anyhow::Result<()> {
     let mut conn = db.read_conn()?;
+    // First pass: the property names seen in the export.
+    let mut names = std::collections::BTreeSet::new();
+    let mut after: Option<String> = None;
+    loop {
+        let rows = crate::store::responses::export_page(&mut conn, filter, after.as_deref(), 2000)?;
+        let Some(last) = rows.last() else { break };
+        after = Some(last.response.id.clone());
+        for r in &rows {
+            if let Some(serde_json::Value::Object(map)) = r
+                .properties
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok())
+            {
+                names.extend(map.into_iter().map(|(k, _)| k));
+            }
+        }
+    }
+    let names: Vec<String> = names.into_iter().take(MAX_PROPERTY_COLUMNS).collect();
     let mut head = csv::Writer::from_writer(Vec::new());
-    head.write_record(CSV_HEADER)?;
+    let header: Vec<String> = CSV_HEADER
+        .iter()
+        .map(|h| h.to_string())
+        .chain(names.iter().map(|n| format!("property.{n}")))
+        .collect();
+    head.write_record(header.iter().map(|h| safe_cell(h).into_owned()))?;
     let mut first = "\u{feff}".as_bytes().to_vec();
     first.extend_from_slice(&head.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?);
     if tx.blocking_send(Bytes::from(first)).is_err() {
         return Ok(());
     }
-    let fmt =
-        |t: chrono::NaiveDateTime| utc(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     let mut after: Option<String> = None;
     loop {
         let rows = crate::store::responses::export_page(&mut conn, filter, after.as_deref(), 2000)?;
         let Some(last) = rows.last() else { break };
-        after = Some(last.0.id.clone());
+        after = Some(last.response.id.clone());
         let mut out = csv::Writer::from_writer(Vec::with_capacity(256 * rows.len()));
-        for (r, email, name, external_id) in &rows {
-            out.write_record([
-                r.id.as_str(),
-                r.survey_id.as_str(),
-                r.invitation_id.as_deref().unwrap_or(""),
-                r.contact_id.as_deref().unwrap_or(""),
-                &safe_cell(email.as_deref().unwrap_or("")),
-                &safe_cell(name.as_deref().unwrap_or("")),
-                &safe_cell(external_id.as_deref().unwrap_or("")),
-                &r.score.to_string(),
-                r.category.as_str(),
-                &safe_cell(r.comment.as_deref().unwrap_or("")),
-                r.channel.as_str(),
-                &fmt(r.created_at),
-                &fmt(r.updated_at),
-            ])?;
+        for row in &rows {
+            let r = &row.response;
+            let props: serde_json::Map<String, serde_json::Value> = row
+                .properties
+                .as_deref()
+                .and_then(|p| serde_json::from_str(p).ok())
+                .unwrap_or_default();
+            let mut record: Vec<String> = vec![
+                r.id.clone(),
+                r.survey_id.clone(),
+                r.invitation_id.clone().unwrap_or_default(),
+                r.contact_id.clone().unwrap_or_default(),
+                safe_cell(row.email.as_deref().unwrap_or("")).into_owned(),
+                safe_cell(row.name.as_deref().unwrap_or("")).into_owned(),
+                safe_cell(row.external_id.as_deref().unwrap_or("")).into_owned(),
+                r.score.to_string(),
+                r.category.clone(),
+                safe_cell(r.comment.as_deref().unwrap_or("")).into_owned(),
+                r.channel.clone(),
+                row.followup_status.clone().unwrap_or_default(),
+                safe_cell(row.followup_assignee.as_deref().unwrap_or("")).into_owned(),
+                csv_time(r.created_at),
+                csv_time(r.updated_at),
+            ];
+            record.extend(
+                names
+                    .iter()
+                    .map(|n| safe_cell(&property_cell(props.get(n))).into_owned()),
+            );
+            out.write_record(&record)?;
         }
         let chunk = out.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?;
         if tx.blocking_send(Bytes::from(chunk)).is_err() {

@@ -55,9 +55,10 @@ pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, AppE
     Ok(q.limit(page.limit + 1).load(conn)?)
 }
 
-/// Revokes a key; revoking twice is harmless. `None` when the key does not exist; 409
-/// `last_admin_key` for the last active admin key (nobody could manage keys after it).
-pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, AppError> {
+/// Revokes a key on behalf of key `by`; revoking twice is harmless. `None` when the key does
+/// not exist; 409 `last_admin_key` for the last active admin key (nobody could manage keys
+/// after it), else 409 `own_key` when a key would revoke itself.
+pub fn revoke(conn: &mut DbConnection, id: &str, by: &str) -> Result<Option<ApiKeyRow>, AppError> {
     conn.transaction(|conn| {
         let Some(row) = api_keys::table
             .find(id)
@@ -84,6 +85,12 @@ pub fn revoke(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, Ap
                     "this is the last active admin key; create another admin key before revoking it",
                 ));
             }
+        }
+        if id == by {
+            return Err(AppError::conflict(
+                "own_key",
+                "a key cannot revoke itself; revoke it with another admin key",
+            ));
         }
         if row.revoked_at.is_none() {
             diesel::update(api_keys::table.find(id))

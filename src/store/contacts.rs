@@ -286,3 +286,15 @@ pub fn set_last_surveyed(
         .execute(conn)?;
     Ok(())
 }
+
+/// Records that the contact answered at `t` (an answer captured without an invitation).
+pub fn mark_responded(
+    conn: &mut DbConnection,
+    id: &str,
+    t: chrono::NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(contacts::table.find(id))
+        .set(contacts::last_responded_at.eq(Some(t)))
+        .execute(conn)?;
+    Ok(())
+}

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::ResponseRow;
-use super::schema::{contacts, invitations, responses};
+use super::schema::{contacts, followups, invitations, responses};
 use super::DbConnection;
 use crate::domain::{Page, Score};
 use crate::error::AppError;
@@ -174,19 +174,46 @@ pub fn list(
 /// A page of a CSV export: responses with their contact's email, name and external id,
 /// oldest first, after the id `after`.
 #[allow(clippy::type_complexity)]
+/// One row of the CSV export: the response with its contact and its follow-up task.
+pub struct ExportRow {
+    pub response: ResponseRow,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub external_id: Option<String>,
+    /// The contact's properties (a JSON object).
+    pub properties: Option<String>,
+    pub followup_status: Option<String>,
+    pub followup_assignee: Option<String>,
+}
+
+type ExportTuple = (
+    ResponseRow,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A page of the export (oldest first, after the response id `after`).
 pub fn export_page(
     conn: &mut DbConnection,
     f: &ResponseFilter,
     after: Option<&str>,
     limit: i64,
-) -> Result<Vec<(ResponseRow, Option<String>, Option<String>, Option<String>)>, AppError> {
+) -> Result<Vec<ExportRow>, AppError> {
     let mut q = responses::table
         .left_join(contacts::table)
+        .left_join(followups::table.on(followups::response_id.eq(responses::id)))
         .select((
             ResponseRow::as_select(),
             contacts::email.nullable(),
             contacts::name.nullable(),
             contacts::external_id.nullable(),
+            contacts::properties.nullable(),
+            followups::status.nullable(),
+            followups::assignee.nullable(),
         ))
         .order(responses::id.asc())
         .into_boxed();
@@ -208,7 +235,21 @@ pub fn export_page(
     if let Some(a) = after {
         q = q.filter(responses::id.gt(a.to_string()));
     }
-    Ok(q.limit(limit).load(conn)?)
+    let rows: Vec<ExportTuple> = q.limit(limit).load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(
+            |(response, email, name, external_id, properties, status, assignee)| ExportRow {
+                response,
+                email,
+                name,
+                external_id,
+                properties,
+                followup_status: status,
+                followup_assignee: assignee,
+            },
+        )
+        .collect())
 }
 
 /// Blanks the comments of a contact's answers.

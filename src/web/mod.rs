@@ -18,8 +18,12 @@ use tracing::Instrument;
 use crate::context::AppState;
 use crate::error::AppError;
 
-/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere.
+/// Unknown URLs: a JSON error under `/api`, a small HTML page elsewhere. A documented route
+/// asked with a method it does not serve gets 405 with `Allow`.
 pub async fn not_found(req: HttpRequest) -> HttpResponse {
+    if let Some(allowed) = api::allowed_methods(req.path()) {
+        return api::method_not_allowed(&req, &allowed);
+    }
     if req.path().starts_with("/api") {
         HttpResponse::NotFound().json(error::body(&AppError::NotFound("route")))
     } else {
@@ -29,7 +33,8 @@ pub async fn not_found(req: HttpRequest) -> HttpResponse {
 
 /// Refuses a NUL character in the URL before any handler sees it (PostgreSQL cannot compare
 /// text with NUL, so a filter holding one failed with a 500 there and matched nothing on
-/// SQLite): a query parameter holding one is a 400 naming the parameter, a path holding one
+/// SQLite): on a page, a query parameter holding one is a 400 naming the parameter (under
+/// `/api` the query extractor refuses it with a 422 naming the parameter); a path holding one
 /// is a 404 (no such thing). JSON under `/api`, a page elsewhere.
 pub async fn refuse_nul_in_url(
     req: ServiceRequest,
@@ -43,6 +48,8 @@ pub async fn refuse_nul_in_url(
     let refused = match (path_nul, param) {
         (true, _) if api => Some(ResponseError::error_response(&AppError::NotFound("route"))),
         (true, _) => Some(pages::unknown_url()),
+        // Under /api the query extractor names the parameter in a 422 (as documented).
+        (false, Some(_)) if api => None,
         (false, Some(name)) => {
             let e = AppError::BadRequest(format!(
                 "query parameter `{name}` must not contain NUL (%00) characters"

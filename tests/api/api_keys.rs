@@ -159,12 +159,18 @@ async fn the_last_active_admin_key_cannot_be_revoked(app: TestApp) {
         )
         .await;
     assert_eq!(second.status, 201, "{}", second.text);
-    assert_eq!(
-        app.delete(&format!("/api/v1/api-keys/{mine}")).await.status,
-        204
-    );
     let key = second.body["key"].as_str().unwrap();
     let id = second.body["id"].as_str().unwrap();
+    // The second key revokes the first (a key never revokes itself).
+    let a = app
+        .send(
+            reqwest::Method::DELETE,
+            &format!("/api/v1/api-keys/{mine}"),
+            Some(key),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
     let a = app
         .send(
             reqwest::Method::DELETE,
@@ -174,6 +180,7 @@ async fn the_last_active_admin_key_cannot_be_revoked(app: TestApp) {
         )
         .await;
     assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(a.code(), "last_admin_key", "{}", a.text);
     // Revoking an already revoked key stays harmless.
     let a = app
         .send(

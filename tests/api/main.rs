@@ -19,5 +19,6 @@ mod pages;
 mod parallel;
 mod queues;
 mod reports;
+mod spec;
 mod surveys;
 mod webhooks;

@@ -3,10 +3,11 @@
 use actix_web::{delete, get, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::query::Query;
 use super::{not_blank, utc};
 use crate::context::AppState;
 use crate::domain::{IdPrefix, Role};
@@ -19,6 +20,7 @@ use crate::store::models::ApiKeyRow;
 pub struct CreateApiKey {
     /// What the key is for.
     #[validate(length(min = 1, max = 100), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 100, pattern = "\\S")]
     pub name: String,
     pub role: Role,
 }
@@ -93,21 +95,37 @@ pub async fn create(
     }))
 }
 
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ApiKeyQuery {
+    /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^key_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
+    pub cursor: Option<String>,
+}
+
 /// List API keys
 #[utoipa::path(
     operation_id = "list_api_keys",
     tag = "api-keys",
-    params(PageParams),
+    params(ApiKeyQuery),
     responses((status = 200, description = "Keys, newest first", body = ApiKeyList))
 )]
 #[get("/api-keys")]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    params: web::Query<PageParams>,
+    params: Query<ApiKeyQuery>,
 ) -> Result<web::Json<ApiKeyList>, AppError> {
     caller.require(Role::Admin)?;
-    let page = params.check(IdPrefix::ApiKey)?;
+    let q = params.into_inner();
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .check(IdPrefix::ApiKey)?;
     let rows = {
         let page = page.clone();
         state
@@ -125,15 +143,17 @@ pub async fn list(
 /// Revoke an API key
 ///
 /// The key stops working at once. Revoking a revoked key is harmless. The last active admin
-/// key cannot be revoked (409 `last_admin_key`): create another admin key first.
+/// key cannot be revoked (409 `last_admin_key`): create another admin key first. A key cannot
+/// revoke itself (409 `own_key`): revoke it with another admin key, so that a client cannot
+/// lock itself out by mistake.
 #[utoipa::path(
     operation_id = "revoke_api_key",
     tag = "api-keys",
-    params(("id" = String, Path, description = "API key id")),
+    params(("id" = String, Path, description = "API key id", pattern = "^key_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 204, description = "Revoked"),
         (status = 404, description = "No such key", body = crate::web::error::ErrorBody),
-        (status = 409, description = "The last active admin key (`last_admin_key`)", body = crate::web::error::ErrorBody)
+        (status = 409, description = "The last active admin key (`last_admin_key`), or the key revoking itself (`own_key`)", body = crate::web::error::ErrorBody)
     )
 )]
 #[delete("/api-keys/{id}")]
@@ -145,9 +165,10 @@ pub async fn revoke(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::ApiKey, "api key")?;
+    let by = caller.key_id.clone();
     match state
         .db
-        .write(move |conn| crate::store::api_keys::revoke(conn, &id))
+        .write(move |conn| crate::store::api_keys::revoke(conn, &id, &by))
         .await?
     {
         Some(_) => Ok(HttpResponse::NoContent().finish()),

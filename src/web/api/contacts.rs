@@ -8,6 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError, ValidationErrors};
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::query::Query;
 use super::utc;
 use crate::context::AppState;
 use crate::domain::{Email, IdPrefix, Role};
@@ -24,10 +25,14 @@ const MAX_PROPERTIES_BYTES: usize = 8 * 1024;
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "cus_42", "properties": {"plan": "enterprise", "value": 120000}}))]
 pub struct ContactFields {
-    /// Normalised to lower case; unique.
+    /// Normalised to lower case; unique. Give `email`, `external_id` or both.
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
+    /// An empty name is no name. One line: no control characters.
+    #[schema(max_length = 200, pattern = "ONE_LINE")]
     pub name: Option<String>,
     /// Your own id for the customer; unique when given.
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub external_id: Option<String>,
     /// Free-form attributes, merged key by key into the stored ones (`null` removes a key).
     /// `value` (a number: yearly revenue or lifetime value) ranks follow-ups.
@@ -50,11 +55,12 @@ impl ContactFields {
             },
             None => None,
         };
-        let name = self.name.as_ref().map(|n| n.trim().to_string());
-        if name.as_ref().is_some_and(|n| n.chars().count() > 200) {
+        if self.name.as_ref().is_some_and(|n| n.chars().count() > 200) {
             err("name", "must be at most 200 characters long".into());
         }
-        if name
+        let name = self.name.as_ref().map(|n| n.trim().to_string());
+        if self
+            .name
             .as_ref()
             .is_some_and(|n| n.chars().any(char::is_control))
         {
@@ -65,8 +71,16 @@ impl ContactFields {
         }
         let external_id = self.external_id.as_ref().map(|x| x.trim().to_string());
         if let Some(x) = &external_id {
-            if x.is_empty() || x.chars().count() > 200 {
-                err("external_id", "must be 1 to 200 characters long".into());
+            if x.is_empty()
+                || self
+                    .external_id
+                    .as_ref()
+                    .is_some_and(|x| x.chars().count() > 200)
+            {
+                err(
+                    "external_id",
+                    "must be 1 to 200 characters long, not blank".into(),
+                );
             }
         }
         if self.email.is_none() && self.external_id.is_none() {
@@ -212,10 +226,15 @@ pub async fn upsert(
 #[into_params(parameter_in = Query)]
 pub struct ContactQuery {
     /// Exact email (compared case-insensitively).
+    #[param(pattern = "^[^\\u0000]*$")]
     pub email: Option<String>,
+    #[param(pattern = "^[^\\u0000]*$")]
     pub external_id: Option<String>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub cursor: Option<String>,
 }
 
@@ -230,7 +249,7 @@ pub struct ContactQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ContactQuery>,
+    query: Query<ContactQuery>,
 ) -> Result<web::Json<ContactList>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
@@ -259,7 +278,7 @@ pub async fn list(
 #[utoipa::path(
     operation_id = "get_contact",
     tag = "contacts",
-    params(("id" = String, Path, description = "Contact id")),
+    params(("id" = String, Path, description = "Contact id", pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The contact", body = Contact),
         (status = 404, description = "No such contact (or erased)", body = crate::web::error::ErrorBody)
@@ -299,7 +318,7 @@ pub struct ContactUpdate {
 #[utoipa::path(
     operation_id = "update_contact",
     tag = "contacts",
-    params(("id" = String, Path, description = "Contact id")),
+    params(("id" = String, Path, description = "Contact id", pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = ContactUpdate,
     responses(
         (status = 200, description = "The contact after the change", body = Contact),
@@ -330,7 +349,7 @@ pub async fn update(
 #[utoipa::path(
     operation_id = "erase_contact",
     tag = "contacts",
-    params(("id" = String, Path, description = "Contact id")),
+    params(("id" = String, Path, description = "Contact id", pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 204, description = "Erased"),
         (status = 404, description = "No such contact (or already erased)", body = crate::web::error::ErrorBody)

@@ -66,6 +66,7 @@ where
                 }
                 body.extend_from_slice(&chunk);
             }
+            super::query::refuse_nul_in_json(&body)?;
             let value = parse_json::<T>(&body)?;
             value.validate()?;
             Ok(ValidJson(value))
@@ -251,6 +252,11 @@ mod strict {
                             &field(path),
                             "has a key with a NUL (\\u0000) character",
                         ));
+                    }
+                    // Free-form `properties` are stored as JSON text, where NUL is escaped:
+                    // they may hold it (as the OpenAPI document says).
+                    if k == "properties" && v.is_object() {
+                        continue;
                     }
                     let len = path.len();
                     if !path.is_empty() {

@@ -7,12 +7,13 @@ use validator::Validate;
 
 use super::contacts::Contact;
 use super::extract::{check_id, Caller, ValidJson};
+use super::query::{check_filter_id, enum_name, Query};
 use super::responses::Response;
 use super::{double_option, no_null, not_blank};
 use crate::context::AppState;
 use crate::domain::{IdPrefix, Role};
 use crate::error::AppError;
-use crate::followups::{self, transitions, Change};
+use crate::followups::{self, Change};
 use crate::store::followups::{FollowupFilter, Sort};
 pub use crate::views::{Activity, Followup};
 
@@ -44,12 +45,25 @@ pub enum SortKey {
     CreatedAt,
 }
 
+/// A task's state.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum FollowupStatus {
+    Open,
+    InProgress,
+    Resolved,
+    Dismissed,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FollowupQuery {
-    /// `open`, `in_progress`, `resolved` or `dismissed`.
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<FollowupStatus>,
+    /// Tasks assigned to this person (exact match).
+    #[param(pattern = "^[^\\u0000]*$")]
     pub assignee: Option<String>,
+    #[param(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub survey_id: Option<String>,
     /// `true`: only open or in-progress tasks past due; `false`: the others.
     pub overdue: Option<bool>,
@@ -57,9 +71,11 @@ pub struct FollowupQuery {
     /// `due_at` (soonest first) or `created_at` (newest first).
     #[param(inline)]
     pub sort: Option<SortKey>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
-    /// The `next_cursor` of the previous page.
+    /// The `next_cursor` of the previous page (an offset into the sorted list).
+    #[param(pattern = "^[0-9]{1,18}$")]
     pub cursor: Option<String>,
 }
 
@@ -74,7 +90,7 @@ pub struct FollowupQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<FollowupQuery>,
+    query: Query<FollowupQuery>,
 ) -> Result<web::Json<FollowupList>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
@@ -82,23 +98,17 @@ pub async fn list(
     if !(1..=100).contains(&limit) {
         return Err(AppError::field("limit", "must be from 1 to 100"));
     }
-    let offset =
-        match &q.cursor {
-            None => 0,
-            Some(c) => c.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
-                AppError::field("cursor", "is not a cursor returned by this list")
-            })?,
-        };
-    if let Some(s) = &q.status {
-        if !transitions::STATUSES.contains(&s.as_str()) {
-            return Err(AppError::field(
-                "status",
-                format!("must be one of {}", transitions::STATUSES.join(", ")),
-            ));
-        }
-    }
+    let offset = match &q.cursor {
+        None => 0,
+        Some(c) => c
+            .parse::<i64>()
+            .ok()
+            .filter(|_| (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()))
+            .ok_or_else(|| AppError::field("cursor", "is not a cursor returned by this list"))?,
+    };
+    check_filter_id(&q.survey_id, "survey_id", IdPrefix::Survey)?;
     let filter = FollowupFilter {
-        status: q.status,
+        status: q.status.map(|s| enum_name(&s)),
         assignee: q.assignee,
         survey_id: q.survey_id,
         overdue: q.overdue,
@@ -170,7 +180,7 @@ fn detail(conn: &mut crate::store::DbConnection, id: &str) -> Result<FollowupDet
 #[utoipa::path(
     operation_id = "get_followup",
     tag = "followups",
-    params(("id" = String, Path, description = "Follow-up id")),
+    params(("id" = String, Path, description = "Follow-up id", pattern = "^fup_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The task", body = FollowupDetail),
         (status = 404, description = "No such task", body = crate::web::error::ErrorBody)
@@ -198,14 +208,16 @@ pub struct UpdateFollowup {
     /// Along `open → in_progress → resolved | dismissed`; `open` again reopens a closed
     /// task. Anything else is a 409 that says why.
     #[serde(default, deserialize_with = "no_null")]
-    pub status: Option<String>,
+    #[schema(nullable = false)]
+    pub status: Option<FollowupStatus>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = "\\S")]
     pub assignee: Option<Option<String>>,
     /// How it ended, with `resolved` or `dismissed`.
     #[serde(default, deserialize_with = "no_null")]
     #[validate(length(min = 1, max = 500), custom(function = "not_blank"))]
+    #[schema(nullable = false, min_length = 1, max_length = 500, pattern = "\\S")]
     pub outcome: Option<String>,
 }
 
@@ -213,7 +225,7 @@ pub struct UpdateFollowup {
 #[utoipa::path(
     operation_id = "update_followup",
     tag = "followups",
-    params(("id" = String, Path, description = "Follow-up id")),
+    params(("id" = String, Path, description = "Follow-up id", pattern = "^fup_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = UpdateFollowup,
     responses(
         (status = 200, description = "The updated task", body = Followup),
@@ -233,7 +245,7 @@ pub async fn update(
     check_id(&id, IdPrefix::Followup, "follow-up")?;
     let b = body.0;
     let change = Change {
-        status: b.status,
+        status: b.status.map(|s| enum_name(&s)),
         assignee: b.assignee,
         outcome: b.outcome,
     };
@@ -246,6 +258,7 @@ pub async fn update(
 #[schema(example = json!({"body": "Called the customer; a fix ships Friday."}))]
 pub struct CreateNote {
     #[validate(length(min = 1, max = 10000), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 10000, pattern = "\\S")]
     pub body: String,
 }
 
@@ -253,7 +266,7 @@ pub struct CreateNote {
 #[utoipa::path(
     operation_id = "add_followup_note",
     tag = "followups",
-    params(("id" = String, Path, description = "Follow-up id")),
+    params(("id" = String, Path, description = "Follow-up id", pattern = "^fup_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = CreateNote,
     responses(
         (status = 201, description = "The note as logged", body = Activity),
@@ -280,8 +293,10 @@ pub async fn note(
 pub struct CreateReply {
     /// Default: `Re: ` and the survey email's subject.
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub subject: Option<String>,
     #[validate(length(min = 1, max = 20000), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 20000, pattern = "\\S")]
     pub body: String,
 }
 
@@ -302,7 +317,7 @@ pub struct ReplyQueued {
 #[utoipa::path(
     operation_id = "reply_to_followup",
     tag = "followups",
-    params(("id" = String, Path, description = "Follow-up id")),
+    params(("id" = String, Path, description = "Follow-up id", pattern = "^fup_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = CreateReply,
     responses(
         (status = 202, description = "The reply is queued", body = ReplyQueued),

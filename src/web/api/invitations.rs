@@ -12,6 +12,7 @@ use validator::Validate;
 
 use super::contacts::ContactFields;
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::query::{check_filter_id, enum_name, Query};
 use super::surveys::link;
 use super::utc;
 use crate::context::AppState;
@@ -40,9 +41,25 @@ pub struct CreateInvitations {
     pub channel: ChannelName,
     /// When to send (email); default now. At most one year ahead.
     pub send_at: Option<DateTime<Utc>>,
-    /// 1 to 1000 contacts, each upserted as by `POST /contacts`.
+    /// 1 to 1000 contacts, each upserted as by `POST /contacts`. Each is checked on its
+    /// own: one that `POST /contacts` would refuse, or that repeats an earlier one, comes back
+    /// `rejected` with the reason while the others go ahead.
     #[validate(length(min = 1, max = 1000))]
+    #[schema(min_items = 1, max_items = 1000, value_type = Vec<BatchContact>)]
     pub contacts: Vec<ContactFields>,
+}
+
+/// A contact in an invitation batch: the fields of `POST /contacts`, checked per item (an
+/// invalid one is `rejected` in the answer, not the whole request).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct BatchContact {
+    email: Option<String>,
+    name: Option<String>,
+    external_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    properties: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -121,8 +138,8 @@ static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
     operation_id = "create_invitations",
     tag = "invitations",
     params(
-        ("id" = String, Path, description = "Survey id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string (≤ 255 characters); a retry with the same key and body returns the first answer")
+        ("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Any unique string of 1 to 255 printable ASCII characters (e.g. a UUID); a retry with the same key and body returns the first answer", pattern = "^[!-~]([ -~]{0,253}[!-~])?$")
     ),
     request_body = CreateInvitations,
     responses(
@@ -145,10 +162,16 @@ pub async fn create(
     let idem_key = match req.headers().get(&IDEMPOTENCY_KEY) {
         None => None,
         Some(v) => match v.to_str() {
-            Ok(k) if !k.trim().is_empty() && k.len() <= 255 => Some(k.trim().to_string()),
+            Ok(k)
+                if !k.trim().is_empty()
+                    && k.len() <= 255
+                    && k.bytes().all(|b| (0x20..=0x7e).contains(&b)) =>
+            {
+                Some(k.trim().to_string())
+            }
             _ => {
                 return Err(AppError::BadRequest(
-                    "Idempotency-Key must be 1 to 255 visible characters".into(),
+                    "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
                 ))
             }
         },
@@ -248,28 +271,36 @@ pub async fn create(
     .body(stored.body))
 }
 
+/// An invitation's state, as a list filter.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum InvitationStatus {
+    Scheduled,
+    Sending,
+    Sent,
+    Responded,
+    Suppressed,
+    Failed,
+    Cancelled,
+    Expired,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct InvitationQuery {
+    #[param(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub survey_id: Option<String>,
+    #[param(pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub contact_id: Option<String>,
-    /// `scheduled`, `sending`, `sent`, `responded`, `suppressed`, `failed`, `cancelled`, `expired`.
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<InvitationStatus>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^inv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub cursor: Option<String>,
 }
-
-const STATUSES: [&str; 8] = [
-    "scheduled",
-    "sending",
-    "sent",
-    "responded",
-    "suppressed",
-    "failed",
-    "cancelled",
-    "expired",
-];
 
 /// List invitations
 #[utoipa::path(
@@ -282,7 +313,7 @@ const STATUSES: [&str; 8] = [
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<InvitationQuery>,
+    query: Query<InvitationQuery>,
 ) -> Result<web::Json<InvitationList>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
@@ -291,18 +322,12 @@ pub async fn list(
         cursor: q.cursor,
     }
     .check(IdPrefix::Invitation)?;
-    if let Some(s) = &q.status {
-        if !STATUSES.contains(&s.as_str()) {
-            return Err(AppError::field(
-                "status",
-                format!("must be one of {}", STATUSES.join(", ")),
-            ));
-        }
-    }
+    check_filter_id(&q.survey_id, "survey_id", IdPrefix::Survey)?;
+    check_filter_id(&q.contact_id, "contact_id", IdPrefix::Contact)?;
     let filter = InvitationFilter {
         survey_id: q.survey_id,
         contact_id: q.contact_id,
-        status: q.status,
+        status: q.status.map(|s| enum_name(&s)),
     };
     let p = page.clone();
     let rows = state
@@ -323,7 +348,7 @@ pub async fn list(
 #[utoipa::path(
     operation_id = "get_invitation",
     tag = "invitations",
-    params(("id" = String, Path, description = "Invitation id")),
+    params(("id" = String, Path, description = "Invitation id", pattern = "^inv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The invitation", body = Invitation),
         (status = 404, description = "No such invitation", body = crate::web::error::ErrorBody)
@@ -355,7 +380,7 @@ pub async fn get(
 #[utoipa::path(
     operation_id = "cancel_invitation",
     tag = "invitations",
-    params(("id" = String, Path, description = "Invitation id")),
+    params(("id" = String, Path, description = "Invitation id", pattern = "^inv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The cancelled invitation", body = Invitation),
         (status = 404, description = "No such invitation", body = crate::web::error::ErrorBody),
@@ -389,7 +414,7 @@ pub async fn cancel(
 #[utoipa::path(
     operation_id = "retry_invitation",
     tag = "invitations",
-    params(("id" = String, Path, description = "Invitation id")),
+    params(("id" = String, Path, description = "Invitation id", pattern = "^inv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The invitation, scheduled again", body = Invitation),
         (status = 401, description = "No or unknown API key", body = crate::web::error::ErrorBody),

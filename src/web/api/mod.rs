@@ -7,11 +7,13 @@ pub mod extract;
 pub mod followups;
 pub mod invitations;
 pub mod ops;
+pub mod query;
 pub mod reports;
 pub mod responses;
 pub mod surveys;
 pub mod webhooks;
 
+use serde::Deserialize;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, OpenApi as OpenApiDoc, Ref, ResponseBuilder};
@@ -132,9 +134,10 @@ pub fn app_and_doc() -> (
     (app, doc)
 }
 
-/// The OpenAPI document the server serves at `/api-docs/openapi.json`.
-pub fn openapi() -> OpenApiDoc {
-    app_and_doc().1
+/// The OpenAPI document the server serves at `/api-docs/openapi.json` (and `closeloop
+/// openapi` prints): the generated one with the rules of [`refine`].
+pub fn openapi() -> serde_json::Value {
+    refine(&app_and_doc().1)
 }
 
 /// Adds the error responses every operation shares, and bearer security on `/api/v1`.
@@ -167,7 +170,24 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
             if op.request_body.is_some() {
                 add_error(op, "413", "The body is larger than MAX_BODY_BYTES");
                 add_error(op, "415", "Content-Type is not application/json");
-                add_error(op, "422", "Invalid fields; `error.fields` names each one");
+            }
+            let has_query = op.parameters.iter().flatten().any(|p| {
+                matches!(p, utoipa::openapi::RefOr::T(p)
+                    if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Query))
+            });
+            if op.request_body.is_some() || has_query {
+                add_error(
+                    op,
+                    "422",
+                    "Invalid fields or query parameters; `error.fields` names each one",
+                );
+            }
+            let has_path = op.parameters.iter().flatten().any(|p| {
+                matches!(p, utoipa::openapi::RefOr::T(p)
+                    if matches!(p.parameter_in, utoipa::openapi::path::ParameterIn::Path))
+            });
+            if has_path {
+                add_error(op, "404", "No such resource (or the id is malformed)");
             }
             if authed {
                 add_error(
@@ -178,6 +198,147 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
             }
         }
     }
+}
+
+/// The request bodies' schemas (their text fields refuse NUL).
+const REQUEST_SCHEMAS: [&str; 11] = [
+    "CreateApiKey",
+    "CreateSurvey",
+    "UpdateSurvey",
+    "ContactFields",
+    "BatchContact",
+    "CreateResponse",
+    "UpdateFollowup",
+    "CreateNote",
+    "CreateReply",
+    "CreateWebhook",
+    "CreateInvitations",
+];
+
+/// Control characters (`char::is_control`: C0 and C1), refused in one-line fields.
+const CONTROL: &str = r"\u0000-\u001f\u007f-\u009f";
+
+/// The white space that `str::trim` removes (Unicode `White_Space`), spelled out: the `\s` of
+/// Python and ECMAScript regexes differs from it (e.g. U+001C, U+FEFF).
+const WHITE_SPACE: &str =
+    r"\t\n\u000b\f\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000";
+
+/// Rules the derive macros cannot write, added to the generated document:
+/// - `pattern: "\S"` (not blank) becomes the exact class of non-white-space characters;
+/// - text in request bodies refuses NUL (`^[^\u0000]*$`), free-form `properties` aside;
+/// - `pattern: "ONE_LINE_NOT_BLANK"` / `"ONE_LINE"`: no control characters (and not blank);
+/// - `pattern: "TEMPLATE_TEXT"` becomes the grammar of survey questions: not blank, and every
+///   `{…}` is `{brand}` or `{topic}` (an unclosed `{` at the end is text);
+/// - a contact names `email` or `external_id`, and its `properties` have 1 to 50 keys of 1 to
+///   100 characters with `value` a number of at least 0;
+/// - a webhook's events are distinct; a task's `outcome` comes with status `resolved` or
+///   `dismissed`;
+/// - a response names exactly one of `invitation_token` and `survey_id`, and `contact` only
+///   with `survey_id`.
+fn refine(doc: &OpenApiDoc) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let one_line_not_blank = format!("^[^{CONTROL}]*[^{CONTROL}{WHITE_SPACE}][^{CONTROL}]*$");
+    let not_blank = format!("^[^\\u0000]*[^\\u0000{WHITE_SPACE}][^\\u0000]*$");
+    let template = format!(
+        "^[{ws}]*(?:(?:[^{{\\u0000{ws}]|\\{{(?:brand|topic)\\}})(?:[^{{\\u0000]|\\{{(?:brand|topic)\\}})*(?:\\{{[^}}\\u0000]*)?|\\{{[^}}\\u0000]*)$",
+        ws = WHITE_SPACE
+    );
+    let mut v = serde_json::to_value(doc).unwrap_or_default();
+    fn walk(v: &mut Value, f: &dyn Fn(&mut serde_json::Map<String, Value>)) {
+        match v {
+            Value::Object(m) => {
+                f(m);
+                m.values_mut().for_each(|x| walk(x, f));
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, f)),
+            _ => {}
+        }
+    }
+    walk(&mut v, &|m| {
+        let replacement = match m.get("pattern").and_then(Value::as_str) {
+            Some("\\S") => Some(not_blank.clone()),
+            Some("TEMPLATE_TEXT") => Some(template.clone()),
+            Some("ONE_LINE_NOT_BLANK") => Some(one_line_not_blank.clone()),
+            Some("ONE_LINE") => Some(format!("^[^{CONTROL}]*$")),
+            _ => None,
+        };
+        if let Some(r) = replacement {
+            m.insert("pattern".into(), Value::String(r));
+        }
+    });
+    let schemas = &mut v["components"]["schemas"];
+    // Request text is refused with NUL (see `query::refuse_nul_in_json`): say so.
+    for name in REQUEST_SCHEMAS {
+        if let Some(props) = schemas
+            .pointer_mut(&format!("/{name}/properties"))
+            .and_then(Value::as_object_mut)
+        {
+            for (field, schema) in props.iter_mut() {
+                let is_text = match &schema["type"] {
+                    Value::String(t) => t == "string",
+                    Value::Array(ts) => ts.contains(&json!("string")),
+                    _ => false,
+                };
+                if is_text && field != "properties" && schema.get("pattern").is_none() {
+                    schema["pattern"] = json!("^[^\\u0000]*$");
+                }
+            }
+        }
+    }
+    if let Some(contact) = schemas
+        .get_mut("ContactFields")
+        .and_then(Value::as_object_mut)
+    {
+        contact.insert(
+            "anyOf".into(),
+            json!([
+                {"required": ["email"], "properties": {"email": {"type": "string"}}},
+                {"required": ["external_id"], "properties": {"external_id": {"type": "string"}}}
+            ]),
+        );
+        contact["properties"]["properties"] = json!({
+            "type": ["object", "null"],
+            "description": "Free-form attributes, merged key by key into the stored ones \
+        (`null` removes a key); at most 50 keys of 1 to 100 characters and 8 KiB of JSON. `value` (a \
+        number: yearly revenue or lifetime value) ranks follow-ups.",
+            "maxProperties": 50,
+            "propertyNames": {"minLength": 1, "maxLength": 100},
+            "properties": {"value": {"type": ["number", "null"], "minimum": 0}}
+        });
+    }
+    if let Some(events) = schemas.pointer_mut("/CreateWebhook/properties/events") {
+        events["uniqueItems"] = json!(true);
+    }
+    if let Some(update) = schemas
+        .get_mut("UpdateFollowup")
+        .and_then(Value::as_object_mut)
+    {
+        update.insert("if".into(), json!({"required": ["outcome"]}));
+        update.insert(
+            "then".into(),
+            json!({"required": ["status"], "properties": {"status": {"enum": ["resolved", "dismissed"]}}}),
+        );
+    }
+    if let Some(response) = schemas
+        .get_mut("CreateResponse")
+        .and_then(Value::as_object_mut)
+    {
+        response.insert(
+            "oneOf".into(),
+            json!([
+                {"required": ["invitation_token"], "properties": {
+                    "invitation_token": {"type": "string"},
+                    "survey_id": {"type": "null"},
+                    "contact": {"type": "null"}
+                }},
+                {"required": ["survey_id"], "properties": {
+                    "survey_id": {"type": "string"},
+                    "invitation_token": {"type": "null"}
+                }}
+            ]),
+        );
+    }
+    v
 }
 
 fn add_error(op: &mut Operation, status: &str, description: &str) {
@@ -196,6 +357,78 @@ fn add_error(op: &mut Operation, status: &str, description: &str) {
     op.responses
         .responses
         .insert(status.to_string(), response.into());
+}
+
+/// The methods served at `path` when it is one of the documented routes (`/api/v1/…`,
+/// `/healthz`, …), for `405 Method Not Allowed` with an `Allow` header instead of a 404.
+pub fn allowed_methods(path: &str) -> Option<Vec<&'static str>> {
+    type Route = (Vec<String>, Vec<&'static str>);
+    static ROUTES: std::sync::OnceLock<Vec<Route>> = std::sync::OnceLock::new();
+    let routes = ROUTES.get_or_init(|| {
+        app_and_doc()
+            .1
+            .paths
+            .paths
+            .iter()
+            .map(|(template, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                ]
+                .into_iter()
+                .filter_map(|(m, present)| present.then_some(m))
+                .collect();
+                (template.split('/').map(str::to_string).collect(), methods)
+            })
+            .collect()
+    });
+    let segments: Vec<&str> = path.split('/').collect();
+    let mut allowed: Vec<&'static str> = Vec::new();
+    for (template, methods) in routes {
+        let fits = template.len() == segments.len()
+            && template.iter().zip(&segments).all(|(t, s)| {
+                if t.starts_with('{') && t.ends_with('}') {
+                    !s.is_empty()
+                } else {
+                    t == s
+                }
+            });
+        if fits {
+            for m in methods {
+                if !allowed.contains(m) {
+                    allowed.push(m);
+                }
+            }
+        }
+    }
+    (!allowed.is_empty()).then_some(allowed)
+}
+
+/// The answer to a method a documented route does not serve: `OPTIONS` gets 204 with the
+/// `Allow` header, anything else 405 `method_not_allowed` with it.
+pub fn method_not_allowed(
+    req: &actix_web::HttpRequest,
+    allowed: &[&str],
+) -> actix_web::HttpResponse {
+    use actix_web::http::{header, Method};
+    let allow = format!("{}, OPTIONS", allowed.join(", "));
+    if req.method() == Method::OPTIONS {
+        return actix_web::HttpResponse::NoContent()
+            .insert_header((header::ALLOW, allow))
+            .finish();
+    }
+    actix_web::HttpResponse::MethodNotAllowed()
+        .insert_header((header::ALLOW, allow.clone()))
+        .json(crate::web::error::ErrorBody {
+            error: crate::web::error::ErrorDetail {
+                code: "method_not_allowed".into(),
+                message: format!("{} is not served here; use {allow}", req.method()),
+                fields: None,
+            },
+        })
 }
 
 pub use crate::domain::utc;
@@ -217,6 +450,43 @@ where
     T: serde::Deserialize<'de>,
 {
     T::deserialize(d).map(Some)
+}
+
+/// An integer from JSON. JSON Schema counts `5.0` as the integer 5, so an integral number
+/// written with a fraction or exponent is accepted too.
+fn integer<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    use serde::de::Error;
+    let n = serde_json::Number::deserialize(d)?;
+    let value = match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => Some(i),
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 1e15 => Some(f as i64),
+        _ => None,
+    };
+    value
+        .and_then(|i| i32::try_from(i).ok())
+        .ok_or_else(|| D::Error::custom(format!("invalid value: {n}, expected an integer")))
+}
+
+/// An optional integer (`null` is absent).
+pub fn opt_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    #[derive(serde::Deserialize)]
+    struct Wrap(#[serde(deserialize_with = "integer")] i32);
+    Ok(Option::<Wrap>::deserialize(d)?.map(|w| w.0))
+}
+
+/// An integer that may be absent but not `null` (see [`no_null`]).
+pub fn some_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i32>, D::Error> {
+    integer(d).map(Some)
+}
+
+/// An integer that `null` clears (see [`double_option`]).
+pub fn double_int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<i32>>, D::Error> {
+    opt_int(d).map(Some)
+}
+
+/// A required integer.
+pub fn int<'de, D: serde::Deserializer<'de>>(d: D) -> Result<i32, D::Error> {
+    integer(d)
 }
 
 /// Rejects control characters (line breaks, tabs, NUL, …) in one-line fields that end up in

@@ -2,40 +2,79 @@
 
 use actix_web::http::header;
 use actix_web::{get, web, HttpResponse};
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
-use utoipa::IntoParams;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::extract::{check_id, Caller};
-use super::responses::ResponseQuery;
+use super::query::{enum_name, Query, QueryTime};
+use super::responses::ExportQuery;
 use crate::context::AppState;
 use crate::domain::{IdPrefix, Role, SurveyKind};
 use crate::error::AppError;
 use crate::reports::{self, Range};
 pub use crate::reports::{Backlog, Change, Period, Report, SegmentRow, SeriesPoint, Summary};
 
+/// The bucket size of a report's series.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IntervalName {
+    Day,
+    Week,
+    Month,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ReportQuery {
-    /// Start (inclusive, RFC 3339). Default: 30 days before `to`.
-    pub from: Option<DateTime<Utc>>,
-    /// End (exclusive, RFC 3339). Default: now.
-    pub to: Option<DateTime<Utc>>,
-    /// `day`, `week` or `month`. Default: day up to 31 days, week up to 26 weeks, else month.
-    pub interval: Option<String>,
+    /// Start (inclusive): a date (its start, UTC) or an RFC 3339 time. Default: 30 days
+    /// before `to`. Must be before `to`.
+    #[param(inline)]
+    pub from: Option<QueryTime>,
+    /// End (exclusive): a date (its start, UTC) or an RFC 3339 time. Default: now.
+    #[param(inline)]
+    pub to: Option<QueryTime>,
+    /// Default: `day` up to 31 days, `week` up to 26 weeks, else `month`. A range and
+    /// interval giving more than 1000 buckets is refused (422).
+    #[param(inline)]
+    pub interval: Option<IntervalName>,
     /// A contact property to break the answers down by, e.g. `plan`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     pub segment: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct KindReportQuery {
-    /// `nps` or `csat`.
     pub kind: SurveyKind,
-    pub from: Option<DateTime<Utc>>,
-    pub to: Option<DateTime<Utc>>,
-    pub interval: Option<String>,
+    /// Start (inclusive): a date (its start, UTC) or an RFC 3339 time. Default: 30 days
+    /// before `to`. Must be before `to`.
+    #[param(inline)]
+    pub from: Option<QueryTime>,
+    /// End (exclusive): a date (its start, UTC) or an RFC 3339 time. Default: now.
+    #[param(inline)]
+    pub to: Option<QueryTime>,
+    /// Default: `day` up to 31 days, `week` up to 26 weeks, else `month`. A range and
+    /// interval giving more than 1000 buckets is refused (422).
+    #[param(inline)]
+    pub interval: Option<IntervalName>,
+    /// A contact property to break the answers down by, e.g. `plan`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,100}$")]
     pub segment: Option<String>,
+}
+
+fn range(
+    from: Option<QueryTime>,
+    to: Option<QueryTime>,
+    interval: Option<IntervalName>,
+    segment: Option<&str>,
+) -> Result<Range, AppError> {
+    let interval = interval.map(|i| enum_name(&i));
+    Range::check(
+        from.map(|t| t.0),
+        to.map(|t| t.0),
+        interval.as_deref(),
+        segment,
+    )
 }
 
 /// Survey report
@@ -43,11 +82,14 @@ pub struct KindReportQuery {
 /// NPS or CSAT with 95 % intervals, counts per score, a series per interval, a breakdown
 /// by a contact property, response rate, median time to answer, the change against the
 /// previous period of the same length, and the follow-up backlog. Aggregated in the
-/// database; buckets are UTC.
+/// database; buckets are UTC. Every ratio (`csat`, `response_rate`, their intervals and
+/// changes) is a percentage from 0 to 100; the NPS is from −100 to 100. `counts` lists every
+/// score of the scale in order. `nps_ci95` is an adjusted-Wald interval, honestly wide at
+/// small n.
 #[utoipa::path(
     operation_id = "survey_report",
     tag = "reports",
-    params(("id" = String, Path, description = "Survey id"), ReportQuery),
+    params(("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"), ReportQuery),
     responses(
         (status = 200, description = "The report", body = Report),
         (status = 404, description = "No such survey", body = crate::web::error::ErrorBody),
@@ -59,13 +101,13 @@ pub async fn survey_report(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    query: web::Query<ReportQuery>,
+    query: Query<ReportQuery>,
 ) -> Result<web::Json<Report>, AppError> {
     caller.require(Role::Reader)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Survey, "survey")?;
     let q = query.into_inner();
-    let range = Range::check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    let range = range(q.from, q.to, q.interval, q.segment.as_deref())?;
     Ok(web::Json(reports::survey_report(&state, id, range).await?))
 }
 
@@ -85,11 +127,11 @@ pub async fn survey_report(
 pub async fn kind_report(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<KindReportQuery>,
+    query: Query<KindReportQuery>,
 ) -> Result<web::Json<Report>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
-    let range = Range::check(q.from, q.to, q.interval.as_deref(), q.segment.as_deref())?;
+    let range = range(q.from, q.to, q.interval, q.segment.as_deref())?;
     Ok(web::Json(
         reports::kind_report(&state, q.kind, range).await?,
     ))
@@ -103,7 +145,7 @@ pub async fn kind_report(
 #[utoipa::path(
     operation_id = "export_responses_csv",
     tag = "responses",
-    params(("id" = String, Path, description = "Survey id"), ("category" = Option<String>, Query, description = "promoter, passive, detractor, satisfied, neutral or unsatisfied"), ("since" = Option<String>, Query, description = "RFC 3339"), ("until" = Option<String>, Query, description = "RFC 3339"), ("contact_id" = Option<String>, Query, description = "Only this contact's answers")),
+    params(("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"), ExportQuery),
     responses(
         (status = 200, description = "CSV", content_type = "text/csv", body = String),
         (status = 404, description = "No such survey", body = crate::web::error::ErrorBody)
@@ -114,13 +156,12 @@ pub async fn export_csv(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    query: web::Query<ResponseQuery>,
+    query: Query<ExportQuery>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Role::Reader)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Survey, "survey")?;
-    let mut filter = query.filter()?;
-    filter.survey_id = Some(id.clone());
+    let filter = query.filter(id.clone())?;
     {
         let id = id.clone();
         state

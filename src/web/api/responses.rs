@@ -1,12 +1,13 @@
 //! `/api/v1/responses`: list and read answers, and record one server-side.
 
 use actix_web::{get, post, web, HttpResponse};
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use validator::Validate;
 
+use super::contacts::ContactFields;
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::query::{check_filter_id, Query, QueryTime};
 use crate::answers::{self, Answer, CommentChange, Recorded};
 use crate::context::AppState;
 use crate::domain::{Category, IdPrefix, Role, Score, SurveyKind};
@@ -23,33 +24,87 @@ pub struct ResponseList {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct ResponseQuery {
+    #[param(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub survey_id: Option<String>,
+    #[param(pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub contact_id: Option<String>,
     pub category: Option<Category>,
-    /// Answers created at or after this time (RFC 3339).
-    pub since: Option<DateTime<Utc>>,
-    /// Answers created before this time (RFC 3339).
-    pub until: Option<DateTime<Utc>>,
+    /// Answers created at or after this time: a date (its start, UTC) or an RFC 3339 time.
+    #[param(inline)]
+    pub since: Option<QueryTime>,
+    /// Answers created before this time: a date (its start, UTC) or an RFC 3339 time; after
+    /// `since`.
+    #[param(inline)]
+    pub until: Option<QueryTime>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^rsp_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub cursor: Option<String>,
 }
 
 impl ResponseQuery {
     pub fn filter(&self) -> Result<ResponseFilter, AppError> {
-        if let (Some(a), Some(b)) = (self.since, self.until) {
-            if a >= b {
-                return Err(AppError::field("until", "must be after since"));
-            }
-        }
-        Ok(ResponseFilter {
-            survey_id: self.survey_id.clone(),
-            contact_id: self.contact_id.clone(),
-            category: self.category.map(|c| c.as_str().to_string()),
-            since: self.since.map(|t| t.naive_utc()),
-            until: self.until.map(|t| t.naive_utc()),
-        })
+        check_filter_id(&self.survey_id, "survey_id", IdPrefix::Survey)?;
+        response_filter(
+            self.survey_id.clone(),
+            &self.contact_id,
+            self.category,
+            self.since,
+            self.until,
+        )
     }
+}
+
+/// The filters of the CSV export (the survey is in the path).
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// Only this contact's answers.
+    #[param(pattern = "^con_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
+    pub contact_id: Option<String>,
+    pub category: Option<Category>,
+    /// Answers created at or after this time: a date (its start, UTC) or an RFC 3339 time.
+    #[param(inline)]
+    pub since: Option<QueryTime>,
+    /// Answers created before this time; after `since`.
+    #[param(inline)]
+    pub until: Option<QueryTime>,
+}
+
+impl ExportQuery {
+    pub fn filter(&self, survey_id: String) -> Result<ResponseFilter, AppError> {
+        response_filter(
+            Some(survey_id),
+            &self.contact_id,
+            self.category,
+            self.since,
+            self.until,
+        )
+    }
+}
+
+fn response_filter(
+    survey_id: Option<String>,
+    contact_id: &Option<String>,
+    category: Option<Category>,
+    since: Option<QueryTime>,
+    until: Option<QueryTime>,
+) -> Result<ResponseFilter, AppError> {
+    check_filter_id(contact_id, "contact_id", IdPrefix::Contact)?;
+    if let (Some(a), Some(b)) = (since, until) {
+        if a.0 >= b.0 {
+            return Err(AppError::field("until", "must be after since"));
+        }
+    }
+    Ok(ResponseFilter {
+        survey_id,
+        contact_id: contact_id.clone(),
+        category: category.map(|c| c.as_str().to_string()),
+        since: since.map(|t| t.0.naive_utc()),
+        until: until.map(|t| t.0.naive_utc()),
+    })
 }
 
 /// List responses
@@ -63,7 +118,7 @@ impl ResponseQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<ResponseQuery>,
+    query: Query<ResponseQuery>,
 ) -> Result<web::Json<ResponseList>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
@@ -89,7 +144,7 @@ pub async fn list(
 #[utoipa::path(
     operation_id = "get_response",
     tag = "responses",
-    params(("id" = String, Path, description = "Response id")),
+    params(("id" = String, Path, description = "Response id", pattern = "^rsp_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The response", body = Response),
         (status = 404, description = "No such response", body = crate::web::error::ErrorBody)
@@ -111,21 +166,31 @@ pub async fn get(
     Ok(web::Json(row.into()))
 }
 
-/// A score captured by your own app (e.g. an in-app widget), for an invitation or
-/// anonymously for a survey. Give exactly one of `invitation_token` and `survey_id`.
+/// A score captured by your own app (e.g. an in-app widget), for an invitation or for a
+/// survey. Give exactly one of `invitation_token` and `survey_id`; with `survey_id`, `contact`
+/// names the customer (upserted as by `POST /contacts`), else the answer is anonymous.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"invitation_token": "yJrNhP5vCYwTHLP34HZ948sZaaDwaR0e2Z-UpK4Z8z4", "score": 9, "comment": "Fast support"}))]
+#[schema(example = json!({"survey_id": "srv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2", "score": 9, "comment": "Fast support", "contact": {"external_id": "cus_42", "email": "ada@example.com", "name": "Ada Lovelace"}}))]
 pub struct CreateResponse {
     /// The token of an invitation (the last part of its `url`). Answering again updates the
     /// invitation's one response within the survey's edit window.
+    #[schema(pattern = "^[A-Za-z0-9_-]{43}$")]
     pub invitation_token: Option<String>,
-    /// For an anonymous answer.
+    /// For an answer without an invitation.
+    #[schema(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub survey_id: Option<String>,
-    /// 0–10 (NPS) or 1–5 (CSAT).
-    pub score: i64,
+    /// 0–10 (NPS) or 1–5 (CSAT): a score outside the survey's scale is refused (422).
+    #[serde(deserialize_with = "super::int")]
+    #[schema(minimum = 0, maximum = 10, value_type = i32)]
+    pub score: i32,
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
+    /// The customer who answered (with `survey_id` only: an invitation names its contact).
+    /// Matched by `external_id`, then `email`; created when new, else updated.
+    #[validate(nested)]
+    pub contact: Option<ContactFields>,
 }
 
 /// Record a response
@@ -141,7 +206,7 @@ pub struct CreateResponse {
         (status = 201, description = "Response recorded", body = Response),
         (status = 200, description = "The invitation's response was updated", body = Response),
         (status = 404, description = "No such invitation or survey", body = crate::web::error::ErrorBody),
-        (status = 409, description = "Archived survey, or the edit window has closed", body = crate::web::error::ErrorBody)
+        (status = 409, description = "Archived survey, the edit window has closed, or the contact's email and external_id name two different contacts", body = crate::web::error::ErrorBody)
     )
 )]
 #[post("/responses")]
@@ -153,6 +218,23 @@ pub async fn create(
     caller.require(Role::Agent)?;
     let b = body.0;
     let score = b.score;
+    let contact = match (&b.contact, &b.invitation_token) {
+        (None, _) => None,
+        (Some(_), Some(_)) => {
+            return Err(AppError::field(
+                "contact",
+                "goes with survey_id only: an invitation already names its contact",
+            ))
+        }
+        (Some(c), None) => Some(c.check().map_err(|problems| {
+            AppError::fields(
+                problems
+                    .into_iter()
+                    .map(|(f, m)| (format!("contact.{f}"), vec![m]))
+                    .collect(),
+            )
+        })?),
+    };
     let comment = b
         .comment
         .map(|c| c.trim().to_string())
@@ -182,7 +264,7 @@ pub async fn create(
         ));
     }
     let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
-    let score = Score::parse(kind, score).map_err(|m| AppError::field("score", m))?;
+    let score = Score::parse(kind, score as i64).map_err(|m| AppError::field("score", m))?;
     let answer = Answer {
         channel: "api".into(),
         survey,
@@ -191,6 +273,7 @@ pub async fn create(
         comment: CommentChange::Set(comment),
         locale: None,
         submission_id: None,
+        contact,
     };
     let recorded = answers::record(&state, answer).await?;
     let (status, row) = match recorded {

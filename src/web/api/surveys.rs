@@ -8,7 +8,8 @@ use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError};
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
-use super::{double_option, no_null, not_blank, single_line, utc};
+use super::query::Query;
+use super::{double_int, double_option, no_null, not_blank, opt_int, single_line, some_int, utc};
 use crate::context::AppState;
 use crate::domain::{new_id, new_secret, now, IdPrefix, Role, SurveyKind, SurveyStatus};
 use crate::error::AppError;
@@ -58,12 +59,15 @@ fn hex_color(value: &str) -> Result<(), ValidationError> {
 pub struct CreateSurvey {
     pub kind: SurveyKind,
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: String,
     /// The question; `{brand}` and `{topic}` are filled in. Default per kind and locale.
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
+    #[schema(min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub question: Option<String>,
     /// Asked under the scale. Default: "What is the main reason for your score?"
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
+    #[schema(min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub follow_up_question: Option<String>,
     /// Shown as the email sender name and on the survey page.
     #[validate(
@@ -71,12 +75,15 @@ pub struct CreateSurvey {
         custom(function = "not_blank"),
         custom(function = "single_line")
     )]
+    #[schema(min_length = 1, max_length = 100, pattern = "ONE_LINE_NOT_BLANK")]
     pub brand: Option<String>,
     /// Accent colour of the survey page and email, `#rrggbb`.
     #[validate(custom(function = "hex_color"))]
+    #[schema(pattern = "^#[0-9A-Fa-f]{6}$")]
     pub brand_color: Option<String>,
     /// What a CSAT survey asks about, e.g. "your support request".
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
+    #[schema(min_length = 1, max_length = 200, pattern = "\\S")]
     pub topic: Option<String>,
     /// `en` (default), `de` or `fr`.
     pub locale: Option<Locale>,
@@ -85,16 +92,23 @@ pub struct CreateSurvey {
     /// A contact is not invited again within this many days of their last invitation, across
     /// surveys (0 to 365, default 30).
     #[validate(range(min = 0, max = 365))]
+    #[schema(minimum = 0, maximum = 365)]
+    #[serde(default, deserialize_with = "opt_int")]
     pub throttle_days: Option<i32>,
     /// Send one reminder to non-responders after this many days (1 to 30); unset = no reminder.
     #[validate(range(min = 1, max = 30))]
+    #[schema(minimum = 1, maximum = 30)]
+    #[serde(default, deserialize_with = "opt_int")]
     pub reminder_after_days: Option<i32>,
     /// Hours in which a customer may change their answer (0 to 8760, default 168).
     #[validate(range(min = 0, max = 8760))]
+    #[schema(minimum = 0, maximum = 8760)]
+    #[serde(default, deserialize_with = "opt_int")]
     pub edit_window_hours: Option<i32>,
     /// Assignment rule: new follow-ups of this survey are assigned to this address, which
     /// also gets their alert (instead of `TEAM_EMAIL`).
     #[validate(email, length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub followup_assignee: Option<String>,
 }
 
@@ -105,14 +119,15 @@ pub struct CreateSurvey {
 pub struct UpdateSurvey {
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
     #[serde(default, deserialize_with = "no_null")]
+    #[schema(nullable = false, min_length = 1, max_length = 200, pattern = "\\S")]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub question: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(length(min = 1, max = 500), custom(function = "placeholders"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500, pattern = "TEMPLATE_TEXT")]
     pub follow_up_question: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(
@@ -120,37 +135,50 @@ pub struct UpdateSurvey {
         custom(function = "not_blank"),
         custom(function = "single_line")
     )]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100, pattern = "ONE_LINE_NOT_BLANK")]
     pub brand: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(custom(function = "hex_color"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, pattern = "^#[0-9A-Fa-f]{6}$")]
     pub brand_color: Option<Option<String>>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = "\\S")]
     pub topic: Option<Option<String>>,
     #[serde(default, deserialize_with = "no_null")]
+    #[schema(nullable = false)]
     pub locale: Option<Locale>,
     /// `active` or `paused` (archive with `POST /surveys/{id}/archive`).
     #[serde(default, deserialize_with = "no_null")]
+    #[schema(nullable = false, value_type = Option<ActiveOrPaused>)]
     pub status: Option<SurveyStatus>,
     #[serde(default, deserialize_with = "no_null")]
+    #[schema(nullable = false)]
     pub public_link: Option<bool>,
     #[validate(range(min = 0, max = 365))]
-    #[serde(default, deserialize_with = "no_null")]
+    #[serde(default, deserialize_with = "some_int")]
+    #[schema(nullable = false, minimum = 0, maximum = 365)]
     pub throttle_days: Option<i32>,
-    #[serde(default, deserialize_with = "double_option")]
+    #[serde(default, deserialize_with = "double_int")]
     #[validate(range(min = 1, max = 30))]
-    #[schema(value_type = Option<i32>)]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 30)]
     pub reminder_after_days: Option<Option<i32>>,
     #[validate(range(min = 0, max = 8760))]
-    #[serde(default, deserialize_with = "no_null")]
+    #[serde(default, deserialize_with = "some_int")]
+    #[schema(nullable = false, minimum = 0, maximum = 8760)]
     pub edit_window_hours: Option<i32>,
     #[serde(default, deserialize_with = "double_option")]
     #[validate(email, length(max = 254))]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub followup_assignee: Option<Option<String>>,
+}
+
+/// The statuses `PATCH` may set (archiving has its own endpoint).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActiveOrPaused {
+    Active,
+    Paused,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -275,8 +303,11 @@ pub async fn create(
 pub struct SurveyQuery {
     pub status: Option<SurveyStatus>,
     pub kind: Option<SurveyKind>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub cursor: Option<String>,
 }
 
@@ -291,7 +322,7 @@ pub struct SurveyQuery {
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<SurveyQuery>,
+    query: Query<SurveyQuery>,
 ) -> Result<web::Json<SurveyList>, AppError> {
     caller.require(Role::Reader)?;
     let q = query.into_inner();
@@ -323,7 +354,7 @@ pub async fn list(
 #[utoipa::path(
     operation_id = "get_survey",
     tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The survey", body = Survey),
         (status = 404, description = "No such survey", body = crate::web::error::ErrorBody)
@@ -351,7 +382,7 @@ pub async fn get(
 #[utoipa::path(
     operation_id = "update_survey",
     tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = UpdateSurvey,
     responses(
         (status = 200, description = "The updated survey", body = Survey),
@@ -430,7 +461,7 @@ pub async fn update(
 #[utoipa::path(
     operation_id = "archive_survey",
     tag = "surveys",
-    params(("id" = String, Path, description = "Survey id")),
+    params(("id" = String, Path, description = "Survey id", pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The archived survey", body = Survey),
         (status = 404, description = "No such survey", body = crate::web::error::ErrorBody)

@@ -13,6 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError};
 
 use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::query::{enum_name, Query};
 use super::utc;
 use crate::context::AppState;
 use crate::domain::{IdPrefix, Role};
@@ -32,11 +33,68 @@ fn http_url(value: &str) -> Result<(), ValidationError> {
     if value.chars().count() > MAX_URL_CHARS {
         return fail("must be at most 2000 characters long");
     }
+    if !url_shape(value) {
+        return fail(
+            "must be an http:// or https:// URL with a host name or IPv4 address, an optional \
+port, and printable ASCII after it (percent-encode anything else)",
+        );
+    }
     match url::Url::parse(value.trim()) {
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
         Ok(_) => fail("must be an absolute http:// or https:// URL with a host"),
         Err(_) => fail("is not a valid URL; use an absolute http:// or https:// URL"),
     }
+}
+
+/// The shape the OpenAPI document states for a webhook URL:
+/// `^https?://(IPV4|([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*)(:PORT)?([/?#][!-~]*)?$`, where PORT
+/// is 0 to 65535 (up to 4 digits with leading zeros, or 5 without).
+fn url_shape(value: &str) -> bool {
+    let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host_end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
+    let (host, mut tail) = rest.split_at(host_end);
+    let ipv4 = {
+        let parts: Vec<&str> = host.split('.').collect();
+        parts.len() == 4
+            && parts.iter().all(|p| {
+                (1..=3).contains(&p.len())
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p.len() == 1 || !p.starts_with('0'))
+                    && p.parse::<u16>().is_ok_and(|n| n <= 255)
+            })
+    };
+    let domain = {
+        let labels: Vec<&str> = host.split('.').collect();
+        labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && labels
+                .last()
+                .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+    };
+    if !(ipv4 || domain) {
+        return false;
+    }
+    if let Some(port_and_more) = tail.strip_prefix(':') {
+        let digits = port_and_more.bytes().take_while(u8::is_ascii_digit).count();
+        let port = &port_and_more[..digits];
+        let fits = match digits {
+            1..=4 => true,
+            5 => !port.starts_with('0') && port.parse::<u32>().is_ok_and(|p| p <= 65535),
+            _ => false,
+        };
+        if !fits {
+            return false;
+        }
+        tail = &port_and_more[digits..];
+    }
+    tail.is_empty()
+        || (tail.starts_with(['/', '?', '#']) && tail.bytes().all(|b| (b'!'..=b'~').contains(&b)))
 }
 
 fn distinct_events(events: &[Event]) -> Result<(), ValidationError> {
@@ -58,11 +116,17 @@ fn distinct_events(events: &[Event]) -> Result<(), ValidationError> {
 #[schema(example = json!({"url": "https://crm.example.com/hooks/closeloop", "events": ["response.created", "followup.created"]}))]
 pub struct CreateWebhook {
     /// Where to POST events: an absolute `http://` or `https://` URL (at most 2000
-    /// characters). Redirects are not followed.
+    /// characters) with a host name or IPv4 address, an optional port and printable ASCII
+    /// after it (percent-encode anything else). Redirects are not followed.
     #[validate(custom(function = "http_url"))]
+    #[schema(
+        max_length = 2000,
+        pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$"
+    )]
     pub url: String,
     /// One or more distinct events.
     #[validate(custom(function = "distinct_events"))]
+    #[schema(min_items = 1)]
     pub events: Vec<Event>,
 }
 
@@ -225,17 +289,22 @@ pub async fn create(
 #[utoipa::path(
     operation_id = "list_webhooks",
     tag = "webhooks",
-    params(PageParams),
+    params(WebhookQuery),
     responses((status = 200, description = "Webhooks, newest first", body = WebhookList))
 )]
 #[get("/webhooks")]
 pub async fn list(
     state: web::Data<AppState>,
     caller: Caller,
-    query: web::Query<PageParams>,
+    query: Query<WebhookQuery>,
 ) -> Result<web::Json<WebhookList>, AppError> {
     caller.require(Role::Admin)?;
-    let page = query.check(IdPrefix::Webhook)?;
+    let q = query.into_inner();
+    let page = PageParams {
+        limit: q.limit,
+        cursor: q.cursor,
+    }
+    .check(IdPrefix::Webhook)?;
     let p = page.clone();
     let rows = state.db.run(move |conn| store::list(conn, &p)).await?;
     let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
@@ -249,7 +318,7 @@ pub async fn list(
 #[utoipa::path(
     operation_id = "get_webhook",
     tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 200, description = "The webhook", body = Webhook),
         (status = 404, description = "No such webhook (or it was deleted)", body = crate::web::error::ErrorBody)
@@ -275,7 +344,7 @@ pub async fn get(
 #[utoipa::path(
     operation_id = "delete_webhook",
     tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id")),
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, description = "No such webhook (or already deleted)", body = crate::web::error::ErrorBody)
@@ -294,15 +363,37 @@ pub async fn remove(
     Ok(HttpResponse::NoContent().finish())
 }
 
-const DELIVERY_STATUSES: [&str; 4] = ["pending", "delivering", "delivered", "failed"];
+/// A delivery's state.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Pending,
+    Delivering,
+    Delivered,
+    Failed,
+}
 
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct DeliveryQuery {
-    /// `pending`, `delivering`, `delivered` or `failed`.
-    pub status: Option<String>,
+    #[param(inline)]
+    pub status: Option<DeliveryStatus>,
+    /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^dlv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WebhookQuery {
+    /// Items per page, 1 to 100 (default 50).
+    #[param(minimum = 1, maximum = 100)]
+    pub limit: Option<i64>,
+    /// The `next_cursor` of the previous page.
+    #[param(pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub cursor: Option<String>,
 }
 
@@ -312,7 +403,7 @@ pub struct DeliveryQuery {
 #[utoipa::path(
     operation_id = "list_webhook_deliveries",
     tag = "webhooks",
-    params(("id" = String, Path, description = "Webhook id"), DeliveryQuery),
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"), DeliveryQuery),
     responses(
         (status = 200, description = "Deliveries, newest first", body = DeliveryList),
         (status = 404, description = "No such webhook", body = crate::web::error::ErrorBody)
@@ -323,7 +414,7 @@ pub async fn deliveries(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,
-    query: web::Query<DeliveryQuery>,
+    query: Query<DeliveryQuery>,
 ) -> Result<web::Json<DeliveryList>, AppError> {
     caller.require(Role::Admin)?;
     let id = id.into_inner();
@@ -334,15 +425,9 @@ pub async fn deliveries(
         cursor: q.cursor,
     }
     .check(IdPrefix::Delivery)?;
-    if let Some(s) = &q.status {
-        if !DELIVERY_STATUSES.contains(&s.as_str()) {
-            return Err(AppError::field(
-                "status",
-                format!("must be one of {}", DELIVERY_STATUSES.join(", ")),
-            ));
-        }
-    }
-    let filter = DeliveryFilter { status: q.status };
+    let filter = DeliveryFilter {
+        status: q.status.map(|s| enum_name(&s)),
+    };
     let p = page.clone();
     let rows = state
         .db

@@ -148,6 +148,7 @@ pub async fn submit(
         channel: "public".into(),
         locale: Some(locale.as_str().into()),
         submission_id: Some(submission.clone()),
+        contact: None,
     };
     match crate::answers::record(&state, answer).await {
         Ok(_) => see_other(&format!("/l/{slug}/r/{submission}")),

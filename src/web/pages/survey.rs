@@ -468,6 +468,7 @@ pub async fn submit(
         comment: CommentChange::Set(comment.clone()),
         locale: Some(locale.as_str().into()),
         submission_id: None,
+        contact: None,
     };
     match answers::record(&state, answer).await {
         Ok(_) => see_other(&format!("/s/{token}/thanks")),
