@@ -62,11 +62,6 @@ fn each_string_replaced(base: &Value, s: &str) -> Vec<Value> {
             }
             Value::Object(map) => {
                 for (k, item) in map {
-                    // Free-form `properties` may hold any text (stored as JSON text, where
-                    // NUL is escaped, on both engines alike; see README).
-                    if k == "properties" {
-                        continue;
-                    }
                     let map = map.clone();
                     walk(item, s, out, &|x| {
                         let mut map = map.clone();

@@ -253,11 +253,6 @@ mod strict {
                             "has a key with a NUL (\\u0000) character",
                         ));
                     }
-                    // Free-form `properties` are stored as JSON text, where NUL is escaped:
-                    // they may hold it (as the OpenAPI document says).
-                    if k == "properties" && v.is_object() {
-                        continue;
-                    }
                     let len = path.len();
                     if !path.is_empty() {
                         path.push('.');

@@ -225,7 +225,8 @@ const WHITE_SPACE: &str =
 
 /// Rules the derive macros cannot write, added to the generated document:
 /// - `pattern: "\S"` (not blank) becomes the exact class of non-white-space characters;
-/// - text in request bodies refuses NUL (`^[^\u0000]*$`), free-form `properties` aside;
+/// - text in request bodies refuses NUL (`^[^\u0000]*$`), also anywhere inside free-form
+///   `properties` (the recursive `NoNulJson` schema);
 /// - `pattern: "ONE_LINE_NOT_BLANK"` / `"ONE_LINE"`: no control characters (and not blank);
 /// - `pattern: "TEMPLATE_TEXT"` becomes the grammar of survey questions: not blank, and every
 ///   `{…}` is `{brand}` or `{topic}` (an unclosed `{` at the end is text);
@@ -302,10 +303,30 @@ fn refine(doc: &OpenApiDoc) -> serde_json::Value {
         (`null` removes a key); at most 50 keys of 1 to 100 characters and 8 KiB of JSON. `value` (a \
         number: yearly revenue or lifetime value) ranks follow-ups.",
             "maxProperties": 50,
-            "propertyNames": {"minLength": 1, "maxLength": 100},
-            "properties": {"value": {"type": ["number", "null"], "minimum": 0}}
+            "propertyNames": {"minLength": 1, "maxLength": 100, "pattern": "^[^\\u0000]*$"},
+            "properties": {"value": {"type": ["number", "null"], "minimum": 0}},
+            "additionalProperties": {"$ref": "#/components/schemas/NoNulJson"}
         });
     }
+    if let Some(props) = schemas.pointer_mut("/BatchContact/properties/properties") {
+        props["propertyNames"] = json!({"pattern": "^[^\\u0000]*$"});
+        props["additionalProperties"] = json!({"$ref": "#/components/schemas/NoNulJson"});
+    }
+    // Any JSON value without a NUL character in a string or key (PostgreSQL can neither store
+    // it in text nor cast JSON text holding it to jsonb).
+    schemas["NoNulJson"] = json!({
+        "description": "Any JSON value without a NUL (\\u0000) character in a string or key.",
+        "anyOf": [
+            {"type": "string", "pattern": "^[^\\u0000]*$"},
+            {"type": ["number", "boolean", "null"]},
+            {"type": "array", "items": {"$ref": "#/components/schemas/NoNulJson"}},
+            {
+                "type": "object",
+                "propertyNames": {"pattern": "^[^\\u0000]*$"},
+                "additionalProperties": {"$ref": "#/components/schemas/NoNulJson"}
+            }
+        ]
+    });
     if let Some(events) = schemas.pointer_mut("/CreateWebhook/properties/events") {
         events["uniqueItems"] = json!(true);
     }

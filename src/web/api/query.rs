@@ -175,8 +175,8 @@ impl PartialSchema for QueryTime {
 impl ToSchema for QueryTime {}
 
 /// Refuses a JSON body with a NUL character in a string (422 naming the field): PostgreSQL
-/// cannot store NUL in text, so both engines refuse it. Free-form `properties` objects are
-/// stored as JSON text, where NUL is escaped, so they may hold it.
+/// cannot store NUL in text (nor cast JSON text holding `\u0000` to `jsonb`, as the segment
+/// report does with `properties`), so both engines refuse it everywhere, `properties` included.
 pub fn refuse_nul_in_json(body: &[u8]) -> Result<(), AppError> {
     // A NUL can only be written `\u0000` in JSON (a raw one is a syntax error).
     if !body.windows(6).any(|w| w == b"\\u0000") {
@@ -200,8 +200,6 @@ pub fn refuse_nul_in_json(body: &[u8]) -> Result<(), AppError> {
                 };
                 if k.contains('\0') {
                     Some(at)
-                } else if k == "properties" {
-                    None
                 } else {
                     find(x, &at)
                 }
