@@ -89,6 +89,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, AppError> {
     }
     // Syntax first, so a broken document is always a 400 whatever its fields are.
     let value = strict::parse(body)?;
+    // Every request body is a JSON object (serde would read a struct from an array: `[]` was
+    // accepted as an empty PATCH; found by Schemathesis).
+    if !value.is_object() {
+        return Err(AppError::BadRequest(
+            "the request body must be a JSON object".into(),
+        ));
+    }
     strict::refuse_nul(&value, &mut String::new())?;
     match serde_path_to_error::deserialize::<_, T>(value) {
         Ok(v) => Ok(v),
