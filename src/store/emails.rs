@@ -91,14 +91,9 @@ pub fn extend(
     ids: &[String],
     until: NaiveDateTime,
 ) -> Result<usize, AppError> {
-    Ok(diesel::update(
-        emails::table
-            .filter(emails::id.eq_any(ids))
-            .filter(emails::status.eq("sending"))
-            .filter(emails::claimed_by.eq(me)),
-    )
-    .set(emails::claimed_until.eq(Some(until)))
-    .execute(conn)?)
+    Ok(crate::store::extend_claims!(
+        conn, emails, "sending", me, ids, until
+    )?)
 }
 
 /// Hands back at once the claims a previous run of instance `me` left behind.

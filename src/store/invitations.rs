@@ -193,14 +193,14 @@ pub fn extend(
     ids: &[String],
     until: NaiveDateTime,
 ) -> Result<usize, AppError> {
-    Ok(diesel::update(
-        invitations::table
-            .filter(invitations::id.eq_any(ids))
-            .filter(invitations::status.eq("sending"))
-            .filter(invitations::claimed_by.eq(me)),
-    )
-    .set(invitations::claimed_until.eq(Some(until)))
-    .execute(conn)?)
+    Ok(crate::store::extend_claims!(
+        conn,
+        invitations,
+        "sending",
+        me,
+        ids,
+        until
+    )?)
 }
 
 /// Hands back, at once, the claims a previous run of this instance (`me`) left behind when it

@@ -39,6 +39,24 @@ macro_rules! due_queue_ids {
 }
 pub(crate) use due_queue_ids;
 
+/// Extends to `$until` the lease of those of `$ids` in a queue table that worker `$me` still
+/// holds (status `$working`, claimed by it): the heartbeat of a worker that is still on them.
+/// Returns how many it still holds.
+macro_rules! extend_claims {
+    ($conn:expr, $table:ident, $working:expr, $me:expr, $ids:expr, $until:expr) => {{
+        use $crate::store::schema::$table as q;
+        diesel::update(
+            q::table
+                .filter(q::id.eq_any($ids))
+                .filter(q::status.eq($working))
+                .filter(q::claimed_by.eq($me)),
+        )
+        .set(q::claimed_until.eq(Some($until)))
+        .execute($conn)
+    }};
+}
+pub(crate) use extend_claims;
+
 pub mod api_keys;
 pub mod batch;
 pub mod contacts;

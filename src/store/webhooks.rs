@@ -271,14 +271,14 @@ pub fn extend(
     ids: &[String],
     until: NaiveDateTime,
 ) -> Result<usize, AppError> {
-    Ok(diesel::update(
-        webhook_deliveries::table
-            .filter(webhook_deliveries::id.eq_any(ids))
-            .filter(webhook_deliveries::status.eq("delivering"))
-            .filter(webhook_deliveries::claimed_by.eq(me)),
-    )
-    .set(webhook_deliveries::claimed_until.eq(Some(until)))
-    .execute(conn)?)
+    Ok(crate::store::extend_claims!(
+        conn,
+        webhook_deliveries,
+        "delivering",
+        me,
+        ids,
+        until
+    )?)
 }
 
 /// Hands back at once the claims a previous run of instance `me` left behind.
