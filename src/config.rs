@@ -116,6 +116,10 @@ pub struct Settings {
     pub alert_delay_seconds: u64,
     /// A background worker that has not looped for this long makes `/readyz` answer 503.
     pub worker_stall_seconds: u64,
+    /// A workspace session ends after this many hours without a request (`SESSION_IDLE_HOURS`).
+    pub session_idle_hours: u32,
+    /// ... and this many days after sign-in at the latest (`SESSION_MAX_DAYS`).
+    pub session_max_days: u32,
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -409,6 +413,9 @@ impl Settings {
             1,
             86400,
         )?;
+        let session_idle_hours =
+            number(get("SESSION_IDLE_HOURS"), "SESSION_IDLE_HOURS", 12, 1, 720)?;
+        let session_max_days = number(get("SESSION_MAX_DAYS"), "SESSION_MAX_DAYS", 30, 1, 365)?;
 
         Ok(Settings {
             database_url,
@@ -447,6 +454,8 @@ impl Settings {
             instance_id,
             alert_delay_seconds,
             worker_stall_seconds,
+            session_idle_hours,
+            session_max_days,
         })
     }
 
