@@ -423,7 +423,9 @@ impl TestApp {
     /// Creates a member, signs in through their link and reads the CSRF token off a page.
     pub async fn sign_in(&self, email: &str, name: &str, role: Role) -> Member {
         let link = self.new_member(email, name, role).await;
-        let res = self.post_form(&link, None, &[("next", "/app/profile")]).await;
+        let res = self
+            .post_form(&link, None, &[("next", "/app/profile")])
+            .await;
         assert_eq!(res.status().as_u16(), 303, "signing in redirects");
         let cookie = res
             .headers()
@@ -451,4 +453,44 @@ pub fn csrf_of(page: &str) -> Option<String> {
     let at = page.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
     let len = page[at..].find('"')?;
     Some(page[at..at + len].to_string())
+}
+
+impl TestApp {
+    /// Another session of an existing member (a second browser): a fresh one-time link made
+    /// in the database, then signed in through it. Returns the cookie.
+    pub async fn sign_in_again(&self, email: &str) -> String {
+        let state = self.app_state.clone();
+        let email = email.to_string();
+        let token = tokio::task::spawn_blocking(move || {
+            let mut conn = state.db.get().expect("a connection");
+            let user = closeloop::store::users::by_email(&mut conn, &email)
+                .unwrap()
+                .expect("the member exists");
+            let token = closeloop::domain::new_secret("");
+            let t = closeloop::domain::now();
+            closeloop::store::users::insert_token(
+                &mut conn,
+                &closeloop::domain::hash_key(&token),
+                &user.id,
+                t + chrono::TimeDelta::minutes(5),
+                t,
+            )
+            .unwrap();
+            token
+        })
+        .await
+        .unwrap();
+        let res = self
+            .post_form(&format!("/app/login/{token}"), None, &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 303);
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("closeloop_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    }
 }

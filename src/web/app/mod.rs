@@ -157,6 +157,7 @@ pub fn safe_next(next: Option<&str>) -> String {
         Some(n)
             if (n == "/app" || n.starts_with("/app/") || n.starts_with("/app?"))
                 && !n.contains("//")
+                && !n.contains("/.")
                 && !n.contains('\\')
                 && !n.chars().any(char::is_control)
                 && !n.starts_with("/app/login")
