@@ -207,8 +207,12 @@ pub fn record_in_tx(
     )?;
     for task in &tasks {
         webhook_events += match task {
-            TaskEvent::Created(t) => webhooks::enqueue_followup(conn, true, t, "created")?,
-            TaskEvent::Updated(t) => webhooks::enqueue_followup(conn, false, t, "answer_changed")?,
+            TaskEvent::Created(t) => {
+                webhooks::enqueue_followup(conn, true, t, "created", "system")?
+            }
+            TaskEvent::Updated(t) => {
+                webhooks::enqueue_followup(conn, false, t, "answer_changed", "customer")?
+            }
         };
     }
     // Counters last (see `Tally`).

@@ -99,8 +99,10 @@ pub struct Activity {
     /// `created`, `assigned`, `status_changed`, `note`, `replied`, `score_changed`,
     /// `comment_changed`.
     pub kind: String,
-    /// `system`, `rule`, `customer` or `api-key:<name>`.
+    /// `system`, `rule`, `customer`, `user:<email>` (a workspace member) or `api-key:<name>`.
     pub actor: Option<String>,
+    /// The member's name for `user:<email>`, the key's name for `api-key:<name>`.
+    pub actor_name: Option<String>,
     pub body: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub data: Option<serde_json::Value>,
@@ -112,6 +114,10 @@ impl From<ActivityRow> for Activity {
         Activity {
             id: r.id,
             kind: r.kind,
+            actor_name: r
+                .actor
+                .as_deref()
+                .and_then(|a| a.strip_prefix("api-key:").map(str::to_string)),
             actor: r.actor,
             body: r.body,
             data: r.data.and_then(|d| serde_json::from_str(&d).ok()),

@@ -122,7 +122,7 @@ fn change_in_tx(
         _ => "assigned",
     };
     let row = followups::update(conn, id, &changes)?;
-    webhooks::enqueue_followup(conn, false, &row, what)?;
+    webhooks::enqueue_followup(conn, false, &row, what, actor)?;
     Ok(row)
 }
 
@@ -142,7 +142,7 @@ pub async fn add_note(
                 followups::touch(conn, &id, now())?;
                 let note = followups::log(conn, &id, "note", &actor, Some(&text), None)?;
                 let task = followups::get(conn, &id)?;
-                webhooks::enqueue_followup(conn, false, &task, "note")?;
+                webhooks::enqueue_followup(conn, false, &task, "note", &actor)?;
                 Ok(note)
             })
         })
@@ -230,7 +230,7 @@ pub async fn reply(
                     Some(json!({"email_id": email.id, "subject": subject, "to": to})),
                 )?;
                 let task = followups::get(conn, &id)?;
-                webhooks::enqueue_followup(conn, false, &task, "replied")?;
+                webhooks::enqueue_followup(conn, false, &task, "replied", &actor)?;
                 Ok((email, activity))
             })
         })

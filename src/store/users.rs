@@ -74,6 +74,15 @@ pub fn update(conn: &mut DbConnection, id: &str, changes: &UserChanges) -> Resul
     Ok(())
 }
 
+/// The display name of an activity's actor: a member's name for `user:<email>`, the key's
+/// name for `api-key:<name>`; `None` for `system`, `rule`, `customer` and unknown members.
+pub fn actor_name(conn: &mut DbConnection, actor: &str) -> Result<Option<String>, AppError> {
+    if let Some(email) = actor.strip_prefix("user:") {
+        return Ok(by_email(conn, email)?.map(|u| u.name));
+    }
+    Ok(actor.strip_prefix("api-key:").map(str::to_string))
+}
+
 pub fn insert_token(
     conn: &mut DbConnection,
     token_hash: &str,

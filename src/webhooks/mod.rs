@@ -100,11 +100,15 @@ pub fn enqueue_followup(
     created: bool,
     task: &FollowupRow,
     change: &str,
+    actor: &str,
 ) -> Result<usize, AppError> {
     let mut data =
         serde_json::to_value(views::Followup::from(task.clone())).map_err(AppError::internal)?;
+    let actor_name = crate::store::users::actor_name(conn, actor)?;
     if let Value::Object(map) = &mut data {
         map.insert("change".into(), json!(change));
+        map.insert("actor".into(), json!(actor));
+        map.insert("actor_name".into(), json!(actor_name));
     }
     let event = if created {
         Event::FollowupCreated

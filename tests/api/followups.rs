@@ -229,6 +229,7 @@ async fn a_detractor_is_worked_from_email_to_resolved(engine: Engine) {
         ]
     );
     assert_eq!(detail.body["activity"][3]["actor"], "api-key:agent key");
+    assert_eq!(detail.body["activity"][3]["actor_name"], "agent key");
     assert_eq!(detail.body["contact"]["properties"]["plan"], "enterprise");
     assert_eq!(detail.body["response"]["score"], 3);
     assert!(tasks(&app, "?status=open").await.is_empty());

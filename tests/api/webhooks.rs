@@ -702,6 +702,8 @@ async fn follow_up_events_track_the_task(engine: Engine) {
     assert_eq!(created["data"]["score"], 2);
     assert_eq!(created["data"]["status"], "open");
     assert_eq!(created["data"]["change"], "created");
+    assert_eq!(created["data"]["actor"], "system");
+    assert!(created["data"]["actor_name"].is_null());
     let id = created["data"]["id"].as_str().unwrap().to_string();
     let a = app
         .patch(
@@ -715,6 +717,8 @@ async fn follow_up_events_track_the_task(engine: Engine) {
     assert_eq!(updated["data"]["status"], "in_progress");
     assert_eq!(updated["data"]["assignee"], "lea@acme.test");
     assert_eq!(updated["data"]["change"], "status_changed,assigned");
+    assert_eq!(updated["data"]["actor"], "api-key:test admin");
+    assert_eq!(updated["data"]["actor_name"], "test admin");
     app.post(
         &format!("/api/v1/followups/{id}/notes"),
         json!({"body": "called"}),

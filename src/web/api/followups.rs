@@ -160,9 +160,20 @@ fn detail(conn: &mut crate::store::DbConnection, id: &str) -> Result<FollowupDet
         }
         None => Vec::new(),
     };
+    let names: std::collections::HashMap<String, String> = crate::store::users::list(conn)?
+        .into_iter()
+        .map(|u| (format!("user:{}", u.email), u.name))
+        .collect();
     let activity = crate::store::followups::activities(conn, id)?
         .into_iter()
-        .map(Activity::from)
+        .map(|row| {
+            let name = row.actor.as_ref().and_then(|a| names.get(a).cloned());
+            let mut a = Activity::from(row);
+            if name.is_some() {
+                a.actor_name = name;
+            }
+            a
+        })
         .collect();
     Ok(FollowupDetail {
         followup: task.into(),
