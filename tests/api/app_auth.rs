@@ -725,3 +725,96 @@ async fn the_cli_creates_a_member_and_prints_a_link_last() {
     assert_eq!(res.status().as_u16(), 303);
     assert!(session_cookie_of(&res).is_some());
 }
+
+/// Hostile input on every workspace form: NUL, CR/LF, other control characters, very long
+/// values and unreadable bodies get a 4xx page (never a 500), and nothing is stored.
+async fn hostile_form_input_is_refused_cleanly(engine: Engine) {
+    let app = spawn_app_with(engine, &[]).await;
+    let admin = app.sign_in("boss@acme.test", "Boss", Role::Admin).await;
+    let long = "x".repeat(70_000);
+    let nasty = ["a\0b", "a\r\nBcc: eve@evil.example", "\u{7}", long.as_str()];
+    let mut problems = Vec::new();
+    for v in nasty {
+        let attempts: Vec<(&str, Vec<(&str, &str)>)> = vec![
+            ("/app/login", vec![("email", v)]),
+            (
+                "/app/login",
+                vec![("email", "boss@acme.test"), ("password", v)],
+            ),
+            ("/app/login", vec![("email", "boss@acme.test"), ("next", v)]),
+            (
+                "/app/team",
+                vec![
+                    ("csrf_token", &admin.csrf),
+                    ("email", v),
+                    ("name", "X"),
+                    ("role", "agent"),
+                ],
+            ),
+            (
+                "/app/team",
+                vec![
+                    ("csrf_token", &admin.csrf),
+                    ("email", "x@acme.test"),
+                    ("name", v),
+                    ("role", "agent"),
+                ],
+            ),
+            (
+                "/app/team",
+                vec![
+                    ("csrf_token", &admin.csrf),
+                    ("email", "y@acme.test"),
+                    ("name", "Y"),
+                    ("role", v),
+                ],
+            ),
+            (
+                "/app/profile",
+                vec![("csrf_token", &admin.csrf), ("name", v)],
+            ),
+            ("/app/profile", vec![("csrf_token", v), ("name", "Boss")]),
+        ];
+        for (path, form) in attempts {
+            let res = app.post_form(path, Some(&admin.cookie), &form).await;
+            let status = res.status().as_u16();
+            // Sign-in answers the "check your email" page (200) or signs in (303) whatever
+            // `next` holds: an unsafe `next` falls back to the inbox.
+            let ok = matches!(status, 200 | 303) && path == "/app/login";
+            if status >= 500 || !(400..500).contains(&status) && !ok {
+                let fields: Vec<&str> = form.iter().map(|(k, _)| *k).collect();
+                problems.push(format!(
+                    "POST {path} {fields:?} with {:?}…: {status}",
+                    &v[..v.len().min(12)]
+                ));
+            }
+        }
+    }
+    // A password login with a long or odd password simply fails (401), a `next` with control
+    // characters falls back to the inbox: both are 4xx/303 above. Nothing was stored:
+    let (_, team) = app.get_page("/app/team", &admin.cookie).await;
+    assert!(!team.contains("x@acme.test") && !team.contains("y@acme.test"));
+    let (_, page) = app.get_page("/app/profile", &admin.cookie).await;
+    assert!(page.contains("value=\"Boss\""));
+    // Bodies that are not forms, and a NUL in the query of a page.
+    let res = app
+        .client
+        .post(app.url("/app/profile"))
+        .header("Cookie", &admin.cookie)
+        .header("Origin", &app.address)
+        .header("Content-Type", "application/json")
+        .body("{\"name\": \"X\"}")
+        .send()
+        .await
+        .unwrap();
+    if res.status().as_u16() >= 500 || res.status().as_u16() < 400 {
+        problems.push(format!("JSON body: {}", res.status()));
+    }
+    let (status, _) = app.get_page("/app/login?next=%00", "").await;
+    if status != 400 {
+        problems.push(format!("NUL in the query: {status}"));
+    }
+    assert!(problems.is_empty(), "{problems:#?}");
+}
+
+each_engine!(hostile_form_input_is_refused_cleanly);
