@@ -10,6 +10,7 @@ mod contacts;
 mod faults;
 mod followups;
 mod hostile;
+mod inbox;
 mod invitations;
 mod layers;
 mod openapi;
