@@ -10,6 +10,11 @@
 //!   lowered into it again, a closed task is reopened. Nothing is deleted.
 //! - Assignment rule: a survey's `followup_assignee` gets new tasks and their alert email;
 //!   otherwise the alert goes to `TEAM_EMAIL` (when set).
+//! - Emails to the team (the alert, the `followup_assigned` email when someone is given a
+//!   task, the daily overdue digest) name the customer (name, email, company, value), the
+//!   survey, the score and the comment, and link to the task's page
+//!   `{PUBLIC_URL}/app/followups/{id}`. They are multipart: `Label: value` text lines and
+//!   HTML in a proportional font, customer text escaped.
 
 pub mod transitions;
 mod triage;
@@ -177,7 +182,7 @@ pub fn on_response(
             Some(json!({"from": task.status, "to": "open", "reason": "score_lowered"})),
         )?;
         // Reopened by the customer: the team hears about it again (after the grace period).
-        queue_alert(conn, rules, survey, &task)?;
+        queue_alert(conn, rules, &task)?;
     } else if !score_changed && before.comment == response.comment {
         return Ok(Vec::new());
     }
@@ -233,19 +238,14 @@ fn create(
             Some(json!({"from": null, "to": assignee})),
         )?;
     }
-    queue_alert(conn, rules, survey, &row)?;
+    queue_alert(conn, rules, &row)?;
     Ok(row)
 }
 
 /// Queues the alert about `task` to its assignee or `TEAM_EMAIL`, due after the grace period
 /// (`ALERT_DELAY_SECONDS`), unless one is already waiting. Its text is written again when it
 /// goes out (`prepare_alerts`), so it carries the answer as it stands then.
-fn queue_alert(
-    conn: &mut DbConnection,
-    rules: &Rules,
-    _survey: &SurveyRow,
-    task: &FollowupRow,
-) -> Result<(), AppError> {
+fn queue_alert(conn: &mut DbConnection, rules: &Rules, task: &FollowupRow) -> Result<(), AppError> {
     let Some(to) = task.assignee.clone().or_else(|| rules.team_email.clone()) else {
         return Ok(());
     };
