@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Browser tests of the customer pages (tests/browser): Playwright (playwright-core) drives
-# Debian's Chromium, axe-core audits every page, screenshots go to target/screenshots/.
+# Browser tests (tests/browser): the customer pages (run.mjs) and the /app workspace (app.mjs, on
+# SQLite and, with TEST_POSTGRES_URL, on a throwaway PostgreSQL database too). Playwright
+# (playwright-core) drives Debian's Chromium, axe-core audits every page, screenshots go to
+# target/screenshots/.
 # Called from .ci/run; runs from the repository root whatever the current directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,3 +19,13 @@ fi
 
 cargo build --locked
 node tests/browser/run.mjs
+echo "--- the workspace on SQLite"
+node tests/browser/app.mjs
+if [ -n "${TEST_POSTGRES_URL:-}" ]; then
+    db="closeloop_browser_$$"
+    admin="$TEST_POSTGRES_URL"
+    psql "$admin" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
+    trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
+    echo "--- the workspace on PostgreSQL"
+    CLOSELOOP_TEST_DATABASE_URL="${admin%/*}/$db" node tests/browser/app.mjs
+fi

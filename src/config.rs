@@ -119,6 +119,10 @@ pub struct Settings {
     /// The outcomes a person may give when closing a task (`FOLLOWUP_OUTCOMES`), in the
     /// order a form offers them. The system's own `score_raised` is not among them.
     pub followup_outcomes: Vec<String>,
+    /// A workspace session ends after this many hours without a request (`SESSION_IDLE_HOURS`).
+    pub session_idle_hours: u32,
+    /// ... and this many days after sign-in at the latest (`SESSION_MAX_DAYS`).
+    pub session_max_days: u32,
 }
 
 /// The default of `FOLLOWUP_OUTCOMES`.
@@ -455,6 +459,9 @@ impl Settings {
             86400,
         )?;
         let followup_outcomes = outcomes(get("FOLLOWUP_OUTCOMES"))?;
+        let session_idle_hours =
+            number(get("SESSION_IDLE_HOURS"), "SESSION_IDLE_HOURS", 12, 1, 720)?;
+        let session_max_days = number(get("SESSION_MAX_DAYS"), "SESSION_MAX_DAYS", 30, 1, 365)?;
 
         Ok(Settings {
             database_url,
@@ -494,6 +501,8 @@ impl Settings {
             alert_delay_seconds,
             worker_stall_seconds,
             followup_outcomes,
+            session_idle_hours,
+            session_max_days,
         })
     }
 

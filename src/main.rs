@@ -1,5 +1,5 @@
 //! The `closeloop` command: `serve` (the default), `migrate`, `rebuild-rollups`, `openapi`,
-//! `api-key create` and `healthcheck`.
+//! `api-key create`, `user create` and `healthcheck`.
 
 use std::process::ExitCode;
 
@@ -25,6 +25,9 @@ enum Command {
     /// Manage API keys.
     #[command(name = "api-key", subcommand)]
     ApiKey(ApiKeyCommand),
+    /// Manage members of the /app workspace.
+    #[command(subcommand)]
+    User(UserCommand),
     /// Print the OpenAPI document (JSON).
     Openapi,
     /// Exit 0 when the server on BIND_ADDR answers /healthz (for container health checks).
@@ -38,6 +41,20 @@ enum Command {
 enum ApiKeyCommand {
     /// Create a key; the key is printed alone on the last line of stdout.
     Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_enum)]
+        role: Role,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a member; a one-time sign-in link (valid 24 hours) is printed alone on the last
+    /// line of stdout.
+    Create {
+        #[arg(long)]
+        email: String,
         #[arg(long)]
         name: String,
         #[arg(long, value_enum)]
@@ -80,6 +97,9 @@ fn main() -> ExitCode {
             }
         }),
         Command::ApiKey(ApiKeyCommand::Create { name, role }) => create_key(&settings, &name, role),
+        Command::User(UserCommand::Create { email, name, role }) => {
+            create_user(&settings, &email, &name, role)
+        }
         Command::Healthcheck => healthcheck(&settings),
         Command::RebuildRollups => (|| {
             let db = closeloop::store::Db::connect(
@@ -141,6 +161,38 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
     );
     println!("store it now; it is not shown again:");
     println!("{key}");
+    Ok(())
+}
+
+fn create_user(settings: &Settings, email: &str, name: &str, role: Role) -> anyhow::Result<()> {
+    closeloop::store::migrate(&settings.database_url)?;
+    let db = closeloop::store::Db::connect(
+        &settings.database_url,
+        1,
+        std::time::Duration::from_secs(30),
+    )?;
+    let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (row, link) = closeloop::members::create_in(&mut conn, settings, email, name, role)
+        .map_err(|e| match e {
+            closeloop::error::AppError::Validation { fields, .. } => anyhow::anyhow!(
+                "{}",
+                fields
+                    .iter()
+                    .map(|(k, v)| format!("--{k} {}", v.join("; ")))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+            other => anyhow::anyhow!("{other}"),
+        })?;
+    println!(
+        "created member {} <{}> ({}, role {})",
+        row.name, row.email, row.id, row.role
+    );
+    println!(
+        "one-time sign-in link, valid {} hours:",
+        closeloop::members::FIRST_LINK_HOURS
+    );
+    println!("{link}");
     Ok(())
 }
 

@@ -121,6 +121,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         state.settings.public_link_burst,
         state.settings.trusted_proxies.clone(),
     ));
+    let sign_in_limits = web::Data::new(crate::web::app::SignInLimits::new(
+        state.settings.trusted_proxies.clone(),
+    ));
     let server = actix_web::HttpServer::new(move || {
         let (app, _) = crate::web::api::app_and_doc();
         app.app_data(state.clone())
@@ -132,7 +135,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             }))
             .app_data(crate::web::pages::form_config())
             .app_data(limiter.clone())
+            .app_data(sign_in_limits.clone())
             .configure(crate::web::pages::configure)
+            .configure(crate::web::app::configure)
             .service(
                 SwaggerUi::new("/docs/{_:.*}")
                     .external_url_unchecked("/api-docs/openapi.json", doc.clone()),

@@ -21,6 +21,8 @@ pub enum IdPrefix {
     Delivery,
     Attempt,
     Email,
+    User,
+    SavedView,
 }
 
 impl IdPrefix {
@@ -37,6 +39,8 @@ impl IdPrefix {
             IdPrefix::Delivery => "dlv_",
             IdPrefix::Attempt => "att_",
             IdPrefix::Email => "eml_",
+            IdPrefix::User => "usr_",
+            IdPrefix::SavedView => "viw_",
         }
     }
 

@@ -71,6 +71,7 @@ pub mod responses;
 pub mod rollups;
 pub mod schema;
 pub mod surveys;
+pub mod users;
 pub mod webhooks;
 
 use std::time::Duration;

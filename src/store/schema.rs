@@ -212,6 +212,51 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    users (id) {
+        id -> Text,
+        email -> Text,
+        name -> Text,
+        role -> Text,
+        active -> Bool,
+        password_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+        last_sign_in_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    sign_in_tokens (token_hash) {
+        token_hash -> Text,
+        user_id -> Text,
+        expires_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sessions (id_hash) {
+        id_hash -> Text,
+        user_id -> Text,
+        csrf_token -> Text,
+        created_at -> Timestamp,
+        last_seen_at -> Timestamp,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    saved_views (id) {
+        id -> Text,
+        user_id -> Text,
+        name -> Text,
+        query -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(invitations -> surveys (survey_id));
 diesel::joinable!(invitations -> contacts (contact_id));
 diesel::joinable!(responses -> surveys (survey_id));
@@ -222,6 +267,9 @@ diesel::joinable!(followups -> contacts (contact_id));
 diesel::joinable!(followup_activities -> followups (followup_id));
 diesel::joinable!(webhook_deliveries -> webhooks (webhook_id));
 diesel::joinable!(webhook_attempts -> webhook_deliveries (delivery_id));
+diesel::joinable!(sign_in_tokens -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(saved_views -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
@@ -237,4 +285,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     emails,
     idempotency_keys,
     job_runs,
+    users,
+    sign_in_tokens,
+    sessions,
+    saved_views,
 );

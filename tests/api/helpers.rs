@@ -361,3 +361,136 @@ where
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
 }
+
+/// A member signed in to the `/app` workspace: their session cookie and CSRF token.
+pub struct Member {
+    pub email: String,
+    pub name: String,
+    /// `closeloop_session=<value>`, for a `Cookie` header.
+    pub cookie: String,
+    pub csrf: String,
+}
+
+impl TestApp {
+    /// Creates a member (as `closeloop user create` does) and returns their one-time sign-in
+    /// link (`/app/login/{token}`, path only).
+    pub async fn new_member(&self, email: &str, name: &str, role: Role) -> String {
+        let state = self.app_state.clone();
+        let (email, name) = (email.to_string(), name.to_string());
+        let link = tokio::task::spawn_blocking(move || {
+            let mut conn = state.db.get().expect("a connection");
+            closeloop::members::create_in(&mut conn, &state.settings, &email, &name, role)
+                .expect("the member is created")
+                .1
+        })
+        .await
+        .unwrap();
+        let at = link.find("/app/login/").expect("a sign-in link");
+        link[at..].to_string()
+    }
+
+    /// A form POST from a page of this site (with `Origin`), optionally with a cookie.
+    pub async fn post_form(
+        &self,
+        path: &str,
+        cookie: Option<&str>,
+        form: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut req = self
+            .client
+            .post(self.url(path))
+            .header("Origin", &self.address)
+            .form(form);
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.send().await.expect("the request is sent")
+    }
+
+    /// A GET with a cookie; returns status and body.
+    pub async fn get_page(&self, path: &str, cookie: &str) -> (u16, String) {
+        let res = self
+            .client
+            .get(self.url(path))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .expect("the request is sent");
+        let status = res.status().as_u16();
+        (status, res.text().await.unwrap_or_default())
+    }
+
+    /// Creates a member, signs in through their link and reads the CSRF token off a page.
+    pub async fn sign_in(&self, email: &str, name: &str, role: Role) -> Member {
+        let link = self.new_member(email, name, role).await;
+        let res = self
+            .post_form(&link, None, &[("next", "/app/profile")])
+            .await;
+        assert_eq!(res.status().as_u16(), 303, "signing in redirects");
+        let cookie = res
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("closeloop_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string();
+        let (status, page) = self.get_page("/app/profile", &cookie).await;
+        assert_eq!(status, 200, "{page}");
+        let csrf = csrf_of(&page).expect("a csrf_token on the page");
+        Member {
+            email: email.to_string(),
+            name: name.to_string(),
+            cookie,
+            csrf,
+        }
+    }
+}
+
+/// The first `csrf_token` hidden field of a page.
+pub fn csrf_of(page: &str) -> Option<String> {
+    let at = page.find("name=\"csrf_token\" value=\"")? + "name=\"csrf_token\" value=\"".len();
+    let len = page[at..].find('"')?;
+    Some(page[at..at + len].to_string())
+}
+
+impl TestApp {
+    /// Another session of an existing member (a second browser): a fresh one-time link made
+    /// in the database, then signed in through it. Returns the cookie.
+    pub async fn sign_in_again(&self, email: &str) -> String {
+        let state = self.app_state.clone();
+        let email = email.to_string();
+        let token = tokio::task::spawn_blocking(move || {
+            let mut conn = state.db.get().expect("a connection");
+            let user = closeloop::store::users::by_email(&mut conn, &email)
+                .unwrap()
+                .expect("the member exists");
+            let token = closeloop::domain::new_secret("");
+            let t = closeloop::domain::now();
+            closeloop::store::users::insert_token(
+                &mut conn,
+                &closeloop::domain::hash_key(&token),
+                &user.id,
+                t + chrono::TimeDelta::minutes(5),
+                t,
+            )
+            .unwrap();
+            token
+        })
+        .await
+        .unwrap();
+        let res = self
+            .post_form(&format!("/app/login/{token}"), None, &[])
+            .await;
+        assert_eq!(res.status().as_u16(), 303);
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|v| v.starts_with("closeloop_session="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_string()
+    }
+}

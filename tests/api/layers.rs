@@ -25,6 +25,7 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("invitations", 2, "use cases"),
     ("reports", 2, "use cases"),
     ("contacts", 2, "use cases"),
+    ("members", 2, "use cases"),
     ("web", 3, "web"),
     ("startup", 4, "startup"),
 ];

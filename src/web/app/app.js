@@ -1,0 +1,2 @@
+// Closeloop workspace: progressive enhancements. Every page works without this file.
+'use strict';
