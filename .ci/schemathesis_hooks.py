@@ -6,6 +6,7 @@ breaks one of them as "schema-valid data rejected". They only drop or adjust gen
 that breaks such a rule; every check stays on for every operation.
 
 - `from` < `to` and `since` < `until`: a range must not be empty (compares two parameters).
+- `min_score` <= `max_score` when listing follow-ups: a score band must not be empty.
 - A report's range cut into `interval` buckets gives at most 1000 buckets (compares three).
 - `send_at` is at most a year from now (depends on the clock).
 - A response's score is 0-10 for an NPS survey but 1-5 for a CSAT one (depends on the survey
@@ -38,7 +39,11 @@ def _is(ctx, method, path):
 
 
 REPORTS = {("GET", "/api/v1/reports"), ("GET", "/api/v1/surveys/{id}/report")}
-RANGES = REPORTS | {("GET", "/api/v1/responses"), ("GET", "/api/v1/surveys/{id}/responses.csv")}
+RANGES = REPORTS | {
+    ("GET", "/api/v1/responses"),
+    ("GET", "/api/v1/surveys/{id}/responses.csv"),
+    ("GET", "/api/v1/followups"),
+}
 
 
 def _range_ok(op, query):
@@ -67,6 +72,15 @@ def _range_ok(op, query):
     return True
 
 
+def _score_band_ok(op, query):
+    if (op.method.upper(), op.path) != ("GET", "/api/v1/followups") or not isinstance(query, dict):
+        return True
+    lo, hi = query.get("min_score"), query.get("max_score")
+    if isinstance(lo, int) and isinstance(hi, int) and not isinstance(lo, bool) and not isinstance(hi, bool):
+        return lo <= hi
+    return True  # absent, or not integers: negative data, keep it
+
+
 def _send_at_ok(op, body):
     if (op.method.upper(), op.path) != ("POST", "/api/v1/surveys/{id}/invitations"):
         return True
@@ -78,7 +92,7 @@ def _send_at_ok(op, body):
 @schemathesis.hook
 def filter_case(ctx, case):
     op = case.operation
-    return _range_ok(op, case.query) and _send_at_ok(op, case.body)
+    return _range_ok(op, case.query) and _score_band_ok(op, case.query) and _send_at_ok(op, case.body)
 
 
 @schemathesis.hook

@@ -116,10 +116,55 @@ pub struct Settings {
     pub alert_delay_seconds: u64,
     /// A background worker that has not looped for this long makes `/readyz` answer 503.
     pub worker_stall_seconds: u64,
+    /// The outcomes a person may give when closing a task (`FOLLOWUP_OUTCOMES`), in the
+    /// order a form offers them. The system's own `score_raised` is not among them.
+    pub followup_outcomes: Vec<String>,
     /// A workspace session ends after this many hours without a request (`SESSION_IDLE_HOURS`).
     pub session_idle_hours: u32,
     /// ... and this many days after sign-in at the latest (`SESSION_MAX_DAYS`).
     pub session_max_days: u32,
+}
+
+/// The default of `FOLLOWUP_OUTCOMES`.
+pub const DEFAULT_FOLLOWUP_OUTCOMES: &str =
+    "resolved_issue,explained,compensated,feature_request,no_action_needed,could_not_reach";
+
+/// Reads `FOLLOWUP_OUTCOMES`: a comma-separated list of identifiers (a lowercase letter, then
+/// lowercase letters, digits or `_`, up to 50 characters), without duplicates and without
+/// the system's `score_raised`.
+fn outcomes(value: Option<String>) -> Result<Vec<String>, ConfigError> {
+    const NAME: &str = "FOLLOWUP_OUTCOMES";
+    let raw = value.unwrap_or_else(|| DEFAULT_FOLLOWUP_OUTCOMES.into());
+    let mut out: Vec<String> = Vec::new();
+    for item in raw.split(',').map(str::trim) {
+        if !is_outcome_name(item) {
+            return Err(bad(
+                NAME,
+                format!(
+                    "must be a comma-separated list of identifiers such as resolved_issue,explained (lowercase letters, digits and _, starting with a letter, up to 50 characters), not {item:?} in {raw:?}"
+                ),
+            ));
+        }
+        if item == "score_raised" {
+            return Err(bad(
+                NAME,
+                "must not list score_raised: the system sets it when a customer raises the score",
+            ));
+        }
+        if out.iter().any(|o| o == item) {
+            return Err(bad(NAME, format!("lists {item:?} twice")));
+        }
+        out.push(item.to_string());
+    }
+    Ok(out)
+}
+
+/// Whether `s` is an outcome identifier: `^[a-z][a-z0-9_]{0,49}$`.
+pub fn is_outcome_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    s.len() <= 50
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
 /// A setting that could not be read, with the variable name and what is wrong.
@@ -413,6 +458,7 @@ impl Settings {
             1,
             86400,
         )?;
+        let followup_outcomes = outcomes(get("FOLLOWUP_OUTCOMES"))?;
         let session_idle_hours =
             number(get("SESSION_IDLE_HOURS"), "SESSION_IDLE_HOURS", 12, 1, 720)?;
         let session_max_days = number(get("SESSION_MAX_DAYS"), "SESSION_MAX_DAYS", 30, 1, 365)?;
@@ -454,6 +500,7 @@ impl Settings {
             instance_id,
             alert_delay_seconds,
             worker_stall_seconds,
+            followup_outcomes,
             session_idle_hours,
             session_max_days,
         })
@@ -515,6 +562,25 @@ mod tests {
         assert_eq!(s.webhook_max_attempts, 10);
         assert_eq!(s.webhook_retry_base_seconds, 10);
         assert_eq!(s.webhook_timeout_seconds, 10);
+        assert_eq!(
+            s.followup_outcomes,
+            [
+                "resolved_issue",
+                "explained",
+                "compensated",
+                "feature_request",
+                "no_action_needed",
+                "could_not_reach"
+            ]
+        );
+    }
+
+    #[test]
+    fn outcomes_are_a_list_of_identifiers() {
+        let s = settings(&[("FOLLOWUP_OUTCOMES", " fixed , refunded,won_back_2 ")]).unwrap();
+        assert_eq!(s.followup_outcomes, ["fixed", "refunded", "won_back_2"]);
+        let err = settings(&[("FOLLOWUP_OUTCOMES", "fixed,Called Back")]).unwrap_err();
+        assert!(err.to_string().contains("\"Called Back\""), "{err}");
     }
 
     #[test]
@@ -568,6 +634,10 @@ mod tests {
             ("INSTANCE_ID", "a b"),
             ("ALERT_DELAY_SECONDS", "-5"),
             ("WORKER_STALL_SECONDS", "0"),
+            ("FOLLOWUP_OUTCOMES", "resolved_issue,Called Back"),
+            ("FOLLOWUP_OUTCOMES", "explained,,compensated"),
+            ("FOLLOWUP_OUTCOMES", "explained,explained"),
+            ("FOLLOWUP_OUTCOMES", "score_raised"),
         ] {
             let err = settings(&[(name, value)]).unwrap_err();
             assert_eq!(err.name, name);

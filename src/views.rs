@@ -6,7 +6,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::domain::{now, utc, Category};
-use crate::store::followups::OPEN_STATUSES;
+use crate::store::followups::{TaskListItem, OPEN_STATUSES};
 use crate::store::models::{ActivityRow, FollowupRow, ResponseRow};
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,7 +59,9 @@ pub struct Followup {
     /// priority order (value, then lower score, then older answer).
     pub priority: f64,
     pub assignee: Option<String>,
-    /// How a closed task ended, e.g. `score_raised` or your own text.
+    /// How a closed task ended: one of `FOLLOWUP_OUTCOMES` (default `resolved_issue`,
+    /// `explained`, `compensated`, `feature_request`, `no_action_needed`,
+    /// `could_not_reach`), or `score_raised` when the customer raised the score.
     pub outcome: Option<String>,
     pub due_at: DateTime<Utc>,
     /// Open or in progress and past `due_at`.
@@ -89,6 +91,31 @@ impl From<FollowupRow> for Followup {
             resolved_at: r.resolved_at.map(utc),
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
+        }
+    }
+}
+
+/// A task as lists show it: the task with its customer and survey by name. The contact
+/// fields are null for anonymous answers and erased contacts.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowupItem {
+    #[serde(flatten)]
+    pub followup: Followup,
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    /// The contact's `company` property, when present.
+    pub company: Option<String>,
+    pub survey_name: String,
+}
+
+impl From<TaskListItem> for FollowupItem {
+    fn from(i: TaskListItem) -> Self {
+        FollowupItem {
+            followup: i.task.into(),
+            contact_name: i.contact_name,
+            contact_email: i.contact_email,
+            company: i.company,
+            survey_name: i.survey_name,
         }
     }
 }

@@ -10,6 +10,11 @@
 //!   lowered into it again, a closed task is reopened. Nothing is deleted.
 //! - Assignment rule: a survey's `followup_assignee` gets new tasks and their alert email;
 //!   otherwise the alert goes to `TEAM_EMAIL` (when set).
+//! - Emails to the team (the alert, the `followup_assigned` email when someone is given a
+//!   task, the daily overdue digest) name the customer (name, email, company, value), the
+//!   survey, the score and the comment, and link to the task's page
+//!   `{PUBLIC_URL}/app/followups/{id}`. They are multipart: `Label: value` text lines and
+//!   HTML in a proportional font, customer text escaped.
 
 pub mod transitions;
 mod triage;
@@ -22,7 +27,9 @@ use serde_json::json;
 use crate::config::Settings;
 use crate::domain::{new_id, now, Category, IdPrefix, SurveyKind};
 use crate::error::AppError;
-use crate::store::followups::{self, FollowupChanges, OPEN_STATUSES};
+use crate::store::followups::{
+    self, FollowupChanges, InboxFilter, Sort, TaskListItem, OPEN_STATUSES,
+};
 use crate::store::models::{ContactRow, EmailRow, FollowupRow, ResponseRow, SurveyRow};
 use crate::store::DbConnection;
 
@@ -175,7 +182,7 @@ pub fn on_response(
             Some(json!({"from": task.status, "to": "open", "reason": "score_lowered"})),
         )?;
         // Reopened by the customer: the team hears about it again (after the grace period).
-        queue_alert(conn, rules, survey, &task)?;
+        queue_alert(conn, rules, &task)?;
     } else if !score_changed && before.comment == response.comment {
         return Ok(Vec::new());
     }
@@ -231,30 +238,22 @@ fn create(
             Some(json!({"from": null, "to": assignee})),
         )?;
     }
-    queue_alert(conn, rules, survey, &row)?;
+    queue_alert(conn, rules, &row)?;
     Ok(row)
 }
 
 /// Queues the alert about `task` to its assignee or `TEAM_EMAIL`, due after the grace period
 /// (`ALERT_DELAY_SECONDS`), unless one is already waiting. Its text is written again when it
 /// goes out (`prepare_alerts`), so it carries the answer as it stands then.
-fn queue_alert(
-    conn: &mut DbConnection,
-    rules: &Rules,
-    survey: &SurveyRow,
-    task: &FollowupRow,
-) -> Result<(), AppError> {
+fn queue_alert(conn: &mut DbConnection, rules: &Rules, task: &FollowupRow) -> Result<(), AppError> {
     let Some(to) = task.assignee.clone().or_else(|| rules.team_email.clone()) else {
         return Ok(());
     };
     if crate::store::emails::alert_pending(conn, &task.id)? {
         return Ok(());
     }
-    let contact = match &task.contact_id {
-        Some(id) => crate::store::contacts::get(conn, id).ok(),
-        None => None,
-    };
-    let alert = alert_content(rules, survey, contact.as_ref(), task);
+    let item = followups::item(conn, &task.id)?;
+    let alert = alert_content(rules, &item);
     crate::store::emails::enqueue(
         conn,
         crate::store::emails::NewEmail {
@@ -268,6 +267,35 @@ fn queue_alert(
             reply_to: None,
             body_html: Some(&alert.html),
             send_at: Some(now() + rules.alert_delay),
+        },
+    )?;
+    Ok(())
+}
+
+/// Queues the `followup_assigned` email telling `to` that `actor` gave them task `task_id`
+/// (sent by the dispatcher, retried like every email).
+fn queue_assignment(
+    conn: &mut DbConnection,
+    rules: &Rules,
+    task_id: &str,
+    to: &str,
+    actor: &str,
+) -> Result<(), AppError> {
+    let item = followups::item(conn, task_id)?;
+    let mail = assignment_content(rules, &item, actor);
+    crate::store::emails::enqueue(
+        conn,
+        crate::store::emails::NewEmail {
+            kind: "followup_assigned",
+            to,
+            subject: &mail.subject,
+            body_text: &mail.text,
+            in_reply_to: None,
+            followup_id: Some(task_id),
+            from_name: None,
+            reply_to: None,
+            body_html: Some(&mail.html),
+            send_at: None,
         },
     )?;
     Ok(())
@@ -323,19 +351,14 @@ fn current_alert(
     rules: &Rules,
     task_id: &str,
 ) -> Result<Option<Alert>, AppError> {
-    let task = followups::get(conn, task_id)?;
-    if !OPEN_STATUSES.contains(&task.status.as_str()) {
+    let item = followups::item(conn, task_id)?;
+    if !OPEN_STATUSES.contains(&item.task.status.as_str()) {
         return Ok(None);
     }
-    let survey = crate::store::surveys::get(conn, &task.survey_id)?;
-    let contact = match &task.contact_id {
-        Some(id) => crate::store::contacts::get(conn, id).ok(),
-        None => None,
-    };
-    Ok(Some(alert_content(rules, &survey, contact.as_ref(), &task)))
+    Ok(Some(alert_content(rules, &item)))
 }
 
-/// An alert or digest: subject, plain text and HTML.
+/// An alert, assignment or digest: subject, plain text and HTML.
 struct Alert {
     subject: String,
     text: String,
@@ -358,104 +381,109 @@ fn esc(text: &str) -> String {
     out
 }
 
-/// How a customer is named in alerts and digests.
-fn who(contact: Option<&ContactRow>) -> String {
-    match contact {
-        Some(c) if c.erased_at.is_some() => "an erased contact".into(),
-        Some(c) => match (&c.name, &c.email) {
-            (Some(n), Some(e)) => format!("{n} <{e}>"),
-            (None, Some(e)) => e.clone(),
-            (Some(n), None) => n.clone(),
-            (None, None) => c.external_id.clone().unwrap_or_else(|| c.id.clone()),
-        },
-        None => "an anonymous customer".into(),
+/// How a task's customer is named in emails.
+fn who(item: &TaskListItem) -> String {
+    if item.task.contact_id.is_none() {
+        return "an anonymous customer".into();
+    }
+    if item.contact_erased {
+        return "an erased contact".into();
+    }
+    match (&item.contact_name, &item.contact_email) {
+        (Some(n), Some(e)) => format!("{n} <{e}>"),
+        (None, Some(e)) => e.clone(),
+        (Some(n), None) => n.clone(),
+        (None, None) => "a contact without name or email".into(),
     }
 }
 
-/// Where a task can be looked at. There is no team web page yet, and an API URL opened in a
-/// browser answers a JSON 401, so alerts give the task id and the API call, not a link.
-fn where_to_find(task_id: &str) -> String {
-    format!("GET /api/v1/followups/{task_id} (with an API key)")
+/// The task's page in the team's workspace.
+fn task_link(rules: &Rules, task_id: &str) -> String {
+    format!("{}/app/followups/{task_id}", rules.public_url)
 }
 
-/// The page around an alert or digest: proportional font, readable on a phone.
-fn html_page(title: &str, inner: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
-<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{inner}</body></html>",
-        esc(title)
+/// `Detractor` (NPS) or `Unsatisfied` (CSAT), and the top of the scale.
+fn label_and_max(item: &TaskListItem) -> (&'static str, i32) {
+    let max = scale(&item.survey_kind);
+    (
+        if max == 10 {
+            "Detractor"
+        } else {
+            "Unsatisfied"
+        },
+        max,
     )
 }
 
-/// The alert to the team about an open task, from the task's current score and comment.
-fn alert_content(
-    rules: &Rules,
-    survey: &SurveyRow,
-    contact: Option<&ContactRow>,
-    task: &FollowupRow,
-) -> Alert {
-    let _ = rules;
-    let who = who(contact);
-    let max = scale(&survey.kind);
-    let label = if max == 10 {
-        "Detractor"
-    } else {
-        "Unsatisfied"
-    };
-    let subject = format!(
-        "[Closeloop] {label} {}/{max} from {who} ({})",
-        task.score, survey.name
-    );
-    let comment = task
+fn quoted_comment(item: &TaskListItem, none: &str) -> String {
+    item.task
         .comment
         .as_deref()
         .filter(|c| !c.trim().is_empty())
         .map(|c| format!("\"{c}\""))
-        .unwrap_or_else(|| "(none)".into());
-    let mut rows: Vec<(String, String)> = vec![
+        .unwrap_or_else(|| none.into())
+}
+
+/// What an email says about a task, as label and value: score, comment, the customer
+/// (name, email, company, plan, value), survey, due time and assignee.
+fn task_rows(item: &TaskListItem) -> Vec<(&'static str, String)> {
+    let (label, max) = label_and_max(item);
+    let t = &item.task;
+    let mut rows = vec![
         (
-            "Score".into(),
-            format!("{}/{max} ({})", task.score, label.to_lowercase()),
+            "Score",
+            format!("{}/{max} ({})", t.score, label.to_lowercase()),
         ),
-        ("Comment".into(), comment),
-        ("Customer".into(), who.clone()),
+        ("Comment", quoted_comment(item, "(none)")),
     ];
-    if let Some(c) = contact.filter(|c| c.erased_at.is_none()) {
-        if let Some(v) = c.value {
-            rows.push(("Value".into(), v.to_string()));
-        }
-        if let Ok(serde_json::Value::Object(props)) =
-            serde_json::from_str::<serde_json::Value>(&c.properties)
-        {
-            for (k, v) in props.iter().filter(|(k, _)| k.as_str() != "value") {
-                rows.push((
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                ));
-            }
-        }
+    if t.contact_id.is_none() || item.contact_erased {
+        rows.push(("Customer", who(item)));
+    } else {
+        rows.push((
+            "Customer",
+            item.contact_name
+                .clone()
+                .unwrap_or_else(|| "(no name)".into()),
+        ));
+        rows.push((
+            "Email",
+            item.contact_email
+                .clone()
+                .unwrap_or_else(|| "(none)".into()),
+        ));
     }
-    rows.push(("Survey".into(), survey.name.clone()));
+    if let Some(c) = &item.company {
+        rows.push(("Company", c.clone()));
+    }
+    if let Some(p) = &item.plan {
+        rows.push(("Plan", p.clone()));
+    }
+    if let Some(v) = item.value {
+        rows.push(("Value", v.to_string()));
+    }
+    rows.push(("Survey", item.survey_name.clone()));
+    rows.push(("Due", format!("{} UTC", t.due_at.format("%Y-%m-%d %H:%M"))));
     rows.push((
-        "Due".into(),
-        format!("{} UTC", task.due_at.format("%Y-%m-%d %H:%M")),
+        "Assignee",
+        t.assignee.clone().unwrap_or_else(|| "nobody yet".into()),
     ));
-    if let Some(a) = &task.assignee {
-        rows.push(("Assignee".into(), a.clone()));
-    }
-    rows.push(("Task".into(), task.id.clone()));
-    let mut text = String::from("A customer is unhappy and needs a follow-up.\n\n");
+    rows
+}
+
+/// An email about one task: a lead sentence, the task's rows and a link to its page. The
+/// text part is `Label: value` lines (no column alignment, so it reads the same in any
+/// font); the HTML part a table in the page's proportional font.
+fn task_email(rules: &Rules, subject: String, lead: &str, item: &TaskListItem) -> Alert {
+    let rows = task_rows(item);
+    let link = task_link(rules, &item.task.id);
+    let mut text = format!("{lead}\n\n");
     for (k, v) in &rows {
-        text.push_str(&format!("{:<9} {v}\n", format!("{k}:")));
+        text.push_str(&format!("{k}: {v}\n"));
     }
-    text.push_str(&format!(
-        "\nFind the task with {}.\n",
-        where_to_find(&task.id)
-    ));
-    let mut html = String::from(
-        "<p style=\"margin:0 0 12px\">A customer is unhappy and needs a follow-up.</p><table role=\"presentation\" style=\"border-collapse:collapse\">",
+    text.push_str(&format!("\nOpen the task: {link}\n"));
+    let mut html = format!(
+        "<p style=\"margin:0 0 12px\">{}</p><table role=\"presentation\" style=\"border-collapse:collapse\">",
+        esc(lead)
     );
     for (k, v) in &rows {
         html.push_str(&format!(
@@ -465,14 +493,64 @@ fn alert_content(
         ));
     }
     html.push_str(&format!(
-        "</table><p style=\"margin:16px 0 0;color:#57606a\">Find the task with <code>{}</code>.</p>",
-        esc(&where_to_find(&task.id))
+        "</table><p style=\"margin:16px 0 0\"><a href=\"{0}\" style=\"display:inline-block;padding:8px 16px;background:#0969da;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:600\">Open the task</a></p><p style=\"margin:8px 0 0;color:#57606a;font-size:14px\">{0}</p>",
+        esc(&link)
     ));
     Alert {
         html: html_page(&subject, &html),
         subject,
         text,
     }
+}
+
+/// The page around an email to the team: proportional font, readable on a phone.
+fn html_page(title: &str, inner: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
+<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{inner}</body></html>",
+        esc(title)
+    )
+}
+
+/// The alert to the team about an open task, from the task's current score and comment.
+fn alert_content(rules: &Rules, item: &TaskListItem) -> Alert {
+    let (label, max) = label_and_max(item);
+    let subject = format!(
+        "[Closeloop] {label} {}/{max} from {} ({})",
+        item.task.score,
+        who(item),
+        item.survey_name
+    );
+    task_email(
+        rules,
+        subject,
+        "A customer is unhappy and needs a follow-up.",
+        item,
+    )
+}
+
+/// How an actor is named in an email: the person's email, an API key's name, else Closeloop.
+fn actor_name(actor: &str) -> String {
+    if let Some(email) = actor.strip_prefix("user:") {
+        email.to_string()
+    } else if let Some(key) = actor.strip_prefix("api-key:") {
+        format!("The API key \"{key}\"")
+    } else {
+        "Closeloop".into()
+    }
+}
+
+/// The email to a person a task was assigned to.
+fn assignment_content(rules: &Rules, item: &TaskListItem, actor: &str) -> Alert {
+    let (label, max) = label_and_max(item);
+    let subject = format!(
+        "[Closeloop] Assigned to you: {label} {}/{max} from {} ({})",
+        item.task.score,
+        who(item),
+        item.survey_name
+    );
+    let lead = format!("{} assigned you a follow-up task.", actor_name(actor));
+    task_email(rules, subject, &lead, item)
 }
 
 /// Once a day (from `DIGEST_HOUR_UTC`), queues one digest of overdue tasks to `TEAM_EMAIL`,
@@ -495,11 +573,15 @@ pub fn daily_digest(
         if !crate::store::jobs::claim_run(conn, "overdue_digest", &period, t)? {
             return Ok(false);
         }
-        let overdue = followups::overdue(conn, 200)?;
+        let filter = InboxFilter {
+            overdue: Some(true),
+            ..Default::default()
+        };
+        let overdue = followups::search(conn, &filter, Sort::DueAt, 0, 200)?;
         if overdue.is_empty() {
             return Ok(false);
         }
-        let digest = digest_content(conn, &overdue)?;
+        let digest = digest_content(rules, &overdue);
         crate::store::emails::enqueue(
             conn,
             crate::store::emails::NewEmail {
@@ -519,62 +601,61 @@ pub fn daily_digest(
     })
 }
 
-/// The overdue digest: each task with its customer, survey, score and comment.
-fn digest_content(conn: &mut DbConnection, overdue: &[FollowupRow]) -> Result<Alert, AppError> {
+/// The overdue digest: each task with its customer (name, email, company, value), survey,
+/// score, comment and a link to its page.
+fn digest_content(rules: &Rules, overdue: &[TaskListItem]) -> Alert {
     let subject = format!("[Closeloop] {} overdue follow-up task(s)", overdue.len());
     let mut text = format!("{} follow-up task(s) are overdue:\n", overdue.len());
     let mut html = format!(
         "<p style=\"margin:0 0 12px\">{} follow-up task(s) are overdue:</p><ol style=\"padding-left:20px;margin:0\">",
         overdue.len()
     );
-    let mut surveys: std::collections::HashMap<String, SurveyRow> = Default::default();
-    for f in overdue {
-        if !surveys.contains_key(&f.survey_id) {
-            let s = crate::store::surveys::get(conn, &f.survey_id)?;
-            surveys.insert(f.survey_id.clone(), s);
+    for item in overdue {
+        let f = &item.task;
+        let customer = who(item);
+        let (_, max) = label_and_max(item);
+        let comment = quoted_comment(item, "(no comment)");
+        let mut about: Vec<String> = Vec::new();
+        if let Some(c) = &item.company {
+            about.push(format!("Company: {c}"));
         }
-        let survey = &surveys[&f.survey_id];
-        let contact = match &f.contact_id {
-            Some(id) => crate::store::contacts::get(conn, id).ok(),
-            None => None,
-        };
-        let customer = who(contact.as_ref());
-        let max = scale(&survey.kind);
-        let comment = f
-            .comment
-            .as_deref()
-            .filter(|c| !c.trim().is_empty())
-            .map(|c| format!("\"{c}\""))
-            .unwrap_or_else(|| "(no comment)".into());
+        if let Some(v) = item.value {
+            about.push(format!("Value: {v}"));
+        }
+        let about = about.join(", ");
         let due = format!("{} UTC", f.due_at.format("%Y-%m-%d %H:%M"));
         let assignee = f.assignee.as_deref().unwrap_or("unassigned");
+        let link = task_link(rules, &f.id);
         text.push_str(&format!(
-            "\n- {customer}, {}: score {}/{max}\n  Comment: {comment}\n  Due {due}, {} ({assignee})\n  Task {}: {}\n",
-            survey.name,
-            f.score,
-            f.status,
-            f.id,
-            where_to_find(&f.id)
+            "\n- {customer}, {}: score {}/{max}\n",
+            item.survey_name, f.score
+        ));
+        if !about.is_empty() {
+            text.push_str(&format!("  {about}\n"));
+        }
+        text.push_str(&format!(
+            "  Comment: {comment}\n  Due {due}, {} ({assignee})\n  Open: {link}\n",
+            f.status
         ));
         html.push_str(&format!(
-            "<li style=\"margin:0 0 12px\"><strong>{}</strong>, {}: score <strong>{}/{max}</strong><br>Comment: {}<br>Due {}, {} ({})<br><span style=\"color:#57606a\">Task {}: <code>{}</code></span></li>",
+            "<li style=\"margin:0 0 12px\"><strong>{}</strong>, {}: score <strong>{}/{max}</strong><br>{}Comment: {}<br>Due {}, {} ({})<br><a href=\"{}\">Open the task</a></li>",
             esc(&customer),
-            esc(&survey.name),
+            esc(&item.survey_name),
             f.score,
+            if about.is_empty() { String::new() } else { format!("{}<br>", esc(&about)) },
             esc(&comment),
             esc(&due),
             esc(&f.status),
             esc(assignee),
-            esc(&f.id),
-            esc(&where_to_find(&f.id))
+            esc(&link)
         ));
     }
     html.push_str("</ol>");
-    Ok(Alert {
+    Alert {
         html: html_page(&subject, &html),
         subject,
         text,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -17,16 +17,22 @@ use crate::webhooks;
 /// Changes to a task. Absent fields stay; `assignee: Some(None)` unassigns.
 #[derive(Debug, Clone, Default)]
 pub struct Change {
-    /// Along `open → in_progress → resolved | dismissed`; `open` again reopens.
+    /// Along `open → in_progress → resolved | dismissed` (or `open → resolved | dismissed`
+    /// at once); `open` again reopens.
     pub status: Option<String>,
+    /// An assignee that is an email address is stored lowercased (as team members and
+    /// survey rules name people); other text is stored trimmed.
     pub assignee: Option<Option<String>>,
-    /// How it ended, with `resolved` or `dismissed`.
+    /// How it ended, with `resolved` or `dismissed`: one of `FOLLOWUP_OUTCOMES`.
     pub outcome: Option<String>,
+    /// A note logged with the change (a `note` activity, in the same transaction).
+    pub note: Option<String>,
 }
 
 impl Change {
-    /// Field errors for a status that does not exist or an outcome without a closing status.
-    pub fn check(&self) -> Result<(), AppError> {
+    /// Field errors for a status that does not exist, an outcome without a closing status
+    /// or not among `outcomes` (`Settings::followup_outcomes`), or a blank note.
+    pub fn check(&self, outcomes: &[String]) -> Result<(), AppError> {
         if let Some(s) = &self.status {
             if !transitions::STATUSES.contains(&s.as_str()) {
                 return Err(AppError::field(
@@ -35,44 +41,75 @@ impl Change {
                 ));
             }
         }
-        if self.outcome.is_some()
-            && !matches!(self.status.as_deref(), Some("resolved" | "dismissed"))
-        {
-            return Err(AppError::field(
-                "outcome",
-                "goes with status resolved or dismissed",
-            ));
+        if let Some(outcome) = &self.outcome {
+            if !matches!(self.status.as_deref(), Some("resolved" | "dismissed")) {
+                return Err(AppError::field(
+                    "outcome",
+                    "goes with status resolved or dismissed",
+                ));
+            }
+            if !outcomes.iter().any(|o| o == outcome) {
+                return Err(AppError::field(
+                    "outcome",
+                    format!("must be one of {}", outcomes.join(", ")),
+                ));
+            }
+        }
+        if self.note.as_deref().is_some_and(|n| n.trim().is_empty()) {
+            return Err(AppError::field("note", "must not be blank"));
         }
         Ok(())
     }
 }
 
-/// Applies `change` to task `id` as `actor`: a status change must follow the transitions
-/// (409 `invalid_transition` says why), each change is logged, and nothing is written when
-/// nothing changes.
+/// Applies `change` to task `id` as `actor`, after [`Change::check`] with
+/// `Settings::followup_outcomes` (`user:<email>`, `api-key:<name>`…): a status
+/// change must follow the transitions (409 `invalid_transition` says why), each change is
+/// logged, and nothing is written when nothing changes. A task newly assigned to an email
+/// address queues a `followup_assigned` email to it, unless the actor is that person
+/// (`user:<same email>`).
 pub async fn change(
     state: &AppState,
     id: &str,
     change: Change,
     actor: &str,
 ) -> Result<FollowupRow, AppError> {
-    change.check()?;
+    let rules = super::Rules::from_settings(&state.settings);
+    let outcomes = state.settings.followup_outcomes.clone();
     let (id, actor) = (id.to_string(), actor.to_string());
-    let row = state
+    let (row, emailed) = state
         .db
-        .write(move |conn| conn.transaction(|conn| change_in_tx(conn, &id, &change, &actor)))
+        .write(move |conn| {
+            conn.transaction(|conn| change_in_tx(conn, &rules, &outcomes, &id, &change, &actor))
+        })
         .await?;
     state.wake_webhooks.notify_one();
+    if emailed {
+        state.wake_dispatcher.notify_one();
+    }
     Ok(row)
 }
 
+/// The assignee as stored: an email address lowercased, other text trimmed.
+fn normalize_assignee(raw: &str) -> String {
+    match crate::domain::Email::parse(raw) {
+        Ok(e) => e.as_str().to_string(),
+        Err(_) => raw.trim().to_string(),
+    }
+}
+
+/// Returns the task and whether an assignment email was queued.
 fn change_in_tx(
     conn: &mut DbConnection,
+    rules: &super::Rules,
+    outcomes: &[String],
     id: &str,
     b: &Change,
     actor: &str,
-) -> Result<FollowupRow, AppError> {
+) -> Result<(FollowupRow, bool), AppError> {
+    // An unknown task is a 404 whatever the change (checked first).
     let task = followups::get(conn, id)?;
+    b.check(outcomes)?;
     let t = now();
     let mut changes = FollowupChanges {
         updated_at: Some(t),
@@ -98,8 +135,9 @@ fn change_in_tx(
             )?;
         }
     }
+    let mut newly_assigned = None;
     if let Some(assignee) = &b.assignee {
-        let assignee = assignee.as_ref().map(|a| a.trim().to_string());
+        let assignee = assignee.as_deref().map(normalize_assignee);
         if assignee != task.assignee {
             changed = true;
             followups::log(
@@ -110,20 +148,37 @@ fn change_in_tx(
                 None,
                 Some(json!({"from": task.assignee, "to": assignee})),
             )?;
+            newly_assigned.clone_from(&assignee);
             changes.assignee = Some(assignee);
         }
     }
-    if !changed {
-        return Ok(task);
+    let note = b.note.as_deref().map(str::trim).filter(|n| !n.is_empty());
+    if let Some(text) = note {
+        followups::log(conn, id, "note", actor, Some(text), None)?;
     }
-    let what = match (changes.status.is_some(), changes.assignee.is_some()) {
-        (true, true) => "status_changed,assigned",
-        (true, false) => "status_changed",
-        _ => "assigned",
-    };
+    if !changed && note.is_none() {
+        return Ok((task, false));
+    }
+    let mut what: Vec<&str> = Vec::new();
+    if changes.status.is_some() {
+        what.push("status_changed");
+    }
+    if changes.assignee.is_some() {
+        what.push("assigned");
+    }
+    if note.is_some() {
+        what.push("note");
+    }
     let row = followups::update(conn, id, &changes)?;
-    webhooks::enqueue_followup(conn, false, &row, what, actor)?;
-    Ok(row)
+    webhooks::enqueue_followup(conn, false, &row, &what.join(","), actor)?;
+    let mut emailed = false;
+    if let Some(to) = newly_assigned {
+        if to.parse::<lettre::Address>().is_ok() && actor != format!("user:{to}") {
+            super::queue_assignment(conn, rules, &row.id, &to, actor)?;
+            emailed = true;
+        }
+    }
+    Ok((row, emailed))
 }
 
 /// Adds a note to task `id` as `actor`.

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::{ActivityRow, FollowupRow};
-use super::schema::{followup_activities, followups};
+use super::schema::{contacts, followup_activities, followups, surveys};
 use super::DbConnection;
 use crate::domain::{new_id, now, IdPrefix};
 use crate::error::AppError;
@@ -106,42 +106,237 @@ pub fn update(
     get(conn, id)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sort {
     /// Most valuable contact first, then the lower score, then the older answer.
+    #[default]
     Priority,
+    /// Soonest due first.
     DueAt,
+    /// Newest first.
     CreatedAt,
 }
 
-#[derive(Debug, Default, Clone)]
-pub struct FollowupFilter {
-    pub status: Option<String>,
-    pub assignee: Option<String>,
-    pub survey_id: Option<String>,
-    /// Only tasks still open or in progress whose due time has passed.
-    pub overdue: Option<bool>,
+/// Whom a list of tasks is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum AssigneeFilter {
+    /// Assigned or not.
+    #[default]
+    Any,
+    /// Tasks nobody is assigned to.
+    Unassigned,
+    /// Tasks assigned to exactly this assignee (an email address for team members).
+    Is(String),
 }
 
-/// A page of tasks in a stable order (every order ends with the id).
-pub fn list(
+/// Which tasks an inbox or the API list shows. Every field narrows the list; the default
+/// shows every task.
+#[derive(Debug, Clone, Default)]
+pub struct InboxFilter {
+    /// Any of these statuses (`open`, `in_progress`, `resolved`, `dismissed`); empty: all.
+    pub statuses: Vec<String>,
+    pub assignee: AssigneeFilter,
+    pub survey_id: Option<String>,
+    /// Score band, inclusive at both ends (NPS detractors: 0 to 6; CSAT unsatisfied: 1 to 2).
+    pub min_score: Option<i32>,
+    pub max_score: Option<i32>,
+    /// The contact's property `key` (see [`is_property_key`]) equals `value`, compared as
+    /// text: a string as is, a number as written (`120000`), a boolean as `true`/`false`.
+    pub property: Option<(String, String)>,
+    /// Answered at or after this time (UTC).
+    pub answered_from: Option<NaiveDateTime>,
+    /// Answered before this time (UTC, exclusive).
+    pub answered_before: Option<NaiveDateTime>,
+    /// `Some(true)`: only open or in-progress tasks past due; `Some(false)`: the others.
+    pub overdue: Option<bool>,
+    /// Case-insensitive substring of the comment, or the contact's name, email or `company`
+    /// property (SQLite folds the case of ASCII letters only).
+    pub q: Option<String>,
+}
+
+/// A task with what a list shows of its contact and survey (one query, joined).
+#[derive(Debug, Clone)]
+pub struct TaskListItem {
+    pub task: FollowupRow,
+    /// `None` for anonymous answers and erased contacts (as are the other contact fields).
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    /// The contact was erased (its personal data is gone).
+    pub contact_erased: bool,
+    /// The contact's `company` property, when present.
+    pub company: Option<String>,
+    /// The contact's `plan` property, when present.
+    pub plan: Option<String>,
+    /// The contact's `value` property (yearly revenue or lifetime value), when known.
+    pub value: Option<f64>,
+    pub survey_name: String,
+    /// `nps` or `csat`.
+    pub survey_kind: String,
+}
+
+/// How many tasks each inbox view holds, under the same common filter.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ViewCounts {
+    /// Open or in progress.
+    pub open: i64,
+    /// Open or in progress, assigned to me.
+    pub mine: i64,
+    /// Open or in progress, assigned to nobody.
+    pub unassigned: i64,
+    /// Open or in progress and past due.
+    pub overdue: i64,
+    /// Resolved or dismissed.
+    pub closed: i64,
+    pub all: i64,
+}
+
+/// Whether `key` may name a contact property in a filter: 1 to 100 ASCII letters, digits,
+/// `_` or `-` (as report segments).
+pub fn is_property_key(key: &str) -> bool {
+    (1..=100).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// `text` as a LIKE pattern matching it anywhere, lowercased, with `\` escaping `%` and `_`.
+fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
+/// Tasks joined with their survey and (when any) contact.
+macro_rules! joined {
+    () => {
+        followups::table
+            .inner_join(surveys::table.on(surveys::id.eq(followups::survey_id)))
+            .left_join(contacts::table.on(followups::contact_id.eq(contacts::id.nullable())))
+    };
+}
+
+type ItemColumns = (
+    FollowupRow,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<f64>,
+    Option<NaiveDateTime>,
+    String,
+    String,
+);
+
+/// The columns of a [`TaskListItem`] over `joined!()`.
+macro_rules! item_columns {
+    () => {
+        (
+            FollowupRow::as_select(),
+            contacts::name.nullable(),
+            contacts::email.nullable(),
+            contacts::properties.nullable(),
+            contacts::value.nullable(),
+            contacts::erased_at.nullable(),
+            surveys::name,
+            surveys::kind,
+        )
+    };
+}
+
+/// Narrows boxed query `$q` over `joined!()` by the filters an inbox view does not set:
+/// survey, score band, property, answer dates and text.
+macro_rules! common_filters {
+    ($q:ident, $f:expr, $pg:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let f: &InboxFilter = $f;
+        if let Some(v) = &f.survey_id {
+            $q = $q.filter(followups::survey_id.eq(v.clone()));
+        }
+        if let Some(v) = f.min_score {
+            $q = $q.filter(followups::score.ge(v));
+        }
+        if let Some(v) = f.max_score {
+            $q = $q.filter(followups::score.le(v));
+        }
+        if let Some(v) = f.answered_from {
+            $q = $q.filter(followups::answered_at.ge(v));
+        }
+        if let Some(v) = f.answered_before {
+            $q = $q.filter(followups::answered_at.lt(v));
+        }
+        if let Some((key, value)) = &f.property {
+            if !is_property_key(key) {
+                return Err(AppError::field(
+                    "property",
+                    "must be 1 to 100 letters, digits, _ or -",
+                ));
+            }
+            if $pg {
+                $q = $q.filter(
+                    sql::<Bool>("(contacts.properties::jsonb ->> ")
+                        .bind::<Text, _>(key.clone())
+                        .sql(") = ")
+                        .bind::<Text, _>(value.clone()),
+                );
+            } else {
+                let path = format!("$.\"{key}\"");
+                $q = $q.filter(
+                    sql::<Bool>("(CASE json_type(contacts.properties, ")
+                        .bind::<Text, _>(path.clone())
+                        .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
+                        .bind::<Text, _>(path)
+                        .sql(") AS TEXT) END) = ")
+                        .bind::<Text, _>(value.clone()),
+                );
+            }
+        }
+        if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            let p = contains_pattern(text);
+            let company = if $pg {
+                "(contacts.properties::jsonb ->> 'company')"
+            } else {
+                "json_extract(contacts.properties, '$.company')"
+            };
+            $q = $q.filter(
+                sql::<Bool>("(LOWER(followups.comment) LIKE ")
+                    .bind::<Text, _>(p.clone())
+                    .sql(" ESCAPE '\\' OR (contacts.erased_at IS NULL AND (LOWER(contacts.name) LIKE ")
+                    .bind::<Text, _>(p.clone())
+                    .sql(" ESCAPE '\\' OR LOWER(contacts.email) LIKE ")
+                    .bind::<Text, _>(p.clone())
+                    .sql(&format!(" ESCAPE '\\' OR LOWER({company}) LIKE "))
+                    .bind::<Text, _>(p)
+                    .sql(" ESCAPE '\\')))"),
+            );
+        }
+    }};
+}
+
+/// A page of tasks matching `f`, in `sort` order (every order ends with the id, so pages
+/// are stable): up to `limit` items from `offset`. One query, whatever the filter.
+pub fn search(
     conn: &mut DbConnection,
-    f: &FollowupFilter,
+    f: &InboxFilter,
     sort: Sort,
     offset: i64,
     limit: i64,
-) -> Result<Vec<FollowupRow>, AppError> {
-    let mut q = followups::table
-        .select(FollowupRow::as_select())
-        .into_boxed();
-    if let Some(v) = &f.status {
-        q = q.filter(followups::status.eq(v.clone()));
+) -> Result<Vec<TaskListItem>, AppError> {
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    let mut q = joined!().select(item_columns!()).into_boxed();
+    common_filters!(q, f, pg);
+    if !f.statuses.is_empty() {
+        q = q.filter(followups::status.eq_any(f.statuses.clone()));
     }
-    if let Some(v) = &f.assignee {
-        q = q.filter(followups::assignee.eq(v.clone()));
-    }
-    if let Some(v) = &f.survey_id {
-        q = q.filter(followups::survey_id.eq(v.clone()));
+    match &f.assignee {
+        AssigneeFilter::Any => {}
+        AssigneeFilter::Unassigned => q = q.filter(followups::assignee.is_null()),
+        AssigneeFilter::Is(a) => q = q.filter(followups::assignee.eq(a.clone())),
     }
     match f.overdue {
         Some(true) => {
@@ -168,18 +363,91 @@ pub fn list(
         Sort::DueAt => q.order((followups::due_at.asc(), followups::id.asc())),
         Sort::CreatedAt => q.order(followups::id.desc()),
     };
-    Ok(q.offset(offset).limit(limit + 1).load(conn)?)
+    let rows: Vec<ItemColumns> = q.offset(offset).limit(limit).load(conn)?;
+    Ok(rows.into_iter().map(list_item).collect())
 }
 
-/// Open or in-progress tasks past their due time, most overdue first.
-pub fn overdue(conn: &mut DbConnection, limit: i64) -> Result<Vec<FollowupRow>, AppError> {
-    Ok(followups::table
-        .filter(followups::status.eq_any(OPEN_STATUSES))
-        .filter(followups::due_at.lt(now()))
-        .order((followups::due_at.asc(), followups::id.asc()))
-        .limit(limit)
-        .select(FollowupRow::as_select())
-        .load(conn)?)
+/// One task as a list item (404 when there is none).
+pub fn item(conn: &mut DbConnection, id: &str) -> Result<TaskListItem, AppError> {
+    let row: Option<ItemColumns> = joined!()
+        .filter(followups::id.eq(id))
+        .select(item_columns!())
+        .first(conn)
+        .optional()?;
+    row.map(list_item).ok_or(AppError::NotFound("follow-up"))
+}
+
+/// How many tasks each inbox view (open, mine, unassigned, overdue, closed, all) holds
+/// under the common part of `f` (survey, score band, property, answer dates, text; its
+/// statuses, assignee and overdue are ignored), `me` being the assignee of "mine". One query.
+pub fn view_counts(
+    conn: &mut DbConnection,
+    me: &str,
+    f: &InboxFilter,
+) -> Result<ViewCounts, AppError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::{BigInt, Text, Timestamp};
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    const OPEN: &str = "followups.status IN ('open', 'in_progress')";
+    let sum = |cond: &str| format!("COALESCE(SUM(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)");
+    let mut q = joined!()
+        .select((
+            sql::<BigInt>(&sum(OPEN)),
+            sql::<BigInt>(&format!(
+                "COALESCE(SUM(CASE WHEN {OPEN} AND followups.assignee = "
+            ))
+            .bind::<Text, _>(me.to_string())
+            .sql(" THEN 1 ELSE 0 END), 0)"),
+            sql::<BigInt>(&sum(&format!("{OPEN} AND followups.assignee IS NULL"))),
+            sql::<BigInt>(&format!(
+                "COALESCE(SUM(CASE WHEN {OPEN} AND followups.due_at < "
+            ))
+            .bind::<Timestamp, _>(now())
+            .sql(" THEN 1 ELSE 0 END), 0)"),
+            sql::<BigInt>(&sum("followups.status IN ('resolved', 'dismissed')")),
+            sql::<BigInt>("COUNT(*)"),
+        ))
+        .into_boxed();
+    common_filters!(q, f, pg);
+    let (open, mine, unassigned, overdue, closed, all): (i64, i64, i64, i64, i64, i64) =
+        q.first(conn)?;
+    Ok(ViewCounts {
+        open,
+        mine,
+        unassigned,
+        overdue,
+        closed,
+        all,
+    })
+}
+
+fn list_item(r: ItemColumns) -> TaskListItem {
+    let (task, name, email, properties, value, erased_at, survey_name, survey_kind) = r;
+    let known = erased_at.is_none();
+    let props = properties
+        .filter(|_| known)
+        .and_then(|p| serde_json::from_str::<serde_json::Value>(&p).ok());
+    let prop = |key: &str| {
+        props
+            .as_ref()
+            .and_then(|p| p.get(key))
+            .and_then(|v| match v {
+                serde_json::Value::String(s) => Some(s.clone()),
+                serde_json::Value::Null => None,
+                other => Some(other.to_string()),
+            })
+    };
+    TaskListItem {
+        contact_name: name.filter(|_| known),
+        contact_email: email.filter(|_| known),
+        contact_erased: !known,
+        company: prop("company"),
+        plan: prop("plan"),
+        value: value.filter(|_| known),
+        survey_name,
+        survey_kind,
+        task,
+    }
 }
 
 /// Blanks the comments, notes and activity data of a contact's tasks.

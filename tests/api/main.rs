@@ -11,6 +11,7 @@ mod contacts;
 mod faults;
 mod followups;
 mod hostile;
+mod inbox;
 mod invitations;
 mod layers;
 mod openapi;

@@ -7,19 +7,19 @@ use validator::Validate;
 
 use super::contacts::Contact;
 use super::extract::{check_id, Caller, ValidJson};
-use super::query::{check_filter_id, enum_name, Query};
+use super::query::{check_filter_id, enum_name, Query, QueryTime};
 use super::responses::Response;
 use super::{double_option, no_null, not_blank};
 use crate::context::AppState;
 use crate::domain::{IdPrefix, Role};
 use crate::error::AppError;
 use crate::followups::{self, Change};
-use crate::store::followups::{FollowupFilter, Sort};
-pub use crate::views::{Activity, Followup};
+use crate::store::followups::{AssigneeFilter, InboxFilter, Sort};
+pub use crate::views::{Activity, Followup, FollowupItem};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FollowupList {
-    pub items: Vec<Followup>,
+    pub items: Vec<FollowupItem>,
     pub next_cursor: Option<String>,
 }
 
@@ -27,7 +27,7 @@ pub struct FollowupList {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct FollowupDetail {
     #[serde(flatten)]
-    pub followup: Followup,
+    pub followup: FollowupItem,
     pub response: Response,
     /// Absent for anonymous answers and erased contacts.
     pub contact: Option<Contact>,
@@ -58,15 +58,41 @@ pub enum FollowupStatus {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct FollowupQuery {
-    #[param(inline)]
-    pub status: Option<FollowupStatus>,
-    /// Tasks assigned to this person (exact match).
+    /// One status or a comma-separated list (`open,in_progress`) of `open`, `in_progress`,
+    /// `resolved`, `dismissed`.
+    #[param(
+        pattern = "^(open|in_progress|resolved|dismissed)(,(open|in_progress|resolved|dismissed))*$"
+    )]
+    pub status: Option<String>,
+    /// Tasks assigned to this person (exact match; team members are their lowercased email
+    /// address); `none`: tasks assigned to nobody.
     #[param(pattern = "^[^\\u0000]*$")]
     pub assignee: Option<String>,
     #[param(pattern = "^srv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")]
     pub survey_id: Option<String>,
     /// `true`: only open or in-progress tasks past due; `false`: the others.
     pub overdue: Option<bool>,
+    /// Text found (case-insensitively) in the comment, or the contact's name, email or
+    /// `company` property.
+    #[param(max_length = 200, pattern = "^[^\\u0000]*$")]
+    pub q: Option<String>,
+    /// Lowest score, inclusive (with `max_score`, a score band: NPS detractors are 0 to 6).
+    #[param(minimum = 0, maximum = 10)]
+    pub min_score: Option<i32>,
+    /// Highest score, inclusive; not below `min_score`.
+    #[param(minimum = 0, maximum = 10)]
+    pub max_score: Option<i32>,
+    /// A contact property and its value, `key:value` (`plan:enterprise`): tasks whose
+    /// contact has that property with that value (a number as written, a boolean as
+    /// `true`/`false`). The key is 1 to 100 letters, digits, `_` or `-`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,100}:[^\\u0000]*$")]
+    pub property: Option<String>,
+    /// Answered at or after this time: a date (its start, UTC) or an RFC 3339 time.
+    #[param(inline)]
+    pub since: Option<QueryTime>,
+    /// Answered before this time: a date (its start, UTC) or an RFC 3339 time; after `since`.
+    #[param(inline)]
+    pub until: Option<QueryTime>,
     /// `priority` (default: most valuable contact, then lower score, then older answer),
     /// `due_at` (soonest first) or `created_at` (newest first).
     #[param(inline)]
@@ -79,12 +105,86 @@ pub struct FollowupQuery {
     pub cursor: Option<String>,
 }
 
+impl FollowupQuery {
+    /// The store's filter, or a 422 naming the parameter.
+    fn filter(&self) -> Result<InboxFilter, AppError> {
+        let statuses = match &self.status {
+            None => Vec::new(),
+            Some(raw) => {
+                let all = ["open", "in_progress", "resolved", "dismissed"];
+                let wanted: Vec<String> = raw.split(',').map(|s| s.trim().to_string()).collect();
+                if wanted.iter().any(|s| !all.contains(&s.as_str())) {
+                    return Err(AppError::field(
+                        "status",
+                        "must be one status or a comma-separated list of open, in_progress, resolved, dismissed",
+                    ));
+                }
+                wanted
+            }
+        };
+        let assignee = match self.assignee.as_deref() {
+            None => AssigneeFilter::Any,
+            Some("none") => AssigneeFilter::Unassigned,
+            Some(a) => AssigneeFilter::Is(a.to_string()),
+        };
+        check_filter_id(&self.survey_id, "survey_id", IdPrefix::Survey)?;
+        if self.q.as_ref().is_some_and(|q| q.chars().count() > 200) {
+            return Err(AppError::field("q", "must be at most 200 characters"));
+        }
+        for (name, v) in [("min_score", self.min_score), ("max_score", self.max_score)] {
+            if v.is_some_and(|v| !(0..=10).contains(&v)) {
+                return Err(AppError::field(name, "must be from 0 to 10"));
+            }
+        }
+        if let (Some(lo), Some(hi)) = (self.min_score, self.max_score) {
+            if lo > hi {
+                return Err(AppError::field("max_score", "must not be below min_score"));
+            }
+        }
+        let property = match &self.property {
+            None => None,
+            Some(raw) => match raw.split_once(':') {
+                Some((k, v)) if crate::store::followups::is_property_key(k) => {
+                    Some((k.to_string(), v.to_string()))
+                }
+                _ => return Err(AppError::field(
+                    "property",
+                    "must be key:value, the key 1 to 100 letters, digits, _ or - (plan:enterprise)",
+                )),
+            },
+        };
+        if let (Some(a), Some(b)) = (self.since, self.until) {
+            if a.0 >= b.0 {
+                return Err(AppError::field("until", "must be after since"));
+            }
+        }
+        Ok(InboxFilter {
+            statuses,
+            assignee,
+            survey_id: self.survey_id.clone(),
+            min_score: self.min_score,
+            max_score: self.max_score,
+            property,
+            answered_from: self.since.map(|t| t.0.naive_utc()),
+            answered_before: self.until.map(|t| t.0.naive_utc()),
+            overdue: self.overdue,
+            q: self.q.clone().filter(|q| !q.trim().is_empty()),
+        })
+    }
+}
+
 /// List follow-up tasks
+///
+/// Each task with its customer's name, email and company and its survey's name (one
+/// query). Filters combine (all must hold).
 #[utoipa::path(
     operation_id = "list_followups",
     tag = "followups",
     params(FollowupQuery),
-    responses((status = 200, description = "Tasks in the requested order", body = FollowupList))
+    responses(
+        (status = 200, description = "Tasks in the requested order", body = FollowupList),
+        (status = 422, description = "A parameter is invalid; `error.fields` names it", body = crate::web::error::ErrorBody)
+    )
 )]
 #[get("/followups")]
 pub async fn list(
@@ -106,13 +206,7 @@ pub async fn list(
             .filter(|_| (1..=18).contains(&c.len()) && c.bytes().all(|b| b.is_ascii_digit()))
             .ok_or_else(|| AppError::field("cursor", "is not a cursor returned by this list"))?,
     };
-    check_filter_id(&q.survey_id, "survey_id", IdPrefix::Survey)?;
-    let filter = FollowupFilter {
-        status: q.status.map(|s| enum_name(&s)),
-        assignee: q.assignee,
-        survey_id: q.survey_id,
-        overdue: q.overdue,
-    };
+    let filter = q.filter()?;
     let sort = match q.sort.unwrap_or(SortKey::Priority) {
         SortKey::Priority => Sort::Priority,
         SortKey::DueAt => Sort::DueAt,
@@ -120,7 +214,7 @@ pub async fn list(
     };
     let mut rows = state
         .db
-        .run(move |conn| crate::store::followups::list(conn, &filter, sort, offset, limit))
+        .run(move |conn| crate::store::followups::search(conn, &filter, sort, offset, limit + 1))
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);
@@ -129,13 +223,14 @@ pub async fn list(
         None
     };
     Ok(web::Json(FollowupList {
-        items: rows.into_iter().map(Followup::from).collect(),
+        items: rows.into_iter().map(FollowupItem::from).collect(),
         next_cursor,
     }))
 }
 
 fn detail(conn: &mut crate::store::DbConnection, id: &str) -> Result<FollowupDetail, AppError> {
-    let task = crate::store::followups::get(conn, id)?;
+    let item = crate::store::followups::item(conn, id)?;
+    let task = &item.task;
     let response = crate::store::responses::get(conn, &task.response_id)?;
     let contact = match &task.contact_id {
         Some(c) => crate::store::contacts::get(conn, c).ok(),
@@ -176,7 +271,7 @@ fn detail(conn: &mut crate::store::DbConnection, id: &str) -> Result<FollowupDet
         })
         .collect();
     Ok(FollowupDetail {
-        followup: task.into(),
+        followup: item.into(),
         response: response.into(),
         contact: contact.map(Contact::from),
         earlier_responses: earlier,
@@ -216,8 +311,8 @@ pub async fn get(
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"status": "in_progress", "assignee": "lea@acme.com"}))]
 pub struct UpdateFollowup {
-    /// Along `open → in_progress → resolved | dismissed`; `open` again reopens a closed
-    /// task. Anything else is a 409 that says why.
+    /// Along `open → in_progress → resolved | dismissed`, or `open → resolved | dismissed`
+    /// at once; `open` again reopens a closed task. Anything else is a 409 that says why.
     #[serde(default, deserialize_with = "no_null")]
     #[schema(nullable = false)]
     pub status: Option<FollowupStatus>,
@@ -225,11 +320,19 @@ pub struct UpdateFollowup {
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
     #[schema(value_type = Option<String>, min_length = 1, max_length = 200, pattern = "\\S")]
     pub assignee: Option<Option<String>>,
-    /// How it ended, with `resolved` or `dismissed`.
+    /// How it ended, with `resolved` or `dismissed`: one of the outcomes configured in
+    /// `FOLLOWUP_OUTCOMES` (default `resolved_issue`, `explained`, `compensated`,
+    /// `feature_request`, `no_action_needed`, `could_not_reach`); another value is a 422
+    /// listing them.
     #[serde(default, deserialize_with = "no_null")]
-    #[validate(length(min = 1, max = 500), custom(function = "not_blank"))]
-    #[schema(nullable = false, min_length = 1, max_length = 500, pattern = "\\S")]
+    #[schema(nullable = false, pattern = "^[a-z][a-z0-9_]{0,49}$")]
     pub outcome: Option<String>,
+    /// A note logged with the change (as `POST /followups/{id}/notes` would, in the same
+    /// transaction), e.g. what was done before closing.
+    #[serde(default, deserialize_with = "no_null")]
+    #[validate(length(min = 1, max = 10000), custom(function = "not_blank"))]
+    #[schema(nullable = false, min_length = 1, max_length = 10000, pattern = "\\S")]
+    pub note: Option<String>,
 }
 
 /// Assign a task or change its status
@@ -239,9 +342,10 @@ pub struct UpdateFollowup {
     params(("id" = String, Path, description = "Follow-up id", pattern = "^fup_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
     request_body = UpdateFollowup,
     responses(
-        (status = 200, description = "The updated task", body = Followup),
+        (status = 200, description = "The updated task", body = FollowupItem),
         (status = 404, description = "No such task", body = crate::web::error::ErrorBody),
-        (status = 409, description = "The status change is not allowed; the message says why", body = crate::web::error::ErrorBody)
+        (status = 409, description = "The status change is not allowed; the message says why", body = crate::web::error::ErrorBody),
+        (status = 422, description = "An invalid field, such as an outcome not in `FOLLOWUP_OUTCOMES`; `error.fields` names it", body = crate::web::error::ErrorBody)
     )
 )]
 #[patch("/followups/{id}")]
@@ -250,7 +354,7 @@ pub async fn update(
     caller: Caller,
     id: web::Path<String>,
     body: ValidJson<UpdateFollowup>,
-) -> Result<web::Json<Followup>, AppError> {
+) -> Result<web::Json<FollowupItem>, AppError> {
     caller.require(Role::Agent)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Followup, "follow-up")?;
@@ -259,9 +363,14 @@ pub async fn update(
         status: b.status.map(|s| enum_name(&s)),
         assignee: b.assignee,
         outcome: b.outcome,
+        note: b.note.map(|text| text.trim().to_string()),
     };
     let row = followups::change(&state, &id, change, &caller.actor()).await?;
-    Ok(web::Json(row.into()))
+    let item = state
+        .db
+        .run(move |conn| crate::store::followups::item(conn, &row.id))
+        .await?;
+    Ok(web::Json(item.into()))
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -285,7 +394,7 @@ pub struct CreateNote {
     )
 )]
 #[post("/followups/{id}/notes")]
-pub async fn note(
+pub async fn add_note(
     state: web::Data<AppState>,
     caller: Caller,
     id: web::Path<String>,

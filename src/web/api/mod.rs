@@ -95,7 +95,7 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(followups::list)
             .service(followups::get)
             .service(followups::update)
-            .service(followups::note)
+            .service(followups::add_note)
             .service(followups::reply)
             .service(reports::survey_report)
             .service(reports::kind_report)
