@@ -159,6 +159,7 @@ pub struct AnswerItem {
 
 pub struct TaskItem {
     pub href: String,
+    pub survey: String,
     pub status: &'static str,
     pub badge: Badge,
     pub at: When,
@@ -266,7 +267,7 @@ struct Data {
     contact: Option<ContactRow>,
     erased: bool,
     answers: Vec<(ResponseRow, String, String)>,
-    tasks: Vec<(FollowupRow, String)>,
+    tasks: Vec<(FollowupRow, String, String)>,
     activities: Vec<ActivityRow>,
     emails: Vec<EmailRow>,
 }
@@ -314,8 +315,8 @@ fn read(conn: &mut crate::store::DbConnection, id: &str) -> Result<Data, AppErro
         }
         for t in tasks::for_contact(conn, &c.id, 21)? {
             if t.id != task.id {
-                let (_, kind) = survey_of(conn, &t.survey_id);
-                earlier.push((t, kind));
+                let (name, kind) = survey_of(conn, &t.survey_id);
+                earlier.push((t, name, kind));
             }
         }
         earlier.truncate(20);
@@ -768,7 +769,7 @@ async fn render(
             text: if overdue {
                 format!("Overdue by {}", span(at - t.due_at))
             } else {
-                format!("Due in {}", span(t.due_at - at))
+                format!("in {}", span(t.due_at - at))
             },
             overdue,
             at: when(t.due_at, at),
@@ -834,8 +835,9 @@ async fn render(
         tasks: d
             .tasks
             .iter()
-            .map(|(f, kind)| TaskItem {
+            .map(|(f, name, kind)| TaskItem {
                 href: format!("/app/followups/{}{q}", f.id),
+                survey: name.clone(),
                 status: status_label(&f.status),
                 badge: badge(kind, f.score),
                 at: when(f.answered_at, at),
