@@ -468,3 +468,17 @@ pub fn clear_text_of_contact(conn: &mut DbConnection, contact_id: &str) -> Resul
         .execute(conn)?;
     Ok(())
 }
+
+/// A contact's tasks, newest first (the task page's "earlier tasks").
+pub fn for_contact(
+    conn: &mut DbConnection,
+    contact_id: &str,
+    limit: i64,
+) -> Result<Vec<FollowupRow>, AppError> {
+    Ok(followups::table
+        .filter(followups::contact_id.eq(contact_id))
+        .order(followups::id.desc())
+        .limit(limit)
+        .select(FollowupRow::as_select())
+        .load(conn)?)
+}

@@ -12,6 +12,7 @@
 
 mod auth;
 pub mod page;
+mod task;
 mod team;
 
 use std::future::Future;
@@ -52,7 +53,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/team", web::post().to(team::invite))
         .route("/app/team/{id}", web::post().to(team::update))
         .route("/app/profile", web::get().to(team::profile))
-        .route("/app/profile", web::post().to(team::save_profile));
+        .route("/app/profile", web::post().to(team::save_profile))
+        // The task page: `{id}` routes only, after the inbox's literal ones.
+        .configure(task::configure);
 }
 
 /// `/app`: the inbox.
