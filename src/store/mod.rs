@@ -63,6 +63,7 @@ pub mod contacts;
 pub mod emails;
 pub mod followups;
 pub mod idempotency;
+pub mod inbox;
 pub mod invitations;
 pub mod jobs;
 pub mod models;

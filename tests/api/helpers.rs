@@ -423,7 +423,9 @@ impl TestApp {
     /// Creates a member, signs in through their link and reads the CSRF token off a page.
     pub async fn sign_in(&self, email: &str, name: &str, role: Role) -> Member {
         let link = self.new_member(email, name, role).await;
-        let res = self.post_form(&link, None, &[("next", "/app/profile")]).await;
+        let res = self
+            .post_form(&link, None, &[("next", "/app/profile")])
+            .await;
         assert_eq!(res.status().as_u16(), 303, "signing in redirects");
         let cookie = res
             .headers()

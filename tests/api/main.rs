@@ -4,6 +4,7 @@ mod helpers;
 mod smtp;
 
 mod api_keys;
+mod app_inbox;
 mod bad_input;
 mod cli;
 mod contacts;
