@@ -689,6 +689,17 @@ async fn bad_parameters_get_a_400_page_naming_them(app: TestApp) {
         assert!(page.contains(&format!("“{param}”")), "{query}: {page}");
         assert!(page.contains("Back to the inbox"));
     }
+    // A NUL character (PostgreSQL cannot store it) is refused before the inbox, by name.
+    for (query, param) in [
+        ("q=a%00b", "`q`"),
+        ("prop_key=plan&prop_value=%00", "`prop_value`"),
+    ] {
+        let (status, page) = app
+            .get_page(&format!("/app/followups?{query}"), &lena.cookie)
+            .await;
+        assert_eq!(status, 400, "{query}");
+        assert!(page.contains(param), "{query}: {page}");
+    }
     // Unknown parameters are ignored; a long search is refused politely.
     let (status, _) = app
         .get_page("/app/followups?utm_source=mail", &lena.cookie)

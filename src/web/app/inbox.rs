@@ -101,6 +101,9 @@ impl InboxQuery {
         };
         for (k, v) in url::form_urlencoded::parse(raw.as_bytes()) {
             let v = v.as_ref();
+            if v.contains('\0') && k != "notice" {
+                return Err(bad(&k, "must not contain a NUL character"));
+            }
             match k.as_ref() {
                 "view" => {
                     if !VIEWS.iter().any(|(n, _)| *n == v) {
@@ -437,7 +440,7 @@ fn stamp(t: NaiveDateTime) -> String {
 pub fn span(d: TimeDelta) -> String {
     let m = d.num_minutes().max(0);
     if m < 1 {
-        "now".into()
+        "just now".into()
     } else if m < 60 {
         format!("{m} min")
     } else if m < 48 * 60 {
@@ -484,7 +487,7 @@ pub fn money(v: f64) -> String {
     let digits = whole.to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);
@@ -505,9 +508,21 @@ fn row(it: TaskListItem, qs: &str, names: &HashMap<String, String>, t: NaiveDate
     let open = OPEN_STATUSES.contains(&task.status.as_str());
     let due = open.then(|| {
         if task.due_at < t {
-            (format!("Overdue {}", span(t - task.due_at)), true)
+            (
+                format!(
+                    "Overdue {}",
+                    span(t - task.due_at).replace("just now", "< 1 min")
+                ),
+                true,
+            )
         } else {
-            (format!("Due in {}", span(task.due_at - t)), false)
+            (
+                format!(
+                    "Due in {}",
+                    span(task.due_at - t).replace("just now", "< 1 min")
+                ),
+                false,
+            )
         }
     });
     let who = it
@@ -539,11 +554,18 @@ fn row(it: TaskListItem, qs: &str, names: &HashMap<String, String>, t: NaiveDate
         email: it.contact_email.filter(|e| Some(e) != Some(&who)),
         who,
         company: it.company,
-        value: it.contact_value.map(money).filter(|v| !v.is_empty()),
+        value: it
+            .contact_value
+            .filter(|v| *v > 0.0)
+            .map(money)
+            .filter(|v| !v.is_empty()),
         plan: it.plan,
         survey: it.survey_name,
         comment,
-        age: span(t - task.answered_at),
+        age: match span(t - task.answered_at) {
+            s if s == "just now" => s,
+            s => format!("{s} ago"),
+        },
         answered: task.answered_at.format("%Y-%m-%d %H:%M UTC").to_string(),
         due,
         assignee: task
