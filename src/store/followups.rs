@@ -11,6 +11,8 @@ use crate::error::AppError;
 
 /// Statuses in which a task still needs someone.
 pub const OPEN_STATUSES: [&str; 2] = ["open", "in_progress"];
+/// The closed ones.
+pub const CLOSED_STATUSES: [&str; 2] = ["resolved", "dismissed"];
 
 pub fn insert(conn: &mut DbConnection, row: &FollowupRow) -> Result<(), AppError> {
     diesel::insert_into(followups::table)
@@ -141,7 +143,8 @@ pub struct InboxFilter {
     pub min_score: Option<i32>,
     pub max_score: Option<i32>,
     /// The contact's property `key` (see [`is_property_key`]) equals `value`, compared as
-    /// text: a string as is, a number as written (`120000`), a boolean as `true`/`false`.
+    /// text ignoring case: a string as is, a number as written (`120000`), a boolean as
+    /// `true`/`false`.
     pub property: Option<(String, String)>,
     /// Answered at or after this time (UTC).
     pub answered_from: Option<NaiveDateTime>,
@@ -152,6 +155,8 @@ pub struct InboxFilter {
     /// Case-insensitive substring of the comment, or the contact's name, email or `company`
     /// property (SQLite folds the case of ASCII letters only).
     pub q: Option<String>,
+    /// Created after this time (the inbox's live poll).
+    pub created_after: Option<NaiveDateTime>,
 }
 
 /// A task with what a list shows of its contact and survey (one query, joined).
@@ -270,6 +275,9 @@ macro_rules! common_filters {
         if let Some(v) = f.answered_before {
             $q = $q.filter(followups::answered_at.lt(v));
         }
+        if let Some(v) = f.created_after {
+            $q = $q.filter(followups::created_at.gt(v));
+        }
         if let Some((key, value)) = &f.property {
             if !is_property_key(key) {
                 return Err(AppError::field(
@@ -279,20 +287,22 @@ macro_rules! common_filters {
             }
             if $pg {
                 $q = $q.filter(
-                    sql::<Bool>("(contacts.properties::jsonb ->> ")
+                    sql::<Bool>("LOWER(contacts.properties::jsonb ->> ")
                         .bind::<Text, _>(key.clone())
-                        .sql(") = ")
-                        .bind::<Text, _>(value.clone()),
+                        .sql(") = LOWER(")
+                        .bind::<Text, _>(value.clone())
+                        .sql(")"),
                 );
             } else {
                 let path = format!("$.\"{key}\"");
                 $q = $q.filter(
-                    sql::<Bool>("(CASE json_type(contacts.properties, ")
+                    sql::<Bool>("LOWER(CASE json_type(contacts.properties, ")
                         .bind::<Text, _>(path.clone())
                         .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
                         .bind::<Text, _>(path)
-                        .sql(") AS TEXT) END) = ")
-                        .bind::<Text, _>(value.clone()),
+                        .sql(") AS TEXT) END) = LOWER(")
+                        .bind::<Text, _>(value.clone())
+                        .sql(")"),
                 );
             }
         }
@@ -409,6 +419,13 @@ pub fn view_counts(
         ))
         .into_boxed();
     common_filters!(q, f, pg);
+    // An assignee filter narrows every view ("mine" with someone else's tasks counts none),
+    // so each count is what its tab shows under the same filters.
+    match &f.assignee {
+        AssigneeFilter::Any => {}
+        AssigneeFilter::Unassigned => q = q.filter(followups::assignee.is_null()),
+        AssigneeFilter::Is(a) => q = q.filter(followups::assignee.eq(a.clone())),
+    }
     let (open, mine, unassigned, overdue, closed, all): (i64, i64, i64, i64, i64, i64) =
         q.first(conn)?;
     Ok(ViewCounts {
@@ -419,6 +436,23 @@ pub fn view_counts(
         closed,
         all,
     })
+}
+
+/// How many tasks match `f` (for the inbox's live poll).
+pub fn count(conn: &mut DbConnection, f: &InboxFilter) -> Result<i64, AppError> {
+    Ok(search(conn, f, Sort::CreatedAt, 0, LIVE_COUNT_MAX)?.len() as i64)
+}
+
+/// The most tasks `count` counts.
+const LIVE_COUNT_MAX: i64 = 1000;
+
+/// Every survey's id, name and kind, by name: the inbox's survey picker.
+pub fn survey_names(conn: &mut DbConnection) -> Result<Vec<(String, String, String)>, AppError> {
+    use super::schema::surveys;
+    Ok(surveys::table
+        .order((surveys::name.asc(), surveys::id.asc()))
+        .select((surveys::id, surveys::name, surveys::kind))
+        .load(conn)?)
 }
 
 fn list_item(r: ItemColumns) -> TaskListItem {

@@ -234,7 +234,13 @@ async fn the_list_filters_like_the_inbox_views(app: TestApp) {
     );
     assert_eq!(who(&app, "?property=value:1000").await, ["ada@example.com"]);
     assert_eq!(who(&app, "?property=beta:true").await, ["ada@example.com"]);
-    assert!(who(&app, "?property=plan:Enterprise").await.is_empty());
+    // Values compare ignoring case, as a lead types them.
+    assert_eq!(
+        who(&app, "?property=plan:Enterprise").await,
+        who(&app, "?property=plan:enterprise").await
+    );
+    assert!(!who(&app, "?property=plan:enterprise").await.is_empty());
+    assert!(who(&app, "?property=plan:enterprises").await.is_empty());
     assert!(who(&app, "?property=missing:x").await.is_empty());
     // Survey and answer dates.
     let survey = nps["id"].as_str().unwrap();

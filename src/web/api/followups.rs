@@ -83,7 +83,7 @@ pub struct FollowupQuery {
     #[param(minimum = 0, maximum = 10)]
     pub max_score: Option<i32>,
     /// A contact property and its value, `key:value` (`plan:enterprise`): tasks whose
-    /// contact has that property with that value (a number as written, a boolean as
+    /// contact has that property with that value, ignoring case (a number as written, a boolean as
     /// `true`/`false`). The key is 1 to 100 letters, digits, `_` or `-`.
     #[param(pattern = "^[A-Za-z0-9_-]{1,100}:[^\\u0000]*$")]
     pub property: Option<String>,
@@ -169,6 +169,7 @@ impl FollowupQuery {
             answered_before: self.until.map(|t| t.0.naive_utc()),
             overdue: self.overdue,
             q: self.q.clone().filter(|q| !q.trim().is_empty()),
+            created_after: None,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! - Readers see pages without action forms; their POSTs are refused (403).
 
 mod auth;
+pub mod inbox;
 pub mod page;
 mod task;
 mod team;
@@ -54,6 +55,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/team/{id}", web::post().to(team::update))
         .route("/app/profile", web::get().to(team::profile))
         .route("/app/profile", web::post().to(team::save_profile))
+        .route("/app/followups", web::get().to(inbox::show))
+        .route("/app/followups/bulk", web::post().to(inbox::bulk))
+        .route("/app/followups/live", web::get().to(inbox::live))
+        .route("/app/views", web::post().to(inbox::save_view))
+        .route("/app/views/{id}/delete", web::post().to(inbox::delete_view))
         // The task page: `{id}` routes only, after the inbox's literal ones.
         .configure(task::configure);
 }

@@ -25,20 +25,10 @@ use crate::domain::{now, IdPrefix, Page, Role, SurveyKind};
 use crate::error::AppError;
 use crate::followups::{self, transitions, Change};
 use crate::members::Member;
-use crate::store::followups::{FollowupFilter, Sort, OPEN_STATUSES};
+use crate::store::followups::{Sort, OPEN_STATUSES};
 use crate::store::models::{
     ActivityRow, ContactRow, EmailRow, FollowupRow, ResponseRow, SurveyRow,
 };
-
-/// How a task can end. TODO(merge): settings.followup_outcomes
-pub const OUTCOMES: [&str; 6] = [
-    "resolved_issue",
-    "explained",
-    "compensated",
-    "feature_request",
-    "no_action_needed",
-    "could_not_reach",
-];
 
 /// The longest note, in characters.
 pub const NOTE_MAX: usize = 10_000;
@@ -578,49 +568,35 @@ fn notice_text(query: &str) -> Option<&'static str> {
     })
 }
 
-/// The previous and next task of the inbox view in `query` (`view`, `sort`, `survey`), as
-/// ids. TODO(merge): swap the list for the inbox's search.
+/// The previous and next task of the inbox view in `query` (the inbox's own query string:
+/// view, filters and sort), as ids: the same search as the inbox page.
 pub async fn neighbours(
     state: &AppState,
     member: &Member,
     query: &str,
     id: &str,
 ) -> Result<(Option<String>, Option<String>), AppError> {
-    let params: HashMap<String, String> = pairs(query).into_iter().collect();
-    let view = params.get("view").map(String::as_str).unwrap_or("open");
-    let sort = match params.get("sort").map(String::as_str) {
-        Some("due_at") => Sort::DueAt,
-        Some("created_at") => Sort::CreatedAt,
-        _ => Sort::Priority,
+    let Ok(q) = super::inbox::InboxQuery::parse(query) else {
+        return Ok((None, None));
     };
-    let mut filter = FollowupFilter {
-        survey_id: params.get("survey").filter(|s| !s.is_empty()).cloned(),
-        ..Default::default()
+    let Some(filter) = q.filter(&member.email) else {
+        return Ok((None, None));
     };
-    let keep: fn(&FollowupRow) -> bool = match view {
-        "mine" | "open" | "unassigned" => |t| OPEN_STATUSES.contains(&t.status.as_str()),
-        "closed" => |t| !OPEN_STATUSES.contains(&t.status.as_str()),
-        _ => |_| true,
-    };
-    match view {
-        "mine" => filter.assignee = Some(member.email.clone()),
-        "overdue" => filter.overdue = Some(true),
-        _ => {}
-    }
-    let unassigned_only = view == "unassigned";
-    let (id, f) = (id.to_string(), filter.clone());
+    let sort = q.sort();
+    let id = id.to_string();
     let (rows, current) = state
         .db
         .run(move |conn| {
-            let rows = crate::store::followups::list(conn, &f, sort, 0, VIEW_MAX)?;
+            let rows: Vec<FollowupRow> =
+                crate::store::followups::search(conn, &filter, sort, 0, VIEW_MAX)?
+                    .into_iter()
+                    .map(|item| item.task)
+                    .collect();
             let current = crate::store::followups::get(conn, &id)?;
             Ok((rows, current))
         })
         .await?;
-    let mut ids: Vec<&FollowupRow> = rows
-        .iter()
-        .filter(|t| keep(t) && (!unassigned_only || t.assignee.is_none()))
-        .collect();
+    let mut ids: Vec<&FollowupRow> = rows.iter().collect();
     // A task that just left the view (closed, reassigned) keeps its place between the others.
     let at = match ids.iter().position(|t| t.id == current.id) {
         Some(i) => i,
@@ -755,12 +731,14 @@ async fn render(
             moves.push(c);
         }
     }
-    let outcomes = OUTCOMES
+    let outcomes = state
+        .settings
+        .followup_outcomes
         .iter()
         .map(|o| Choice {
             value: o.to_string(),
             label: outcome_label(o),
-            selected: x.close_outcome.as_deref() == Some(*o),
+            selected: x.close_outcome.as_deref() == Some(o.as_str()),
         })
         .collect();
     let due = open.then(|| {
@@ -1058,7 +1036,12 @@ pub async fn status(
             )
             .await;
         }
-        if !OUTCOMES.contains(&o) {
+        if !state
+            .settings
+            .followup_outcomes
+            .iter()
+            .any(|known| known == o)
+        {
             return Err(PageError::BadRequest(format!(
                 "There is no outcome {o:?}. Choose one of the list on the task page."
             )));
@@ -1087,15 +1070,13 @@ pub async fn status(
         Change {
             status: Some(to),
             outcome,
+            // Logged with the close, in the same transaction.
+            note: Some(note).filter(|n| !n.is_empty()),
             ..Default::default()
         },
         &actor,
     )
     .await?;
-    // TODO(merge): Change.note logs the note with the close.
-    if !note.is_empty() {
-        followups::add_note(&state, &id, &note, &actor).await?;
-    }
     Ok(see_other(&here(&id, req.query_string(), Some("status"))))
 }
 
