@@ -4,8 +4,11 @@
 // Starts an in-process SMTP sink and a real `target/debug/closeloop` (SQLite, or the database
 // in CLOSELOOP_TEST_DATABASE_URL), creates the first admin with `closeloop user create`, then
 // drives Debian's Chromium with playwright-core as the team would: sign in through the link
-// emailed to the SMTP sink, invite members, and check that a reader cannot act, that a POST
-// without the CSRF token is refused, and that sign-out and deactivation end sessions. Every
+// emailed to the SMTP sink, invite members, follow a detractor alert's link to the task page,
+// triage it end to end (assign, note, a reply received by the SMTP sink, resolve with an
+// outcome), bulk-assign, triage with the keyboard only, watch a new detractor appear live, and
+// check that a reader cannot act, that a POST without the CSRF token is refused, and that
+// sign-out and deactivation end sessions. Every
 // page is audited with axe-core (a `serious` or `critical` violation fails) and screenshotted
 // at 375 and 1280 px into target/screenshots/app-*.png.
 //
@@ -19,6 +22,7 @@ import { chromium } from 'playwright-core';
 
 import {
   BINARY,
+  apiOk,
   CHROMIUM,
   SHOTS,
   base,
@@ -60,6 +64,31 @@ async function signInByEmail(page, email) {
   const { link } = await linkFor(email, before);
   await page.goto(link);
   await submitBy(page, () => page.getByRole('button', { name: 'Sign in' }).click());
+}
+
+/** A detractor: a link invitation for `contact`, answered with `score` through the page. */
+async function detractor(survey, contact, score, comment) {
+  const batch = await apiOk('POST', `/api/v1/surveys/${survey.id}/invitations`, {
+    channel: 'link',
+    contacts: [contact],
+  });
+  const url = batch.items[0].url;
+  const token = url.split('/').pop();
+  const res = await fetch(`${base}/s/${token}`, {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ score: String(score), comment }),
+    redirect: 'manual',
+  });
+  assert.equal(res.status, 303, `answering ${contact.email}`);
+}
+
+/** The task of the customer with this email, as the API lists it. */
+async function taskOf(email) {
+  const list = await apiOk('GET', '/api/v1/followups?status=open,in_progress,resolved,dismissed&limit=100');
+  const t = list.items.find((i) => i.contact_email === email);
+  assert.ok(t, `a task for ${email}`);
+  return t;
 }
 
 async function main() {
@@ -156,6 +185,129 @@ async function main() {
     await lea.goto(`${base}/app/profile`);
     await inspect(lea, 'app-profile');
 
+
+    // ---- a detractor: from the alert email to resolved
+    let survey;
+    await must('a survey, and Ada answers 2 with a comment', async () => {
+      survey = await apiOk('POST', '/api/v1/surveys', { kind: 'nps', name: 'Q4 NPS', brand: 'Acme' });
+      await detractor(
+        survey,
+        { email: 'ada@example.com', name: 'Ada Lovelace', properties: { company: 'Analytical Engines', plan: 'enterprise', value: 120000 } },
+        2,
+        'Exports have been broken for a week.\nPlease fix.',
+      );
+    });
+    let alertLink;
+    await must('the alert email reaches the team and links to the task page', async () => {
+      const got = await waitFor(
+        'the alert email',
+        () => inbox.find((m) => m.to.includes('leads@acme.test') && /Detractor/.test(m.mail.subject || '')),
+        20_000,
+      );
+      assert.ok(got.mail.html, 'multipart');
+      assert.match(got.mail.text, /Ada Lovelace/);
+      assert.match(got.mail.text, /Analytical Engines/);
+      const m = got.mail.text.match(/(https?:\/\/\S+\/app\/followups\/fup_[0-9A-Za-z]{26})/);
+      assert.ok(m, got.mail.text);
+      alertLink = m[1];
+    });
+    const lead = await (await newContext()).newPage();
+    await must('clicking the alert link without a session signs in by email and lands on the task', async () => {
+      await lead.goto(alertLink);
+      assert.equal(new URL(lead.url()).pathname, '/app/login');
+      const before = inbox.length;
+      await lead.getByLabel('Work email').first().fill(ADMIN.email);
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Email me a sign-in link' }).click());
+      const { link: back } = await linkFor(ADMIN.email, before);
+      await lead.goto(back);
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Sign in' }).click());
+      assert.equal(lead.url(), alertLink.replace(/^https?:\/\/[^/]+/, base));
+      assert.equal(await h1(lead), 'Ada Lovelace');
+    });
+    await inspect(lead, 'app-task');
+    await must('the detractor is at the top of the open inbox, with customer, company and survey', async () => {
+      await lead.goto(`${base}/app/followups`);
+      const first = lead.locator('#inbox-rows tr.task').first();
+      const text = await first.innerText();
+      for (const want of ['Ada Lovelace', 'Analytical Engines', 'Q4 NPS', 'Exports have been broken', 'enterprise']) {
+        assert.ok(text.includes(want), `${want} in: ${text}`);
+      }
+    });
+    await inspect(lead, 'app-inbox');
+    await must('triage on the task page: assign to me, note, reply, resolve with an outcome', async () => {
+      await lead.locator('#inbox-rows tr.task').first().locator('a.row-link').click();
+      await lead.waitForLoadState('load');
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Assign to me' }).click());
+      await lead.locator('#note-body').fill('Called Ada: the fix ships Friday.');
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Add note' }).click());
+      const before = inbox.length;
+      assert.match(await lead.locator('#reply-body').inputValue(), /Exports have been broken/);
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Preview' }).click());
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Send reply' }).click());
+      const reply = await waitFor('the reply', () => inbox.slice(before).find((m) => m.to.includes('ada@example.com')), 20_000);
+      assert.match(reply.mail.text, /Exports have been broken/);
+      await waitFor('the reply shown as sent', async () => {
+        await lead.reload();
+        return /Sent/.test(await lead.locator('main').innerText());
+      }, 20_000, 500);
+      await lead.locator('#outcome').selectOption('explained');
+      await lead.locator('#close-note').fill('Explained the workaround.');
+      await submitBy(lead, () => lead.locator('[data-key-resolve]').click());
+      const task = await taskOf('ada@example.com');
+      assert.equal(task.status, 'resolved');
+      assert.equal(task.outcome, 'explained');
+      assert.equal(task.assignee, ADMIN.email);
+      const detail = await apiOk('GET', `/api/v1/followups/${task.id}`);
+      const mine = detail.activity.filter((a) => a.actor === `user:${ADMIN.email}`);
+      assert.ok(mine.length >= 4, JSON.stringify(detail.activity));
+      assert.ok(mine.every((a) => a.actor_name === ADMIN.name));
+    });
+    await inspect(lead, 'app-task-resolved');
+
+    await must('bulk: two detractors assigned to the agent in one submit', async () => {
+      await detractor(survey, { email: 'bob@globex.test', name: 'Bob Stone', properties: { company: 'Globex' } }, 4, 'Slow support.');
+      await detractor(survey, { email: 'cy@initech.test', name: 'Cy Young', properties: { company: 'Initech' } }, 5, 'Too expensive.');
+      await lead.goto(`${base}/app/followups`);
+      await lead.getByLabel('Select the task of Bob Stone').check();
+      await lead.getByLabel('Select the task of Cy Young').check();
+      await lead.locator('#b-assignee').selectOption('ash@acme.test');
+      await submitBy(lead, () => lead.getByRole('button', { name: 'Apply to selected' }).click());
+      assert.match(await lead.locator('.notice').innerText(), /2 changed/);
+      assert.equal((await taskOf('bob@globex.test')).assignee, 'ash@acme.test');
+      assert.equal((await taskOf('cy@initech.test')).assignee, 'ash@acme.test');
+    });
+    await must('keyboard only: j selects, a assigns to me, e resolves, ? lists the keys, Enter opens', async () => {
+      await lead.goto(`${base}/app/followups?sort=created_at`);
+      await lead.keyboard.press('j');
+      const selected = lead.locator('#inbox-rows tr.task.selected');
+      assert.equal(await selected.count(), 1, 'one row is selected');
+      const id = await selected.getAttribute('data-id');
+      await Promise.all([lead.waitForNavigation(), lead.keyboard.press('a')]);
+      assert.match(await lead.locator('.notice').innerText(), /1 changed/);
+      const byId = async () => apiOk('GET', `/api/v1/followups/${id}`);
+      assert.equal((await byId()).assignee, ADMIN.email);
+      assert.equal(await lead.locator('#inbox-rows tr.task.selected').getAttribute('data-id'), id, 'the selection stays');
+      await Promise.all([lead.waitForNavigation(), lead.keyboard.press('e')]);
+      assert.match(await lead.locator('.notice').innerText(), /1 changed/);
+      assert.equal((await byId()).status, 'resolved');
+      await lead.keyboard.press('?');
+      assert.ok(await lead.locator('#keys-help').isVisible(), 'the shortcut list');
+      await lead.keyboard.press('Escape');
+      assert.ok(!(await lead.locator('#keys-help').isVisible()));
+      await lead.keyboard.press('j');
+      const next = lead.locator('#inbox-rows tr.task.selected');
+      const name = (await next.locator('a.row-link').innerText()).trim();
+      await Promise.all([lead.waitForNavigation(), lead.keyboard.press('Enter')]);
+      assert.equal(await h1(lead), name);
+    });
+    await must('a new detractor appears in the open inbox within 5 seconds, without a reload', async () => {
+      await lead.goto(`${base}/app/followups`);
+      const started = Date.now();
+      await detractor(survey, { email: 'dee@umbrella.test', name: 'Dee Ray' }, 1, 'Nothing works.');
+      await lead.locator('#inbox-rows tr.task', { hasText: 'Dee Ray' }).waitFor({ timeout: 5_000 });
+      console.log(`       the new row appeared after ${Date.now() - started} ms`);
+    });
+
     const rey = await (await newContext()).newPage();
     await must('the reader signs in with the invitation email', async () => {
       const { link: invite, mail } = await linkFor('rey@acme.test');
@@ -173,6 +325,22 @@ async function main() {
         const body = new URLSearchParams({ csrf_token: csrf, email: 'x@acme.test', name: 'X', role: 'admin' });
         return (await fetch('/app/team', { method: 'POST', body })).status;
       });
+      assert.equal(status, 403);
+    });
+    await check('a reader sees a task and the inbox with no action forms, and cannot act', async () => {
+      const task = await taskOf('bob@globex.test');
+      await rey.goto(`${base}/app/followups/${task.id}`);
+      assert.equal(await h1(rey), 'Bob Stone');
+      assert.equal(await rey.getByRole('button', { name: 'Assign to me' }).count(), 0);
+      assert.equal(await rey.locator('#note-body').count(), 0);
+      assert.equal(await rey.getByRole('button', { name: 'Send reply' }).count(), 0);
+      await rey.goto(`${base}/app/followups`);
+      assert.equal(await rey.locator('#inbox-rows input[type=checkbox]').count(), 0);
+      const status = await rey.evaluate(async (id) => {
+        const csrf = document.querySelector('input[name=csrf_token]').value;
+        const body = new URLSearchParams({ csrf_token: csrf, assignee: 'me' });
+        return (await fetch(`/app/followups/${id}/assign`, { method: 'POST', body })).status;
+      }, task.id);
       assert.equal(status, 403);
     });
     await check('a POST without the CSRF token is refused and changes nothing', async () => {
