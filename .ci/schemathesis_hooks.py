@@ -9,6 +9,9 @@ that breaks such a rule; every check stays on for every operation.
 - `min_score` <= `max_score` when listing follow-ups: a score band must not be empty.
 - A report's range cut into `interval` buckets gives at most 1000 buckets (compares three).
 - `send_at` is at most a year from now (depends on the clock).
+- A follow-up's `outcome` must be one of `FOLLOWUP_OUTCOMES` (configuration, so the document
+  says "a string"): a generated string outcome is replaced by one of the default list that CI
+  runs with.
 - A response's score is 0-10 for an NPS survey but 1-5 for a CSAT one (depends on the survey
   the id names): the document says 0-10, and a generated valid score is moved into 1-5,
   valid for both kinds.
@@ -95,9 +98,23 @@ def filter_case(ctx, case):
     return _range_ok(op, case.query) and _score_band_ok(op, case.query) and _send_at_ok(op, case.body)
 
 
+OUTCOMES = [
+    "resolved_issue",
+    "explained",
+    "compensated",
+    "feature_request",
+    "no_action_needed",
+    "could_not_reach",
+]
+
+
 @schemathesis.hook
 def map_case(ctx, case):
     op = case.operation
+    if (op.method.upper(), op.path) == ("PATCH", "/api/v1/followups/{id}") and isinstance(case.body, dict):
+        outcome = case.body.get("outcome")
+        if isinstance(outcome, str) and outcome not in OUTCOMES:
+            case.body["outcome"] = OUTCOMES[len(outcome) % len(OUTCOMES)]
     if (op.method.upper(), op.path) == ("POST", "/api/v1/responses") and isinstance(case.body, dict):
         score = case.body.get("score")
         if isinstance(score, (int, float)) and not isinstance(score, bool) and 0 <= score <= 10:

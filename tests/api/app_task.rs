@@ -146,7 +146,7 @@ async fn the_page_shows_the_answer_customer_and_timeline(app: TestApp) {
         "ada@example.com",
         "cus_42",
         "enterprise",
-        "120000",
+        "120,000",
         "Subscribed",
         "Support CSAT",
         "1/5 unsatisfied",

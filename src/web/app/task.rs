@@ -792,13 +792,8 @@ async fn render(
         email: contact.and_then(|c| c.email.clone()),
         external_id: contact.and_then(|c| c.external_id.clone()),
         props,
-        value: contact.and_then(|c| c.value).map(|v| {
-            if v.fract() == 0.0 && v.abs() < 1e15 {
-                format!("{}", v as i64)
-            } else {
-                format!("{v}")
-            }
-        }),
+        // Written as the inbox writes it (120,000).
+        value: contact.and_then(|c| c.value).map(super::inbox::money),
         unsubscribed: contact.and_then(|c| c.unsubscribed_at).map(|u| when(u, at)),
         answers: d
             .answers
