@@ -6,44 +6,7 @@ use diesel::prelude::*;
 use serde_json::{json, Value};
 
 use crate::both_engines;
-use crate::helpers::{Member, TestApp};
-
-/// Invites contacts by link; returns their tokens in order.
-async fn tokens(app: &TestApp, survey: &Value, contacts: Value) -> Vec<String> {
-    let a = app
-        .post(
-            &format!(
-                "/api/v1/surveys/{}/invitations",
-                survey["id"].as_str().unwrap()
-            ),
-            json!({"channel": "link", "contacts": contacts}),
-        )
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            let url = i["url"].as_str().unwrap();
-            url.rsplit('/').next().unwrap().to_string()
-        })
-        .collect()
-}
-
-async fn answer(app: &TestApp, token: &str, score: i32, comment: &str) {
-    let res = app
-        .client
-        .post(app.url(&format!("/s/{token}")))
-        .form(&[
-            ("score", score.to_string()),
-            ("comment", comment.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-}
+use crate::helpers::{answer, tokens, Member, TestApp};
 
 /// Three tasks: Ada (NPS 2, enterprise, 120,000), Bob (NPS 5, starter, 500), Carol (CSAT 1,
 /// no properties); Dan's NPS 9 makes none. Returns the two surveys.

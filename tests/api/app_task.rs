@@ -4,51 +4,9 @@
 use closeloop::domain::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{spawn_app_with, Engine, Member, TestApp};
+use crate::helpers::{answer, spawn_app_with, tokens, Engine, Member, TestApp};
 use crate::smtp::TestSmtp;
 use crate::{both_engines, each_engine};
-
-/// Invites contacts by link; returns their tokens in order.
-async fn tokens(app: &TestApp, survey: &Value, contacts: Value) -> Vec<String> {
-    let a = app
-        .post(
-            &format!(
-                "/api/v1/surveys/{}/invitations",
-                survey["id"].as_str().unwrap()
-            ),
-            json!({"channel": "link", "contacts": contacts}),
-        )
-        .await;
-    assert_eq!(a.status, 200, "{}", a.text);
-    a.body["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| {
-            i["url"]
-                .as_str()
-                .unwrap()
-                .rsplit('/')
-                .next()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-async fn answer(app: &TestApp, token: &str, score: i32, comment: &str) {
-    let res = app
-        .client
-        .post(app.url(&format!("/s/{token}")))
-        .form(&[
-            ("score", score.to_string()),
-            ("comment", comment.to_string()),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
-}
 
 /// A detractor task of Ada (value 120000, plan enterprise); returns its id.
 async fn ada_task(app: &TestApp) -> String {

@@ -494,3 +494,41 @@ impl TestApp {
             .to_string()
     }
 }
+
+/// Invites contacts by link to `survey`; returns their tokens in order.
+pub async fn tokens(app: &TestApp, survey: &Value, contacts: Value) -> Vec<String> {
+    let a = app
+        .post(
+            &format!(
+                "/api/v1/surveys/{}/invitations",
+                survey["id"].as_str().unwrap()
+            ),
+            json!({"channel": "link", "contacts": contacts}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    a.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            let url = i["url"].as_str().unwrap();
+            url.rsplit('/').next().unwrap().to_string()
+        })
+        .collect()
+}
+
+/// Answers on the survey page of `token`, as a customer's browser posts it.
+pub async fn answer(app: &TestApp, token: &str, score: i32, comment: &str) {
+    let res = app
+        .client
+        .post(app.url(&format!("/s/{token}")))
+        .form(&[
+            ("score", score.to_string()),
+            ("comment", comment.to_string()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
+}
