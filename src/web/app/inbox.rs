@@ -445,7 +445,8 @@ pub fn span(d: TimeDelta) -> String {
     }
 }
 
-fn status_label(s: &str) -> &'static str {
+/// A status as pages name it.
+pub fn status_label(s: &str) -> &'static str {
     match s {
         "open" => "Open",
         "in_progress" => "In progress",
@@ -455,7 +456,8 @@ fn status_label(s: &str) -> &'static str {
     }
 }
 
-fn tone(kind: &str, score: i32) -> (&'static str, &'static str) {
+/// The colour class (`bad`, `mid`, `good`) and category word of a score.
+pub fn tone(kind: &str, score: i32) -> (&'static str, &'static str) {
     use crate::domain::{Category, Score, SurveyKind};
     let cat = SurveyKind::parse(kind)
         .and_then(|k| Score::parse(k, score as i64).ok())

@@ -18,6 +18,7 @@ use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 use serde_json::Value;
 
+use super::inbox::status_label;
 use super::page::{html, see_other, Layout, PageError};
 use super::Signed;
 use crate::context::AppState;
@@ -59,22 +60,16 @@ pub struct Badge {
 }
 
 fn badge(kind: &str, score: i32) -> Badge {
-    let (max, label, class) = if SurveyKind::parse(kind) == Some(SurveyKind::Csat) {
-        match score {
-            ..=2 => (5, "unsatisfied", "bad"),
-            3 => (5, "neutral", "meh"),
-            _ => (5, "satisfied", "good"),
-        }
+    // The category as the inbox names it (from the domain's score rules).
+    let (tone, label) = super::inbox::tone(kind, score);
+    let max = if SurveyKind::parse(kind) == Some(SurveyKind::Csat) {
+        5
     } else {
-        match score {
-            ..=6 => (10, "detractor", "bad"),
-            7 | 8 => (10, "passive", "meh"),
-            _ => (10, "promoter", "good"),
-        }
+        10
     };
     Badge {
         text: format!("{score}/{max} {label}"),
-        class,
+        class: if tone == "mid" { "meh" } else { tone },
     }
 }
 
@@ -105,16 +100,6 @@ fn when(t: NaiveDateTime, at: NaiveDateTime) -> When {
         } else {
             format!("{} ago", span(d))
         },
-    }
-}
-
-fn status_label(s: &str) -> &'static str {
-    match s {
-        "open" => "Open",
-        "in_progress" => "In progress",
-        "resolved" => "Resolved",
-        "dismissed" => "Dismissed",
-        _ => "Unknown",
     }
 }
 
