@@ -19,6 +19,7 @@ use diesel::Connection;
 use crate::config::Settings;
 use crate::context::AppState;
 use crate::domain::{hash_key, is_secret, new_id, new_secret, now, Email, IdPrefix, Role};
+use crate::email::message::escape_html as esc;
 use crate::error::AppError;
 use crate::store::models::{SessionRow, UserRow};
 use crate::store::users::{self, UserChanges};
@@ -213,14 +214,12 @@ fn queue_link_email(
         .filter(|p| !p.trim().is_empty() && !p.contains(link))
         .map(|p| format!("<p style=\"margin:0 0 12px\">{}</p>", esc(p.trim())))
         .collect();
-    let html = format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{title}</title></head>\
-<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{paragraphs}\
-<p style=\"margin:16px 0\"><a href=\"{href}\" style=\"display:inline-block;padding:10px 18px;background:#1f2328;color:#ffffff;border-radius:6px;text-decoration:none;font-weight:600\">Sign in to Closeloop</a></p>\
-<p style=\"margin:0;color:#57606a;font-size:14px\">Or open {href}</p></body></html>",
-        title = esc(subject),
+    let button = format!(
+        "<p style=\"margin:16px 0\"><a href=\"{href}\" style=\"display:inline-block;padding:10px 18px;background:#1f2328;color:#ffffff;border-radius:6px;text-decoration:none;font-weight:600\">Sign in to Closeloop</a></p>\
+<p style=\"margin:0;color:#57606a;font-size:14px\">Or open {href}</p>",
         href = esc(link),
     );
+    let html = crate::email::message::team_page(subject, &format!("{paragraphs}{button}"));
     crate::store::emails::enqueue(
         conn,
         crate::store::emails::NewEmail {
@@ -237,14 +236,6 @@ fn queue_link_email(
         },
     )?;
     Ok(())
-}
-
-fn esc(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-        .replace('\'', "&#39;")
 }
 
 /// Emails a sign-in link to `email` when it is an active member; does nothing otherwise.

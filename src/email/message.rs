@@ -354,6 +354,32 @@ pub fn outbox_email(
     Ok((message, message_id))
 }
 
+/// Escapes text for HTML.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+/// The HTML page around an email to the team (alerts, digests, sign-in links): proportional
+/// font, readable on a phone. `inner` is HTML; `title` is text.
+pub fn team_page(title: &str, inner: &str) -> String {
+    format!(
+        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
+<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{inner}</body></html>",
+        escape_html(title)
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::{contrast, header_text, on_white, text_on, DEFAULT_COLOR};

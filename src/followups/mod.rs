@@ -26,6 +26,7 @@ use serde_json::json;
 
 use crate::config::Settings;
 use crate::domain::{new_id, now, Category, IdPrefix, SurveyKind};
+use crate::email::message::escape_html as esc;
 use crate::error::AppError;
 use crate::store::followups::{
     self, FollowupChanges, InboxFilter, Sort, TaskListItem, OPEN_STATUSES,
@@ -365,22 +366,6 @@ struct Alert {
     html: String,
 }
 
-/// Escapes text for HTML.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            _ => out.push(c),
-        }
-    }
-    out
-}
-
 /// How a task's customer is named in emails.
 fn who(item: &TaskListItem) -> String {
     if item.task.contact_id.is_none() {
@@ -497,19 +482,10 @@ fn task_email(rules: &Rules, subject: String, lead: &str, item: &TaskListItem) -
         esc(&link)
     ));
     Alert {
-        html: html_page(&subject, &html),
+        html: crate::email::message::team_page(&subject, &html),
         subject,
         text,
     }
-}
-
-/// The page around an email to the team: proportional font, readable on a phone.
-fn html_page(title: &str, inner: &str) -> String {
-    format!(
-        "<!DOCTYPE html><html><head><meta charset=\"utf-8\"><meta name=\"viewport\" content=\"width=device-width\"><title>{}</title></head>\
-<body style=\"margin:0;padding:16px;font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;font-size:16px;line-height:1.5;color:#1f2328;background:#ffffff\">{inner}</body></html>",
-        esc(title)
-    )
 }
 
 /// The alert to the team about an open task, from the task's current score and comment.
@@ -652,7 +628,7 @@ fn digest_content(rules: &Rules, overdue: &[TaskListItem]) -> Alert {
     }
     html.push_str("</ol>");
     Alert {
-        html: html_page(&subject, &html),
+        html: crate::email::message::team_page(&subject, &html),
         subject,
         text,
     }
