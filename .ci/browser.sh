@@ -19,13 +19,19 @@ fi
 
 cargo build --locked
 node tests/browser/run.mjs
-echo "--- the workspace on SQLite"
-node tests/browser/app.mjs
+# Every workspace suite (tests/browser/app*.mjs) runs on SQLite, then on PostgreSQL.
+suites=$(ls tests/browser/app*.mjs | sort)
+for suite in $suites; do
+    echo "--- $suite on SQLite"
+    node "$suite"
+done
 if [ -n "${TEST_POSTGRES_URL:-}" ]; then
     db="closeloop_browser_$$"
     admin="$TEST_POSTGRES_URL"
-    psql "$admin" -qc "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db"
     trap 'psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true' EXIT
-    echo "--- the workspace on PostgreSQL"
-    CLOSELOOP_TEST_DATABASE_URL="${admin%/*}/$db" node tests/browser/app.mjs
+    for suite in $suites; do
+        echo "--- $suite on PostgreSQL"
+        psql "$admin" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" -c "CREATE DATABASE $db"
+        CLOSELOOP_TEST_DATABASE_URL="${admin%/*}/$db" node "$suite"
+    done
 fi
