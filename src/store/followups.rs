@@ -328,6 +328,36 @@ macro_rules! common_filters {
     }};
 }
 
+/// Narrows a boxed query to `f`'s view: its statuses, assignee and overdue flag.
+macro_rules! view_filters {
+    ($q:ident, $f:expr) => {{
+        let f: &InboxFilter = $f;
+        if !f.statuses.is_empty() {
+            $q = $q.filter(followups::status.eq_any(f.statuses.clone()));
+        }
+        match &f.assignee {
+            AssigneeFilter::Any => {}
+            AssigneeFilter::Unassigned => $q = $q.filter(followups::assignee.is_null()),
+            AssigneeFilter::Is(a) => $q = $q.filter(followups::assignee.eq(a.clone())),
+        }
+        match f.overdue {
+            Some(true) => {
+                $q = $q
+                    .filter(followups::status.eq_any(OPEN_STATUSES))
+                    .filter(followups::due_at.lt(now()))
+            }
+            Some(false) => {
+                $q = $q.filter(
+                    followups::status
+                        .ne_all(OPEN_STATUSES)
+                        .or(followups::due_at.ge(now())),
+                )
+            }
+            None => {}
+        }
+    }};
+}
+
 /// A page of tasks matching `f`, in `sort` order (every order ends with the id, so pages
 /// are stable): up to `limit` items from `offset`. One query, whatever the filter.
 pub fn search(
@@ -340,29 +370,7 @@ pub fn search(
     let pg = matches!(conn, DbConnection::Postgres(_));
     let mut q = joined!().select(item_columns!()).into_boxed();
     common_filters!(q, f, pg);
-    if !f.statuses.is_empty() {
-        q = q.filter(followups::status.eq_any(f.statuses.clone()));
-    }
-    match &f.assignee {
-        AssigneeFilter::Any => {}
-        AssigneeFilter::Unassigned => q = q.filter(followups::assignee.is_null()),
-        AssigneeFilter::Is(a) => q = q.filter(followups::assignee.eq(a.clone())),
-    }
-    match f.overdue {
-        Some(true) => {
-            q = q
-                .filter(followups::status.eq_any(OPEN_STATUSES))
-                .filter(followups::due_at.lt(now()))
-        }
-        Some(false) => {
-            q = q.filter(
-                followups::status
-                    .ne_all(OPEN_STATUSES)
-                    .or(followups::due_at.ge(now())),
-            )
-        }
-        None => {}
-    }
+    view_filters!(q, f);
     q = match sort {
         Sort::Priority => q.order((
             followups::contact_value.desc(),
@@ -440,11 +448,12 @@ pub fn view_counts(
 
 /// How many tasks match `f` (for the inbox's live poll).
 pub fn count(conn: &mut DbConnection, f: &InboxFilter) -> Result<i64, AppError> {
-    Ok(search(conn, f, Sort::CreatedAt, 0, LIVE_COUNT_MAX)?.len() as i64)
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    let mut q = joined!().select(diesel::dsl::count_star()).into_boxed();
+    common_filters!(q, f, pg);
+    view_filters!(q, f);
+    Ok(q.first(conn)?)
 }
-
-/// The most tasks `count` counts.
-const LIVE_COUNT_MAX: i64 = 1000;
 
 /// Every survey's id, name and kind, by name: the inbox's survey picker.
 pub fn survey_names(conn: &mut DbConnection) -> Result<Vec<(String, String, String)>, AppError> {
