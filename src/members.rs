@@ -629,14 +629,8 @@ pub async fn update_profile(
 }
 
 /// Names of members by actor (`user:<email>`), for activity logs.
-pub async fn names(
-    state: &AppState,
-) -> Result<std::collections::HashMap<String, String>, AppError> {
-    Ok(list(state)
-        .await?
-        .into_iter()
-        .map(|m| (m.actor(), m.name))
-        .collect())
+pub fn names(team: &[Member]) -> std::collections::HashMap<String, String> {
+    team.iter().map(|m| (m.actor(), m.name.clone())).collect()
 }
 
 #[cfg(test)]

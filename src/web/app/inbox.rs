@@ -632,8 +632,10 @@ async fn render(
             }
         })
         .await?;
-    let members = crate::members::active(state).await?;
-    let names = crate::members::names(state).await?;
+    // One read of the team: the pickers list the active members, the rows name anyone.
+    let team = crate::members::list(state).await?;
+    let names = crate::members::names(&team);
+    let members: Vec<_> = team.iter().filter(|m| m.active).collect();
     let qs = q.encode();
     let more = items.len() as i64 > PAGE_SIZE;
     let t = now();
