@@ -6,9 +6,11 @@ use diesel::Connection;
 
 use crate::context::AppState;
 use crate::domain::now;
+use crate::domain::Page;
 use crate::error::AppError;
-use crate::store::models::{ContactRow, SurveyRow};
-use crate::store::{contacts, emails, followups, invitations, responses};
+use crate::store::contacts::ContactFilter;
+use crate::store::models::{ContactRow, FollowupRow, InvitationRow, ResponseRow, SurveyRow};
+use crate::store::{contacts, emails, followups, invitations, responses, surveys};
 
 /// How long after unsubscribing the customer can undo it from the unsubscribe page.
 pub const RESUBSCRIBE_DAYS: i64 = 30;
@@ -177,4 +179,105 @@ pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
             })
         })
         .await
+}
+
+/// How many invitations, answers and tasks the contact page lists (newest first).
+pub const PROFILE_ITEMS: i64 = 100;
+
+/// Everything the workspace shows about one contact: invitations, answers and follow-up
+/// tasks, newest first, each with its survey's name and kind.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub contact: ContactRow,
+    pub invitations: Vec<(InvitationRow, String)>,
+    pub answers: Vec<(ResponseRow, String, String)>,
+    pub tasks: Vec<(FollowupRow, String, String)>,
+}
+
+/// What a contact id names: a contact, or one that was erased (nothing personal is left).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(Box<Profile>),
+    Erased,
+}
+
+/// A contact with its invitations, answers and tasks (up to [`PROFILE_ITEMS`] each). 404
+/// for an unknown id; [`Lookup::Erased`] for an erased contact.
+pub async fn profile(state: &AppState, id: &str) -> Result<Lookup, AppError> {
+    let id = id.to_string();
+    state
+        .db
+        .run(move |conn| {
+            let Some(contact) = contacts::find_any(conn, &id)? else {
+                return Err(AppError::NotFound("contact"));
+            };
+            if contact.erased_at.is_some() {
+                return Ok(Lookup::Erased);
+            }
+            let page = Page {
+                limit: PROFILE_ITEMS,
+                cursor: None,
+            };
+            let mut names: std::collections::HashMap<String, (String, String)> =
+                std::collections::HashMap::new();
+            let mut survey_of = |conn: &mut crate::store::DbConnection, sid: &str| {
+                if let Some(v) = names.get(sid) {
+                    return Ok::<_, AppError>(v.clone());
+                }
+                let s = surveys::get(conn, sid)?;
+                let v = (s.name, s.kind);
+                names.insert(sid.to_string(), v.clone());
+                Ok(v)
+            };
+            let filter = invitations::InvitationFilter {
+                contact_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let mut invs = Vec::new();
+            for i in invitations::list(conn, &filter, &page)?
+                .into_iter()
+                .take(PROFILE_ITEMS as usize)
+            {
+                let (name, _) = survey_of(conn, &i.survey_id)?;
+                invs.push((i, name));
+            }
+            let filter = responses::ResponseFilter {
+                contact_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let mut answers = Vec::new();
+            for r in responses::list(conn, &filter, &page)?
+                .into_iter()
+                .take(PROFILE_ITEMS as usize)
+            {
+                let (name, kind) = survey_of(conn, &r.survey_id)?;
+                answers.push((r, name, kind));
+            }
+            let mut tasks = Vec::new();
+            for t in followups::for_contact(conn, &id, PROFILE_ITEMS)? {
+                let (name, kind) = survey_of(conn, &t.survey_id)?;
+                tasks.push((t, name, kind));
+            }
+            Ok(Lookup::Found(Box::new(Profile {
+                contact,
+                invitations: invs,
+                answers,
+                tasks,
+            })))
+        })
+        .await
+}
+
+/// A page of contacts matching `filter`, newest first, and the cursor of the next page.
+pub async fn search(
+    state: &AppState,
+    filter: ContactFilter,
+    page: Page,
+) -> Result<(Vec<ContactRow>, Option<String>), AppError> {
+    let p = page.clone();
+    let rows = state
+        .db
+        .run(move |conn| contacts::list(conn, &filter, &p))
+        .await?;
+    Ok(crate::domain::paginate(rows, &page, |r| &r.id))
 }

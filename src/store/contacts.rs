@@ -175,8 +175,15 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<ContactRow, AppError> {
 
 #[derive(Debug, Default, Clone)]
 pub struct ContactFilter {
+    /// Exact (emails are stored lower-cased).
     pub email: Option<String>,
+    /// Exact.
     pub external_id: Option<String>,
+    /// Text found, ignoring case, in the email, name or external id.
+    pub q: Option<String>,
+    /// A property and its value (see [`super::filter_property`]); the key must pass
+    /// [`super::followups::is_property_key`].
+    pub property: Option<(String, String)>,
 }
 
 pub fn list(
@@ -194,6 +201,30 @@ pub fn list(
     }
     if let Some(x) = &filter.external_id {
         q = q.filter(contacts::external_id.eq(x.clone()));
+    }
+    if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let p = super::contains_pattern(text);
+        q = q.filter(
+            sql::<Bool>("(LOWER(contacts.email) LIKE ")
+                .bind::<Text, _>(p.clone())
+                .sql(" ESCAPE '\\' OR LOWER(contacts.name) LIKE ")
+                .bind::<Text, _>(p.clone())
+                .sql(" ESCAPE '\\' OR LOWER(contacts.external_id) LIKE ")
+                .bind::<Text, _>(p)
+                .sql(" ESCAPE '\\')"),
+        );
+    }
+    if let Some((key, value)) = &filter.property {
+        if !super::followups::is_property_key(key) {
+            return Err(AppError::field(
+                "property",
+                "must be 1 to 100 letters, digits, _ or -",
+            ));
+        }
+        let pg = matches!(conn, DbConnection::Postgres(_));
+        super::filter_property!(q, key.clone(), value.clone(), pg);
     }
     if let Some(c) = &page.cursor {
         q = q.filter(contacts::id.lt(c.clone()));

@@ -103,8 +103,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(webhooks::create)
             .service(webhooks::list)
             .service(webhooks::get)
+            .service(webhooks::update)
             .service(webhooks::remove)
-            .service(webhooks::deliveries),
+            .service(webhooks::test)
+            .service(webhooks::deliveries)
+            .service(webhooks::redeliver),
     )
     .service(ops::healthz)
     .service(ops::readyz)
