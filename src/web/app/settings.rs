@@ -289,7 +289,8 @@ pub async fn create_key(
             l: Layout::signed("API key created", &signed, "settings"),
             heading: format!("API key “{name}” created"),
             what: format!(
-                "A {} key. Copy it now and store it somewhere safe: it is shown only this once, and only its hash is kept.",
+                "{} {} key. Copy it now and store it somewhere safe: it is shown only this once, and only its hash is kept.",
+                if row.role.starts_with(['a', 'e', 'i', 'o', 'u']) { "An" } else { "A" },
                 row.role
             ),
             label: "API key",
