@@ -31,6 +31,9 @@ pub use worker::WebhookWorker;
 pub use crate::domain::Event;
 pub use crate::store::webhooks::DELETED;
 
+/// `last_error` of deliveries whose turn came while their webhook was paused.
+pub const INACTIVE: &str = "webhook inactive";
+
 /// The event of a delivery sent by [`send_test`]: not a subscription, sent to one webhook on
 /// request, through the normal outbox (signed, logged, retried).
 pub const TEST_EVENT: &str = "webhook.test";
@@ -244,7 +247,7 @@ pub struct WebhookUpdate {
 }
 
 /// Changes a webhook's URL, events or active flag (the secret stays). An inactive webhook
-/// gets no new deliveries; its queued ones fail when their turn comes. 404 when it does not
+/// gets no new deliveries; its queued ones fail ([`INACTIVE`]) when their turn comes. 404 when it does not
 /// exist or was deleted.
 pub async fn update(
     state: &AppState,

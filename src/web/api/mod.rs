@@ -204,7 +204,7 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
 }
 
 /// The request bodies' schemas (their text fields refuse NUL).
-const REQUEST_SCHEMAS: [&str; 11] = [
+const REQUEST_SCHEMAS: [&str; 12] = [
     "CreateApiKey",
     "CreateSurvey",
     "UpdateSurvey",
@@ -215,6 +215,7 @@ const REQUEST_SCHEMAS: [&str; 11] = [
     "CreateNote",
     "CreateReply",
     "CreateWebhook",
+    "UpdateWebhook",
     "CreateInvitations",
 ];
 
@@ -330,8 +331,10 @@ fn refine(doc: &OpenApiDoc) -> serde_json::Value {
             }
         ]
     });
-    if let Some(events) = schemas.pointer_mut("/CreateWebhook/properties/events") {
-        events["uniqueItems"] = json!(true);
+    for body in ["CreateWebhook", "UpdateWebhook"] {
+        if let Some(events) = schemas.pointer_mut(&format!("/{body}/properties/events")) {
+            events["uniqueItems"] = json!(true);
+        }
     }
     if let Some(update) = schemas
         .get_mut("UpdateFollowup")

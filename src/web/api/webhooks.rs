@@ -397,7 +397,8 @@ pub struct UpdateWebhook {
     #[schema(min_items = 1)]
     pub events: Option<Vec<Event>>,
     /// `false` pauses the webhook: no new deliveries are queued, and queued ones fail with
-    /// "webhook deleted" when their turn comes. `true` resumes it.
+    /// "webhook inactive" when their turn comes (redeliver them after resuming). `true`
+    /// resumes it.
     pub active: Option<bool>,
 }
 
