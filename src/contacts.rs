@@ -88,6 +88,7 @@ pub async fn by_token(
                 SubscriptionChange::Unsubscribe => {
                     if contact.unsubscribed_at.is_none() {
                         tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact unsubscribed");
+                        contacts::log(conn, &contact.id, UNSUBSCRIBED, CUSTOMER)?;
                     }
                     contacts::unsubscribe(conn, &contact.id)?;
                 }
@@ -109,6 +110,7 @@ pub async fn by_token(
                             ));
                         }
                         contacts::resubscribe(conn, &contact.id)?;
+                        contacts::log(conn, &contact.id, RESUBSCRIBED, CUSTOMER)?;
                         tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact re-subscribed");
                     }
                 }
@@ -124,8 +126,14 @@ pub async fn by_token(
     }
 }
 
+/// The kinds of a contact's recorded changes, and the actor of the customer's own changes.
+pub const UNSUBSCRIBED: &str = "unsubscribed";
+pub const RESUBSCRIBED: &str = "resubscribed";
+pub const CUSTOMER: &str = "customer";
+
 /// Unsubscribes (`true`) or re-subscribes (`false`) a contact on an admin's request (the
-/// API), with no time limit; logged with who asked.
+/// API or the workspace), with no time limit; recorded in the contact's activity with
+/// `actor` (`user:<email>`, `api-key:<name>`) and logged. Repeating it records nothing.
 pub async fn set_unsubscribed(
     state: &AppState,
     id: &str,
@@ -142,11 +150,13 @@ pub async fn set_unsubscribed(
                 match (unsubscribed, before.unsubscribed_at.is_some()) {
                     (true, false) => {
                         contacts::unsubscribe(conn, &id)?;
-                        tracing::info!(contact = %id, by = %actor, via = "api", "contact unsubscribed");
+                        contacts::log(conn, &id, UNSUBSCRIBED, &actor)?;
+                        tracing::info!(contact = %id, by = %actor, "contact unsubscribed");
                     }
                     (false, true) => {
                         contacts::resubscribe(conn, &id)?;
-                        tracing::info!(contact = %id, by = %actor, via = "api", "contact re-subscribed");
+                        contacts::log(conn, &id, RESUBSCRIBED, &actor)?;
+                        tracing::info!(contact = %id, by = %actor, "contact re-subscribed");
                     }
                     _ => {}
                 }
@@ -192,6 +202,8 @@ pub struct Profile {
     pub invitations: Vec<(InvitationRow, String)>,
     pub answers: Vec<(ResponseRow, String, String)>,
     pub tasks: Vec<(FollowupRow, String, String)>,
+    /// Subscription changes, newest first, with the member's name when a member did it.
+    pub activities: Vec<(contacts::ContactActivityRow, Option<String>)>,
 }
 
 /// What a contact id names: a contact, or one that was erased (nothing personal is left).
@@ -258,11 +270,22 @@ pub async fn profile(state: &AppState, id: &str) -> Result<Lookup, AppError> {
                 let (name, kind) = survey_of(conn, &t.survey_id)?;
                 tasks.push((t, name, kind));
             }
+            let mut activities = Vec::new();
+            for a in contacts::activities(conn, &id, PROFILE_ITEMS)? {
+                let member = match a.actor.as_deref() {
+                    Some(actor) if actor.starts_with("user:") => {
+                        crate::store::users::actor_name(conn, actor)?
+                    }
+                    _ => None,
+                };
+                activities.push((a, member));
+            }
             Ok(Lookup::Found(Box::new(Profile {
                 contact,
                 invitations: invs,
                 answers,
                 tasks,
+                activities,
             })))
         })
         .await

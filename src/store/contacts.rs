@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::{Map, Value};
 
 use super::models::ContactRow;
-use super::schema::{contacts, invitations};
+use super::schema::{contact_activities, contacts, invitations};
 use super::DbConnection;
 use crate::domain::Page;
 use crate::domain::{new_id, now, Email, IdPrefix};
@@ -328,4 +328,44 @@ pub fn mark_responded(
         .set(contacts::last_responded_at.eq(Some(t)))
         .execute(conn)?;
     Ok(())
+}
+
+/// A change of a contact's subscription: `unsubscribed` or `resubscribed`, and who did it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contact_activities)]
+pub struct ContactActivityRow {
+    pub id: String,
+    pub contact_id: String,
+    pub kind: String,
+    /// `customer`, `user:<email>` or `api-key:<name>`.
+    pub actor: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Records that `actor` did `kind` to contact `id`.
+pub fn log(conn: &mut DbConnection, id: &str, kind: &str, actor: &str) -> Result<(), AppError> {
+    diesel::insert_into(contact_activities::table)
+        .values(&ContactActivityRow {
+            id: new_id(IdPrefix::Activity),
+            contact_id: id.to_string(),
+            kind: kind.to_string(),
+            actor: Some(actor.to_string()),
+            created_at: now(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A contact's recorded changes, newest first (up to `limit`).
+pub fn activities(
+    conn: &mut DbConnection,
+    id: &str,
+    limit: i64,
+) -> Result<Vec<ContactActivityRow>, AppError> {
+    Ok(contact_activities::table
+        .filter(contact_activities::contact_id.eq(id))
+        .order(contact_activities::id.desc())
+        .limit(limit)
+        .select(ContactActivityRow::as_select())
+        .load(conn)?)
 }

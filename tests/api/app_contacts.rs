@@ -201,8 +201,52 @@ async fn an_admin_resubscribes_a_contact_and_others_may_not(app: TestApp) {
     let after = app.get(&format!("/api/v1/contacts/{ada}")).await;
     assert_eq!(after.body["unsubscribed_at"], Value::Null);
     let (_, page) = app.get_page(&to, &admin.cookie).await;
-    assert!(page.contains("Re-subscribed"));
+    assert!(page.contains("Re-subscribed: this contact can be surveyed again."));
     assert!(!page.contains("Unsubscribed</span>"));
+    // Who did what is recorded and shown, newest first; repeating changes nothing.
+    app.post_as(&admin, &action, &[]).await;
+    let (_, page) = app.get_page(&to, &admin.cookie).await;
+    let resub = page
+        .find("Re-subscribed by Bea Boss")
+        .expect("the admin's change");
+    let unsub = page
+        .find("Unsubscribed by API key test admin")
+        .expect("the key's change");
+    assert!(resub < unsub, "newest first");
+    assert_eq!(
+        page.matches("Re-subscribed by").count(),
+        1,
+        "a repeat records nothing"
+    );
+}
+
+async fn a_customers_own_unsubscribe_is_recorded(app: TestApp) {
+    let survey = app.nps_survey().await;
+    let t = tokens(
+        &app,
+        &survey,
+        json!([{"email": "ada@example.com", "name": "Ada"}]),
+    )
+    .await;
+    let res = app
+        .client
+        .post(app.url(&format!("/u/{}", t[0])))
+        .form(&[("List-Unsubscribe", "One-Click")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let ada = app.get("/api/v1/contacts?email=ada@example.com").await;
+    let ada = &ada.body["items"][0];
+    assert!(ada["unsubscribed_at"].is_string(), "{ada}");
+    let admin = app.sign_in("boss@acme.test", "Bea Boss", Role::Admin).await;
+    let (_, page) = app
+        .get_page(
+            &format!("/app/contacts/{}", ada["id"].as_str().unwrap()),
+            &admin.cookie,
+        )
+        .await;
+    assert!(page.contains("Unsubscribed by Customer"), "{page}");
 }
 
 async fn erasing_asks_first_then_no_personal_data_is_shown(app: TestApp) {
@@ -271,5 +315,6 @@ both_engines!(
     contacts_are_searched_by_email_name_external_id_and_property,
     the_contact_page_shows_invitations_answers_and_tasks,
     an_admin_resubscribes_a_contact_and_others_may_not,
+    a_customers_own_unsubscribe_is_recorded,
     erasing_asks_first_then_no_personal_data_is_shown,
 );

@@ -353,8 +353,8 @@ pub async fn update(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Contact, "contact")?;
-    let actor = format!("api key {} ({})", caller.key_id, caller.name);
-    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &actor).await?;
+    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &caller.actor())
+        .await?;
     Ok(web::Json(row.into()))
 }
 

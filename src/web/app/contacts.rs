@@ -8,7 +8,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::page::{html, message, see_other, Layout, PageError};
-use super::task::{badge, display_name, properties, when, Badge, When};
+use super::task::{actor_name, badge, display_name, properties, when, Badge, When};
 use super::Signed;
 use crate::contacts::{self as use_case, Lookup};
 use crate::context::AppState;
@@ -198,6 +198,11 @@ pub struct AnswerItem {
     pub at: When,
 }
 
+pub struct ChangeItem {
+    pub text: String,
+    pub at: When,
+}
+
 pub struct TaskItem {
     pub href: String,
     pub badge: Badge,
@@ -224,6 +229,7 @@ struct ContactPage {
     invitations: Vec<InvitationItem>,
     answers: Vec<AnswerItem>,
     tasks: Vec<TaskItem>,
+    changes: Vec<ChangeItem>,
     notice: Option<&'static str>,
 }
 
@@ -323,6 +329,24 @@ pub async fn show(
                 at: when(t.created_at, at),
             })
             .collect(),
+        changes: p
+            .activities
+            .iter()
+            .map(|(a, member)| {
+                let who = member
+                    .clone()
+                    .unwrap_or_else(|| actor_name(a.actor.as_deref(), &Default::default()));
+                let what = match a.kind.as_str() {
+                    use_case::UNSUBSCRIBED => "Unsubscribed",
+                    use_case::RESUBSCRIBED => "Re-subscribed",
+                    other => other,
+                };
+                ChangeItem {
+                    text: format!("{what} by {who}"),
+                    at: when(a.created_at, at),
+                }
+            })
+            .collect(),
         notice: match query.notice.as_deref() {
             Some("resubscribed") => Some("Re-subscribed: this contact can be surveyed again."),
             _ => None,
@@ -334,12 +358,6 @@ pub async fn show(
 #[derive(Debug, Default, Deserialize)]
 pub struct ActionForm {
     csrf_token: Option<String>,
-}
-
-/// Who did something from the workspace, for logs.
-fn actor(signed: &Signed) -> String {
-    let m = signed.member();
-    format!("member {} ({})", m.id, m.email)
 }
 
 /// `POST /app/contacts/{id}/resubscribe` (admin): the contact may be emailed again; logged
@@ -355,7 +373,7 @@ pub async fn resubscribe(
     signed.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id)?;
-    use_case::set_unsubscribed(&state, &id, false, &actor(&signed)).await?;
+    use_case::set_unsubscribed(&state, &id, false, &signed.member().actor()).await?;
     Ok(see_other(&format!(
         "/app/contacts/{id}?notice=resubscribed"
     )))
@@ -426,6 +444,6 @@ pub async fn erase(
     let id = id.into_inner();
     check_id(&id)?;
     use_case::erase(&state, &id).await?;
-    tracing::info!(contact = %id, by = %actor(&signed), via = "workspace", "contact erased");
+    tracing::info!(contact = %id, by = %signed.member().actor(), "contact erased");
     Ok(see_other("/app/contacts?notice=erased"))
 }

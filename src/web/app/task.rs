@@ -338,7 +338,7 @@ fn read(conn: &mut crate::store::DbConnection, id: &str) -> Result<Data, AppErro
 }
 
 /// How an actor is shown: a member's name, `API key <name>`, `System`, `Customer`.
-fn actor_name(actor: Option<&str>, names: &HashMap<String, String>) -> String {
+pub(super) fn actor_name(actor: Option<&str>, names: &HashMap<String, String>) -> String {
     let Some(a) = actor else {
         return "System".into();
     };
