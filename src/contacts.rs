@@ -6,9 +6,11 @@ use diesel::Connection;
 
 use crate::context::AppState;
 use crate::domain::now;
+use crate::domain::Page;
 use crate::error::AppError;
-use crate::store::models::{ContactRow, SurveyRow};
-use crate::store::{contacts, emails, followups, invitations, responses};
+use crate::store::contacts::ContactFilter;
+use crate::store::models::{ContactRow, FollowupRow, InvitationRow, ResponseRow, SurveyRow};
+use crate::store::{contacts, emails, followups, invitations, responses, surveys};
 
 /// How long after unsubscribing the customer can undo it from the unsubscribe page.
 pub const RESUBSCRIBE_DAYS: i64 = 30;
@@ -86,6 +88,7 @@ pub async fn by_token(
                 SubscriptionChange::Unsubscribe => {
                     if contact.unsubscribed_at.is_none() {
                         tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact unsubscribed");
+                        contacts::log(conn, &contact.id, UNSUBSCRIBED, CUSTOMER)?;
                     }
                     contacts::unsubscribe(conn, &contact.id)?;
                 }
@@ -107,6 +110,7 @@ pub async fn by_token(
                             ));
                         }
                         contacts::resubscribe(conn, &contact.id)?;
+                        contacts::log(conn, &contact.id, RESUBSCRIBED, CUSTOMER)?;
                         tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact re-subscribed");
                     }
                 }
@@ -122,8 +126,14 @@ pub async fn by_token(
     }
 }
 
+/// The kinds of a contact's recorded changes, and the actor of the customer's own changes.
+pub const UNSUBSCRIBED: &str = "unsubscribed";
+pub const RESUBSCRIBED: &str = "resubscribed";
+pub const CUSTOMER: &str = "customer";
+
 /// Unsubscribes (`true`) or re-subscribes (`false`) a contact on an admin's request (the
-/// API), with no time limit; logged with who asked.
+/// API or the workspace), with no time limit; recorded in the contact's activity with
+/// `actor` (`user:<email>`, `api-key:<name>`) and logged. Repeating it records nothing.
 pub async fn set_unsubscribed(
     state: &AppState,
     id: &str,
@@ -140,11 +150,13 @@ pub async fn set_unsubscribed(
                 match (unsubscribed, before.unsubscribed_at.is_some()) {
                     (true, false) => {
                         contacts::unsubscribe(conn, &id)?;
-                        tracing::info!(contact = %id, by = %actor, via = "api", "contact unsubscribed");
+                        contacts::log(conn, &id, UNSUBSCRIBED, &actor)?;
+                        tracing::info!(contact = %id, by = %actor, "contact unsubscribed");
                     }
                     (false, true) => {
                         contacts::resubscribe(conn, &id)?;
-                        tracing::info!(contact = %id, by = %actor, via = "api", "contact re-subscribed");
+                        contacts::log(conn, &id, RESUBSCRIBED, &actor)?;
+                        tracing::info!(contact = %id, by = %actor, "contact re-subscribed");
                     }
                     _ => {}
                 }
@@ -177,4 +189,118 @@ pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
             })
         })
         .await
+}
+
+/// How many invitations, answers and tasks the contact page lists (newest first).
+pub const PROFILE_ITEMS: i64 = 100;
+
+/// Everything the workspace shows about one contact: invitations, answers and follow-up
+/// tasks, newest first, each with its survey's name and kind.
+#[derive(Debug, Clone)]
+pub struct Profile {
+    pub contact: ContactRow,
+    pub invitations: Vec<(InvitationRow, String)>,
+    pub answers: Vec<(ResponseRow, String, String)>,
+    pub tasks: Vec<(FollowupRow, String, String)>,
+    /// Subscription changes, newest first, with the member's name when a member did it.
+    pub activities: Vec<(contacts::ContactActivityRow, Option<String>)>,
+}
+
+/// What a contact id names: a contact, or one that was erased (nothing personal is left).
+#[derive(Debug, Clone)]
+pub enum Lookup {
+    Found(Box<Profile>),
+    Erased,
+}
+
+/// A contact with its invitations, answers and tasks (up to [`PROFILE_ITEMS`] each). 404
+/// for an unknown id; [`Lookup::Erased`] for an erased contact.
+pub async fn profile(state: &AppState, id: &str) -> Result<Lookup, AppError> {
+    let id = id.to_string();
+    state
+        .db
+        .run(move |conn| {
+            let Some(contact) = contacts::find_any(conn, &id)? else {
+                return Err(AppError::NotFound("contact"));
+            };
+            if contact.erased_at.is_some() {
+                return Ok(Lookup::Erased);
+            }
+            let page = Page {
+                limit: PROFILE_ITEMS,
+                cursor: None,
+            };
+            let mut names: std::collections::HashMap<String, (String, String)> =
+                std::collections::HashMap::new();
+            let mut survey_of = |conn: &mut crate::store::DbConnection, sid: &str| {
+                if let Some(v) = names.get(sid) {
+                    return Ok::<_, AppError>(v.clone());
+                }
+                let s = surveys::get(conn, sid)?;
+                let v = (s.name, s.kind);
+                names.insert(sid.to_string(), v.clone());
+                Ok(v)
+            };
+            let filter = invitations::InvitationFilter {
+                contact_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let mut invs = Vec::new();
+            for i in invitations::list(conn, &filter, &page)?
+                .into_iter()
+                .take(PROFILE_ITEMS as usize)
+            {
+                let (name, _) = survey_of(conn, &i.survey_id)?;
+                invs.push((i, name));
+            }
+            let filter = responses::ResponseFilter {
+                contact_id: Some(id.clone()),
+                ..Default::default()
+            };
+            let mut answers = Vec::new();
+            for r in responses::list(conn, &filter, &page)?
+                .into_iter()
+                .take(PROFILE_ITEMS as usize)
+            {
+                let (name, kind) = survey_of(conn, &r.survey_id)?;
+                answers.push((r, name, kind));
+            }
+            let mut tasks = Vec::new();
+            for t in followups::for_contact(conn, &id, PROFILE_ITEMS)? {
+                let (name, kind) = survey_of(conn, &t.survey_id)?;
+                tasks.push((t, name, kind));
+            }
+            let mut activities = Vec::new();
+            for a in contacts::activities(conn, &id, PROFILE_ITEMS)? {
+                let member = match a.actor.as_deref() {
+                    Some(actor) if actor.starts_with("user:") => {
+                        crate::store::users::actor_name(conn, actor)?
+                    }
+                    _ => None,
+                };
+                activities.push((a, member));
+            }
+            Ok(Lookup::Found(Box::new(Profile {
+                contact,
+                invitations: invs,
+                answers,
+                tasks,
+                activities,
+            })))
+        })
+        .await
+}
+
+/// A page of contacts matching `filter`, newest first, and the cursor of the next page.
+pub async fn search(
+    state: &AppState,
+    filter: ContactFilter,
+    page: Page,
+) -> Result<(Vec<ContactRow>, Option<String>), AppError> {
+    let p = page.clone();
+    let rows = state
+        .db
+        .run(move |conn| contacts::list(conn, &filter, &p))
+        .await?;
+    Ok(crate::domain::paginate(rows, &page, |r| &r.id))
 }

@@ -32,6 +32,15 @@ pub fn create(
     Ok((row, key))
 }
 
+/// A key, revoked or not.
+pub fn get(conn: &mut DbConnection, id: &str) -> Result<Option<ApiKeyRow>, AppError> {
+    Ok(api_keys::table
+        .find(id)
+        .select(ApiKeyRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 pub fn find_active_by_hash(
     conn: &mut DbConnection,
     hash: &str,
@@ -42,6 +51,37 @@ pub fn find_active_by_hash(
         .select(ApiKeyRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// How often `last_used_at` is written per key: at most once in this many seconds.
+pub const LAST_USED_EVERY_SECS: i64 = 60;
+
+/// Whether a key read at `t` needs its `last_used_at` written: never used, or last written
+/// at least [`LAST_USED_EVERY_SECS`] ago.
+pub fn last_used_is_stale(row: &ApiKeyRow, t: chrono::NaiveDateTime) -> bool {
+    row.last_used_at
+        .is_none_or(|at| at <= t - chrono::TimeDelta::seconds(LAST_USED_EVERY_SECS))
+}
+
+/// Records that key `id` was used at `t`, unless it was already recorded less than
+/// [`LAST_USED_EVERY_SECS`] before (a conditional `UPDATE`, so concurrent requests and
+/// replicas write it once). Returns whether the row was written.
+pub fn touch_last_used(
+    conn: &mut DbConnection,
+    id: &str,
+    t: chrono::NaiveDateTime,
+) -> Result<bool, AppError> {
+    let before = t - chrono::TimeDelta::seconds(LAST_USED_EVERY_SECS);
+    let n = diesel::update(
+        api_keys::table.find(id).filter(
+            api_keys::last_used_at
+                .is_null()
+                .or(api_keys::last_used_at.le(before)),
+        ),
+    )
+    .set(api_keys::last_used_at.eq(Some(t)))
+    .execute(conn)?;
+    Ok(n > 0)
 }
 
 pub fn list(conn: &mut DbConnection, page: &Page) -> Result<Vec<ApiKeyRow>, AppError> {

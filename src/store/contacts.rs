@@ -6,7 +6,7 @@ use diesel::prelude::*;
 use serde_json::{Map, Value};
 
 use super::models::ContactRow;
-use super::schema::{contacts, invitations};
+use super::schema::{contact_activities, contacts, invitations};
 use super::DbConnection;
 use crate::domain::Page;
 use crate::domain::{new_id, now, Email, IdPrefix};
@@ -175,8 +175,15 @@ pub fn get(conn: &mut DbConnection, id: &str) -> Result<ContactRow, AppError> {
 
 #[derive(Debug, Default, Clone)]
 pub struct ContactFilter {
+    /// Exact (emails are stored lower-cased).
     pub email: Option<String>,
+    /// Exact.
     pub external_id: Option<String>,
+    /// Text found, ignoring case, in the email, name or external id.
+    pub q: Option<String>,
+    /// A property and its value (see [`super::filter_property`]); the key must pass
+    /// [`super::followups::is_property_key`].
+    pub property: Option<(String, String)>,
 }
 
 pub fn list(
@@ -194,6 +201,30 @@ pub fn list(
     }
     if let Some(x) = &filter.external_id {
         q = q.filter(contacts::external_id.eq(x.clone()));
+    }
+    if let Some(text) = filter.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let p = super::contains_pattern(text);
+        q = q.filter(
+            sql::<Bool>("(LOWER(contacts.email) LIKE ")
+                .bind::<Text, _>(p.clone())
+                .sql(" ESCAPE '\\' OR LOWER(contacts.name) LIKE ")
+                .bind::<Text, _>(p.clone())
+                .sql(" ESCAPE '\\' OR LOWER(contacts.external_id) LIKE ")
+                .bind::<Text, _>(p)
+                .sql(" ESCAPE '\\')"),
+        );
+    }
+    if let Some((key, value)) = &filter.property {
+        if !super::followups::is_property_key(key) {
+            return Err(AppError::field(
+                "property",
+                "must be 1 to 100 letters, digits, _ or -",
+            ));
+        }
+        let pg = matches!(conn, DbConnection::Postgres(_));
+        super::filter_property!(q, key.clone(), value.clone(), pg);
     }
     if let Some(c) = &page.cursor {
         q = q.filter(contacts::id.lt(c.clone()));
@@ -297,4 +328,44 @@ pub fn mark_responded(
         .set(contacts::last_responded_at.eq(Some(t)))
         .execute(conn)?;
     Ok(())
+}
+
+/// A change of a contact's subscription: `unsubscribed` or `resubscribed`, and who did it.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = contact_activities)]
+pub struct ContactActivityRow {
+    pub id: String,
+    pub contact_id: String,
+    pub kind: String,
+    /// `customer`, `user:<email>` or `api-key:<name>`.
+    pub actor: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Records that `actor` did `kind` to contact `id`.
+pub fn log(conn: &mut DbConnection, id: &str, kind: &str, actor: &str) -> Result<(), AppError> {
+    diesel::insert_into(contact_activities::table)
+        .values(&ContactActivityRow {
+            id: new_id(IdPrefix::Activity),
+            contact_id: id.to_string(),
+            kind: kind.to_string(),
+            actor: Some(actor.to_string()),
+            created_at: now(),
+        })
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A contact's recorded changes, newest first (up to `limit`).
+pub fn activities(
+    conn: &mut DbConnection,
+    id: &str,
+    limit: i64,
+) -> Result<Vec<ContactActivityRow>, AppError> {
+    Ok(contact_activities::table
+        .filter(contact_activities::contact_id.eq(id))
+        .order(contact_activities::id.desc())
+        .limit(limit)
+        .select(ContactActivityRow::as_select())
+        .load(conn)?)
 }

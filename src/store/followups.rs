@@ -204,17 +204,13 @@ pub fn is_property_key(key: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
-/// `text` as a LIKE pattern matching it anywhere, lowercased, with `\` escaping `%` and `_`.
-fn contains_pattern(text: &str) -> String {
-    let mut p = String::from("%");
-    for c in text.to_lowercase().chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            p.push('\\');
-        }
-        p.push(c);
+/// `key:value` as a property filter (`plan:enterprise`), when the key passes
+/// [`is_property_key`].
+pub fn split_property(raw: &str) -> Option<(String, String)> {
+    match raw.split_once(':') {
+        Some((k, v)) if is_property_key(k) => Some((k.to_string(), v.to_string())),
+        _ => None,
     }
-    p.push('%');
-    p
 }
 
 /// Tasks joined with their survey and (when any) contact.
@@ -285,29 +281,10 @@ macro_rules! common_filters {
                     "must be 1 to 100 letters, digits, _ or -",
                 ));
             }
-            if $pg {
-                $q = $q.filter(
-                    sql::<Bool>("LOWER(contacts.properties::jsonb ->> ")
-                        .bind::<Text, _>(key.clone())
-                        .sql(") = LOWER(")
-                        .bind::<Text, _>(value.clone())
-                        .sql(")"),
-                );
-            } else {
-                let path = format!("$.\"{key}\"");
-                $q = $q.filter(
-                    sql::<Bool>("LOWER(CASE json_type(contacts.properties, ")
-                        .bind::<Text, _>(path.clone())
-                        .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
-                        .bind::<Text, _>(path)
-                        .sql(") AS TEXT) END) = LOWER(")
-                        .bind::<Text, _>(value.clone())
-                        .sql(")"),
-                );
-            }
+            $crate::store::filter_property!($q, key.clone(), value.clone(), $pg);
         }
         if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
-            let p = contains_pattern(text);
+            let p = $crate::store::contains_pattern(text);
             let company = if $pg {
                 "(contacts.properties::jsonb ->> 'company')"
             } else {

@@ -57,6 +57,53 @@ macro_rules! extend_claims {
 }
 pub(crate) use extend_claims;
 
+/// Narrows boxed query `$q` (over a query that has the `contacts` table) to contacts whose
+/// property `$key` equals `$value`, compared as text and case-insensitively (numbers and
+/// booleans as written in JSON). `$key` must pass [`followups::is_property_key`]: it is
+/// part of a JSON path on SQLite. `$pg`: whether the connection is PostgreSQL.
+macro_rules! filter_property {
+    ($q:ident, $key:expr, $value:expr, $pg:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let (key, value): (String, String) = ($key, $value);
+        if $pg {
+            $q = $q.filter(
+                sql::<Bool>("LOWER(contacts.properties::jsonb ->> ")
+                    .bind::<Text, _>(key)
+                    .sql(") = LOWER(")
+                    .bind::<Text, _>(value)
+                    .sql(")"),
+            );
+        } else {
+            let path = format!("$.\"{key}\"");
+            $q = $q.filter(
+                sql::<Bool>("LOWER(CASE json_type(contacts.properties, ")
+                    .bind::<Text, _>(path.clone())
+                    .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
+                    .bind::<Text, _>(path)
+                    .sql(") AS TEXT) END) = LOWER(")
+                    .bind::<Text, _>(value)
+                    .sql(")"),
+            );
+        }
+    }};
+}
+pub(crate) use filter_property;
+
+/// `text` as a LIKE pattern matching it anywhere, lowercased, with `\` escaping `%` and `_`
+/// (use with `ESCAPE '\'`).
+pub fn contains_pattern(text: &str) -> String {
+    let mut p = String::from("%");
+    for c in text.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
+}
+
 pub mod api_keys;
 pub mod batch;
 pub mod contacts;

@@ -260,6 +260,17 @@ diesel::table! {
 diesel::joinable!(invitations -> surveys (survey_id));
 diesel::joinable!(invitations -> contacts (contact_id));
 diesel::joinable!(responses -> surveys (survey_id));
+diesel::table! {
+    contact_activities (id) {
+        id -> Text,
+        contact_id -> Text,
+        kind -> Text,
+        actor -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(contact_activities -> contacts (contact_id));
 diesel::joinable!(responses -> contacts (contact_id));
 diesel::joinable!(responses -> invitations (invitation_id));
 diesel::joinable!(followups -> responses (response_id));
@@ -275,6 +286,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     api_keys,
     surveys,
     contacts,
+    contact_activities,
     invitations,
     responses,
     followups,

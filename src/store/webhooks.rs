@@ -141,6 +141,98 @@ pub fn delete(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
     })
 }
 
+/// Changes of a webhook; `None` leaves a column as it is.
+#[derive(Debug, Clone, Default, AsChangeset)]
+#[diesel(table_name = webhooks)]
+pub struct WebhookChanges {
+    pub url: Option<String>,
+    /// A JSON array of event names.
+    pub events: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Applies `changes` to a webhook that is not deleted and returns it (404 otherwise).
+pub fn update(
+    conn: &mut DbConnection,
+    id: &str,
+    changes: &WebhookChanges,
+) -> Result<WebhookRow, AppError> {
+    conn.transaction(|conn| {
+        let row = get(conn, id)?;
+        if changes.url.is_none() && changes.events.is_none() && changes.active.is_none() {
+            return Ok(row);
+        }
+        diesel::update(webhooks::table.find(id))
+            .set(changes)
+            .execute(conn)?;
+        get(conn, id)
+    })
+}
+
+/// One delivery of webhook `webhook_id` (404 when the delivery is not one of its own).
+pub fn delivery(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    id: &str,
+) -> Result<DeliveryRow, AppError> {
+    webhook_deliveries::table
+        .find(id)
+        .filter(webhook_deliveries::webhook_id.eq(webhook_id))
+        .select(DeliveryRow::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(AppError::NotFound("delivery"))
+}
+
+/// A delivery with its attempts (oldest first).
+pub fn delivery_with_attempts(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    id: &str,
+) -> Result<(DeliveryRow, Vec<AttemptRow>), AppError> {
+    let d = delivery(conn, webhook_id, id)?;
+    let attempts = webhook_attempts::table
+        .filter(webhook_attempts::delivery_id.eq(id))
+        .select(AttemptRow::as_select())
+        .order((webhook_attempts::attempted_at, webhook_attempts::id))
+        .load(conn)?;
+    Ok((d, attempts))
+}
+
+/// Queues a finished delivery (`delivered` or `failed`) again, due now; a delivery still
+/// `pending` is made due now. Its attempt log is kept and the next attempt is added to it.
+/// A delivery in flight (`delivering`) is a 409 `delivery_in_flight`.
+pub fn requeue(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    id: &str,
+) -> Result<DeliveryRow, AppError> {
+    conn.transaction(|conn| {
+        let d = delivery(conn, webhook_id, id)?;
+        if d.status == "delivering" {
+            return Err(AppError::conflict(
+                "delivery_in_flight",
+                "this delivery is being sent right now; wait for the attempt to finish",
+            ));
+        }
+        let t = now();
+        diesel::update(
+            webhook_deliveries::table
+                .find(id)
+                .filter(webhook_deliveries::status.ne("delivering")),
+        )
+        .set((
+            webhook_deliveries::status.eq("pending"),
+            webhook_deliveries::next_attempt_at.eq(t),
+            webhook_deliveries::delivered_at.eq(None::<NaiveDateTime>),
+            webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+            webhook_deliveries::claimed_by.eq(None::<String>),
+        ))
+        .execute(conn)?;
+        delivery(conn, webhook_id, id)
+    })
+}
+
 /// Live webhooks subscribed to `event`. The `LIKE` keeps the common case (nobody subscribed)
 /// to one query that returns nothing; the stored list is then checked exactly.
 pub fn subscribers(conn: &mut DbConnection, event: Event) -> Result<Vec<WebhookRow>, AppError> {

@@ -14,6 +14,7 @@
 pub mod signing;
 pub mod worker;
 
+use diesel::Connection;
 use serde_json::{json, Value};
 
 use crate::context::AppState;
@@ -30,6 +31,13 @@ pub use worker::WebhookWorker;
 pub use crate::domain::Event;
 pub use crate::store::webhooks::DELETED;
 
+/// `last_error` of deliveries whose turn came while their webhook was paused.
+pub const INACTIVE: &str = "webhook inactive";
+
+/// The event of a delivery sent by [`send_test`]: not a subscription, sent to one webhook on
+/// request, through the normal outbox (signed, logged, retried).
+pub const TEST_EVENT: &str = "webhook.test";
+
 /// Queues `event` with `data` for every live webhook subscribed to it, inside the caller's
 /// transaction. Each delivery gets its own id and payload
 /// `{"id": "dlv_…", "event": "…", "created_at": "…", "data": …}`. With no subscriber this is
@@ -42,32 +50,40 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usi
     let t = now();
     let rows: Vec<store::DeliveryRow> = hooks
         .into_iter()
-        .map(|hook| {
-            let id = new_id(IdPrefix::Delivery);
-            let payload = json!({
-                "id": id,
-                "event": event.as_str(),
-                "created_at": crate::domain::utc(t),
-                "data": data,
-            });
-            store::DeliveryRow {
-                id,
-                webhook_id: hook.id,
-                event: event.as_str().into(),
-                payload: payload.to_string(),
-                status: "pending".into(),
-                attempts: 0,
-                next_attempt_at: t,
-                claimed_until: None,
-                last_status_code: None,
-                last_error: None,
-                delivered_at: None,
-                created_at: t,
-            }
-        })
+        .map(|hook| delivery_row(hook.id, event.as_str(), &data, t))
         .collect();
     store::insert_deliveries(conn, &rows)?;
     Ok(rows.len())
+}
+
+/// A new pending delivery of `event` with `data` to webhook `webhook_id`, due at `t`.
+fn delivery_row(
+    webhook_id: String,
+    event: &str,
+    data: &Value,
+    t: chrono::NaiveDateTime,
+) -> store::DeliveryRow {
+    let id = new_id(IdPrefix::Delivery);
+    let payload = json!({
+        "id": id,
+        "event": event,
+        "created_at": crate::domain::utc(t),
+        "data": data,
+    });
+    store::DeliveryRow {
+        id,
+        webhook_id,
+        event: event.into(),
+        payload: payload.to_string(),
+        status: "pending".into(),
+        attempts: 0,
+        next_attempt_at: t,
+        claimed_until: None,
+        last_status_code: None,
+        last_error: None,
+        delivered_at: None,
+        created_at: t,
+    }
 }
 
 /// Queues `response.created` (no `before`) or `response.updated` for a recorded answer. The
@@ -146,4 +162,176 @@ pub async fn create(
 pub async fn delete(state: &AppState, id: &str) -> Result<(), AppError> {
     let id = id.to_string();
     state.db.write(move |conn| store::delete(conn, &id)).await
+}
+
+/// Longest accepted webhook URL.
+pub const MAX_URL_CHARS: usize = 2000;
+
+/// Checks a webhook URL (for every front door): an absolute `http://` or `https://` URL of
+/// at most [`MAX_URL_CHARS`] characters with a host name or IPv4 address, an optional port
+/// and printable ASCII after it. The error says what is wrong.
+pub fn check_url(value: &str) -> Result<(), &'static str> {
+    if value.chars().count() > MAX_URL_CHARS {
+        return Err("must be at most 2000 characters long");
+    }
+    if !url_shape(value) {
+        return Err(
+            "must be an http:// or https:// URL with a host name or IPv4 address, an optional \
+port, and printable ASCII after it (percent-encode anything else)",
+        );
+    }
+    match url::Url::parse(value.trim()) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(_) => Err("must be an absolute http:// or https:// URL with a host"),
+        Err(_) => Err("is not a valid URL; use an absolute http:// or https:// URL"),
+    }
+}
+
+/// The shape the OpenAPI document states for a webhook URL:
+/// `^https?://(IPV4|([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*)(:PORT)?([/?#][!-~]*)?$`, where PORT
+/// is 0 to 65535 (up to 4 digits with leading zeros, or 5 without).
+fn url_shape(value: &str) -> bool {
+    let Some(rest) = value
+        .strip_prefix("http://")
+        .or_else(|| value.strip_prefix("https://"))
+    else {
+        return false;
+    };
+    let host_end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
+    let (host, mut tail) = rest.split_at(host_end);
+    let ipv4 = {
+        let parts: Vec<&str> = host.split('.').collect();
+        parts.len() == 4
+            && parts.iter().all(|p| {
+                (1..=3).contains(&p.len())
+                    && p.bytes().all(|b| b.is_ascii_digit())
+                    && (p.len() == 1 || !p.starts_with('0'))
+                    && p.parse::<u16>().is_ok_and(|n| n <= 255)
+            })
+    };
+    let domain = {
+        let labels: Vec<&str> = host.split('.').collect();
+        labels
+            .iter()
+            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
+            && labels
+                .last()
+                .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
+    };
+    if !(ipv4 || domain) {
+        return false;
+    }
+    if let Some(port_and_more) = tail.strip_prefix(':') {
+        let digits = port_and_more.bytes().take_while(u8::is_ascii_digit).count();
+        let port = &port_and_more[..digits];
+        let fits = match digits {
+            1..=4 => true,
+            5 => !port.starts_with('0') && port.parse::<u32>().is_ok_and(|p| p <= 65535),
+            _ => false,
+        };
+        if !fits {
+            return false;
+        }
+        tail = &port_and_more[digits..];
+    }
+    tail.is_empty()
+        || (tail.starts_with(['/', '?', '#']) && tail.bytes().all(|b| (b'!'..=b'~').contains(&b)))
+}
+
+/// What may change on a webhook (`None`: unchanged).
+#[derive(Debug, Clone, Default)]
+pub struct WebhookUpdate {
+    pub url: Option<String>,
+    pub events: Option<Vec<Event>>,
+    pub active: Option<bool>,
+}
+
+/// Changes a webhook's URL, events or active flag (the secret stays). An inactive webhook
+/// gets no new deliveries; its queued ones fail ([`INACTIVE`]) when their turn comes. 404 when it does not
+/// exist or was deleted.
+pub async fn update(
+    state: &AppState,
+    id: &str,
+    change: WebhookUpdate,
+) -> Result<store::WebhookRow, AppError> {
+    let changes = store::WebhookChanges {
+        url: change.url.map(|u| u.trim().to_string()),
+        events: match &change.events {
+            Some(events) => Some(
+                serde_json::to_string(&events.iter().map(|e| e.as_str()).collect::<Vec<_>>())
+                    .map_err(AppError::internal)?,
+            ),
+            None => None,
+        },
+        active: change.active,
+    };
+    let id = id.to_string();
+    state
+        .db
+        .write(move |conn| store::update(conn, &id, &changes))
+        .await
+}
+
+/// Queues a [`TEST_EVENT`] delivery to one active webhook, due now, and wakes the worker: it
+/// goes out signed like any event, and its attempts show in the delivery log. 409
+/// `webhook_inactive` for an inactive webhook (nothing would be sent).
+pub async fn send_test(state: &AppState, id: &str) -> Result<store::DeliveryRow, AppError> {
+    let id = id.to_string();
+    let row = state
+        .db
+        .write(move |conn| {
+            conn.transaction(|conn| {
+                let hook = store::get(conn, &id)?;
+                if !hook.live() {
+                    return Err(inactive());
+                }
+                let data = json!({
+                    "webhook_id": hook.id,
+                    "message": "A test event sent from Closeloop. No action is needed.",
+                });
+                let row = delivery_row(hook.id.clone(), TEST_EVENT, &data, now());
+                store::insert_deliveries(conn, std::slice::from_ref(&row))?;
+                Ok(row)
+            })
+        })
+        .await?;
+    state.wake_webhooks.notify_one();
+    Ok(row)
+}
+
+/// Sends a delivery of an active webhook again, now, with the same id and payload (receivers
+/// deduplicate by it): one new attempt, added to its log. Retries after it follow the usual
+/// backoff while attempts remain (`WEBHOOK_MAX_ATTEMPTS`); past that, a failed redelivery
+/// stays failed. 404 for an unknown webhook or delivery, 409 `webhook_inactive`, 409
+/// `delivery_in_flight` while an attempt is under way.
+pub async fn redeliver(
+    state: &AppState,
+    webhook_id: &str,
+    delivery_id: &str,
+) -> Result<(store::DeliveryRow, Vec<store::AttemptRow>), AppError> {
+    let (hook_id, id) = (webhook_id.to_string(), delivery_id.to_string());
+    let row = state
+        .db
+        .write(move |conn| {
+            conn.transaction(|conn| {
+                let hook = store::get(conn, &hook_id)?;
+                // The delivery first: an unknown one is a 404 whatever the webhook's state.
+                store::delivery(conn, &hook_id, &id)?;
+                if !hook.live() {
+                    return Err(inactive());
+                }
+                store::requeue(conn, &hook_id, &id)?;
+                store::delivery_with_attempts(conn, &hook_id, &id)
+            })
+        })
+        .await?;
+    state.wake_webhooks.notify_one();
+    Ok(row)
+}
+
+fn inactive() -> AppError {
+    AppError::conflict(
+        "webhook_inactive",
+        "this webhook is inactive; activate it first (PATCH {\"active\": true})",
+    )
 }

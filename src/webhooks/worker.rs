@@ -160,10 +160,15 @@ impl WebhookWorker {
 
     async fn deliver(&self, c: &Claimed) -> (Option<Attempt>, Outcome) {
         if !c.webhook.live() {
+            let error = if c.webhook.deleted_at.is_some() {
+                super::DELETED
+            } else {
+                super::INACTIVE
+            };
             return (
                 None,
                 Outcome::Failed {
-                    error: super::DELETED.into(),
+                    error: error.into(),
                 },
             );
         }

@@ -2,7 +2,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::both_engines;
-use crate::helpers::TestApp;
+use crate::helpers::{with_db, TestApp};
 
 async fn requests_without_a_valid_key_are_401(app: TestApp) {
     for key in [None, Some("cl_wrong"), Some("")] {
@@ -193,10 +193,98 @@ async fn the_last_active_admin_key_cannot_be_revoked(app: TestApp) {
     assert_eq!(a.status, 204, "{}", a.text);
 }
 
+/// `last_used_at` of key `id` in the list.
+async fn last_used(app: &TestApp, id: &str) -> serde_json::Value {
+    let list = app.get("/api/v1/api-keys?limit=100").await;
+    assert_eq!(list.status, 200, "{}", list.text);
+    list.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["id"] == id)
+        .expect("the key is listed")["last_used_at"]
+        .clone()
+}
+
+/// Sets `last_used_at` of key `id` to `seconds` ago.
+async fn used_ago(app: &TestApp, id: &str, seconds: i64) -> chrono::NaiveDateTime {
+    let id = id.to_string();
+    with_db(app, move |conn| {
+        use closeloop::store::schema::api_keys;
+        use diesel::prelude::*;
+        let t = closeloop::domain::now() - chrono::TimeDelta::seconds(seconds);
+        diesel::update(api_keys::table.find(id))
+            .set(api_keys::last_used_at.eq(Some(t)))
+            .execute(conn)
+            .unwrap();
+        t
+    })
+    .await
+}
+
+async fn last_used_at_is_written_when_a_key_is_used_at_most_once_a_minute(app: TestApp) {
+    let created = app
+        .post("/api/v1/api-keys", json!({"name": "crm", "role": "reader"}))
+        .await;
+    let id = created.body["id"].as_str().unwrap().to_string();
+    let key = created.body["key"].as_str().unwrap().to_string();
+    assert_eq!(created.body["last_used_at"], serde_json::Value::Null);
+    assert_eq!(
+        last_used(&app, &id).await,
+        serde_json::Value::Null,
+        "never used"
+    );
+
+    let before = chrono::Utc::now() - chrono::TimeDelta::seconds(1);
+    let a = app
+        .send(Method::GET, "/api/v1/surveys", Some(&key), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let first = last_used(&app, &id).await;
+    let at = chrono::DateTime::parse_from_rfc3339(first.as_str().expect("set after use")).unwrap();
+    assert!(at >= before && at <= chrono::Utc::now(), "{first}");
+
+    // Used again within the minute: not rewritten.
+    let t = used_ago(&app, &id, 30).await;
+    app.send(Method::GET, "/api/v1/surveys", Some(&key), None)
+        .await;
+    let again = last_used(&app, &id).await;
+    let again = chrono::DateTime::parse_from_rfc3339(again.as_str().unwrap()).unwrap();
+    assert!(
+        (again.naive_utc() - t).num_milliseconds().abs() < 1000,
+        "kept at 30 s ago: {again} vs {t}"
+    );
+    // A minute later: written again.
+    used_ago(&app, &id, 61).await;
+    app.send(Method::GET, "/api/v1/surveys", Some(&key), None)
+        .await;
+    let later = last_used(&app, &id).await;
+    let later = chrono::DateTime::parse_from_rfc3339(later.as_str().unwrap()).unwrap();
+    assert!(
+        later >= chrono::Utc::now() - chrono::TimeDelta::seconds(5),
+        "rewritten: {later}"
+    );
+    // A refused request (wrong role) still authenticated the key: it counts as a use.
+    used_ago(&app, &id, 120).await;
+    let a = app
+        .send(
+            Method::DELETE,
+            &format!("/api/v1/api-keys/{id}"),
+            Some(&key),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 403);
+    let refused = last_used(&app, &id).await;
+    let refused = chrono::DateTime::parse_from_rfc3339(refused.as_str().unwrap()).unwrap();
+    assert!(refused >= chrono::Utc::now() - chrono::TimeDelta::seconds(5));
+}
+
 both_engines!(
     the_last_active_admin_key_cannot_be_revoked,
     requests_without_a_valid_key_are_401,
     a_created_key_works_once_shown_and_stops_when_revoked,
     roles_limit_what_a_key_may_do,
     bad_key_requests_are_rejected_per_field,
+    last_used_at_is_written_when_a_key_is_used_at_most_once_a_minute,
 );

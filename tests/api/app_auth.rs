@@ -5,7 +5,7 @@
 use closeloop::domain::Role;
 
 use crate::each_engine;
-use crate::helpers::{csrf_of, spawn_app_with, Engine, TestApp};
+use crate::helpers::{csrf_of, spawn_app_with, with_db, Engine, TestApp};
 use crate::smtp::TestSmtp;
 
 async fn app_with_mail(engine: Engine, smtp: &TestSmtp) -> TestApp {
@@ -53,19 +53,6 @@ fn location(res: &reqwest::Response) -> String {
 }
 
 /// Runs SQL-free changes on the test database (moving times into the past).
-async fn with_db(
-    app: &TestApp,
-    f: impl FnOnce(&mut closeloop::store::DbConnection) + Send + 'static,
-) {
-    let state = app.app_state.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut conn = state.db.get().unwrap();
-        f(&mut conn)
-    })
-    .await
-    .unwrap();
-}
-
 async fn sign_in_by_emailed_link(engine: Engine) {
     let smtp = TestSmtp::start();
     let app = app_with_mail(engine, &smtp).await;

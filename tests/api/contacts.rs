@@ -203,7 +203,62 @@ async fn bad_contact_input_is_reported_per_field(app: TestApp) {
     );
 }
 
+async fn contacts_are_found_by_text_and_by_property(app: TestApp) {
+    for c in [
+        json!({"email": "ada@example.com", "name": "Ada Lovelace", "external_id": "cus_42",
+               "properties": {"plan": "Enterprise", "value": 120000, "beta": true}}),
+        json!({"email": "bob@other.test", "name": "Bob Babbage", "external_id": "cus_7",
+               "properties": {"plan": "starter", "value": 10}}),
+        json!({"email": "cleo_x@example.com", "name": "Cleo 100% Real"}),
+    ] {
+        let a = app.post("/api/v1/contacts", c).await;
+        assert_eq!(a.status, 201, "{}", a.text);
+    }
+    let emails = |a: &crate::helpers::Answer| -> Vec<String> {
+        let mut v: Vec<String> = a.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["email"].as_str().unwrap().to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    for (query, want) in [
+        ("q=LOVELACE", vec!["ada@example.com"]),
+        (
+            "q=example.com",
+            vec!["ada@example.com", "cleo_x@example.com"],
+        ),
+        ("q=cus_", vec!["ada@example.com", "bob@other.test"]),
+        ("q=CUS_7", vec!["bob@other.test"]),
+        // `%` and `_` are text, not wildcards.
+        ("q=100%25", vec!["cleo_x@example.com"]),
+        ("q=o_x", vec!["cleo_x@example.com"]),
+        ("q=nobody", vec![]),
+        ("property=plan:enterprise", vec!["ada@example.com"]),
+        ("property=value:10", vec!["bob@other.test"]),
+        ("property=beta:true", vec!["ada@example.com"]),
+        ("property=plan:ent", vec![]),
+        ("q=a&property=plan:starter", vec!["bob@other.test"]),
+        ("email=ADA@example.com", vec!["ada@example.com"]),
+    ] {
+        let a = app.get(&format!("/api/v1/contacts?{query}")).await;
+        assert_eq!(a.status, 200, "{query}: {}", a.text);
+        assert_eq!(emails(&a), want, "{query}");
+    }
+    for bad in ["property=plan", "property=pl%20an:x", "property=:x"] {
+        let a = app.get(&format!("/api/v1/contacts?{bad}")).await;
+        assert_eq!(a.status, 422, "{bad}: {}", a.text);
+        assert!(!a.field("property").is_empty(), "{bad}: {}", a.text);
+    }
+    let long = "x".repeat(201);
+    let a = app.get(&format!("/api/v1/contacts?q={long}")).await;
+    assert_eq!(a.status, 422, "{}", a.text);
+}
+
 both_engines!(
+    contacts_are_found_by_text_and_by_property,
     contacts_are_upserted_by_email_and_external_id,
     an_email_owned_by_another_contact_is_a_conflict,
     concurrent_upserts_of_one_new_contact_make_one_contact,

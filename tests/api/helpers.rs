@@ -532,3 +532,41 @@ pub async fn answer(app: &TestApp, token: &str, score: i32, comment: &str) {
         .unwrap();
     assert_eq!(res.status(), 303, "{}", res.text().await.unwrap());
 }
+
+/// Runs `f` on a connection of the app's database (to set up what no endpoint can, such as
+/// a time in the past) and returns what it returns.
+pub async fn with_db<R: Send + 'static>(
+    app: &TestApp,
+    f: impl FnOnce(&mut closeloop::store::DbConnection) -> R + Send + 'static,
+) -> R {
+    let state = app.app_state.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = state.db.get().unwrap();
+        f(&mut conn)
+    })
+    .await
+    .unwrap()
+}
+
+impl TestApp {
+    /// A workspace form POST by member `m` (their cookie and CSRF token added): the status,
+    /// the `Location` header (empty when none) and the body.
+    pub async fn post_as(
+        &self,
+        m: &Member,
+        path: &str,
+        form: &[(&str, &str)],
+    ) -> (u16, String, String) {
+        let mut all = vec![("csrf_token", m.csrf.as_str())];
+        all.extend_from_slice(form);
+        let res = self.post_form(path, Some(&m.cookie), &all).await;
+        let status = res.status().as_u16();
+        let to = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        (status, to, res.text().await.unwrap_or_default())
+    }
+}

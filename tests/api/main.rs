@@ -5,7 +5,9 @@ mod smtp;
 
 mod api_keys;
 mod app_auth;
+mod app_contacts;
 mod app_inbox;
+mod app_settings;
 mod app_task;
 mod bad_input;
 mod cli;

@@ -21,7 +21,7 @@ const SLOW: u16 = 1;
 
 /// One request as the receiver saw it.
 #[derive(Debug, Clone)]
-struct Received {
+pub(crate) struct Received {
     method: String,
     path: String,
     /// Lower-cased names.
@@ -32,7 +32,7 @@ struct Received {
 }
 
 impl Received {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 
@@ -44,13 +44,13 @@ impl Received {
 /// A tiny HTTP/1.1 server on a random loopback port that records every request and answers
 /// with the scripted statuses in order, then with `then`.
 #[derive(Clone)]
-struct Receiver {
-    url: String,
+pub(crate) struct Receiver {
+    pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {
-    async fn start(script: &[u16], then: u16) -> Receiver {
+    pub(crate) async fn start(script: &[u16], then: u16) -> Receiver {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -67,7 +67,7 @@ impl Receiver {
         }
     }
 
-    fn count(&self) -> usize {
+    pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
 
@@ -75,7 +75,7 @@ impl Receiver {
         self.got.lock().unwrap().clone()
     }
 
-    async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
+    pub(crate) async fn wait_for(&self, n: usize, secs: u64) -> Vec<Received> {
         let what = format!("{n} webhook request(s) at {}", self.url);
         eventually(secs, &what, || async {
             let all = self.all();
@@ -165,7 +165,7 @@ fn expected_signature(secret: &str, t: &str, body: &[u8]) -> String {
 }
 
 /// Checks the headers and signature of one request; returns the parsed body.
-fn check_signed(r: &Received, secret: &str, event: &str) -> Value {
+pub(crate) fn check_signed(r: &Received, secret: &str, event: &str) -> Value {
     assert_eq!(r.method, "POST");
     assert_eq!(r.path, "/hook");
     assert_eq!(r.header("content-type"), "application/json");
@@ -199,7 +199,7 @@ fn check_signed(r: &Received, secret: &str, event: &str) -> Value {
     body
 }
 
-async fn fast_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn fast_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
     let mut settings = vec![
         ("WEBHOOK_RETRY_BASE_SECONDS", "0"),
         ("DISPATCH_INTERVAL_MS", "50"),
@@ -210,7 +210,7 @@ async fn fast_app(engine: Engine, extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// Creates a webhook; returns its id and secret.
-async fn subscribe(app: &TestApp, url: &str, events: &[&str]) -> (String, String) {
+pub(crate) async fn subscribe(app: &TestApp, url: &str, events: &[&str]) -> (String, String) {
     let a = app
         .post("/api/v1/webhooks", json!({"url": url, "events": events}))
         .await;
@@ -242,7 +242,7 @@ async fn answer(app: &TestApp, body: Value) -> Value {
     a.body
 }
 
-async fn deliveries(app: &TestApp, webhook_id: &str) -> Vec<Value> {
+pub(crate) async fn deliveries(app: &TestApp, webhook_id: &str) -> Vec<Value> {
     let a = app
         .get(&format!("/api/v1/webhooks/{webhook_id}/deliveries"))
         .await;
@@ -251,7 +251,12 @@ async fn deliveries(app: &TestApp, webhook_id: &str) -> Vec<Value> {
 }
 
 /// Waits until the delivery `id` of the webhook has `status`.
-async fn wait_delivery(app: &TestApp, webhook_id: &str, id: &str, status: &str) -> Value {
+pub(crate) async fn wait_delivery(
+    app: &TestApp,
+    webhook_id: &str,
+    id: &str,
+    status: &str,
+) -> Value {
     let what = format!("delivery {id} to be {status}");
     eventually(10, &what, || async {
         deliveries(app, webhook_id)
@@ -853,9 +858,209 @@ async fn a_receiver_slower_than_the_lease_gets_each_delivery_once_from_two_repli
     assert_eq!(got.len(), 4, "no delivery was sent twice");
 }
 
+async fn patch_changes_url_events_and_active(app: TestApp) {
+    let (hook, secret) = subscribe(&app, "https://a.example.com/h", &["response.created"]).await;
+    let a = app
+        .patch(
+            &format!("/api/v1/webhooks/{hook}"),
+            json!({"events": ["followup.created", "followup.updated"]}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(
+        a.body["events"],
+        json!(["followup.created", "followup.updated"])
+    );
+    assert_eq!(a.body["url"], "https://a.example.com/h");
+    assert!(
+        a.body.get("secret").is_none(),
+        "the secret is never shown again"
+    );
+    let a = app
+        .patch(
+            &format!("/api/v1/webhooks/{hook}"),
+            json!({"url": "https://b.example.com/x", "active": false}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["url"], "https://b.example.com/x");
+    assert_eq!(a.body["active"], false);
+    assert_eq!(
+        a.body["events"],
+        json!(["followup.created", "followup.updated"])
+    );
+    // An empty body changes nothing.
+    let a = app
+        .patch(&format!("/api/v1/webhooks/{hook}"), json!({}))
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert_eq!(a.body["url"], "https://b.example.com/x");
+    let got = app.get(&format!("/api/v1/webhooks/{hook}")).await;
+    assert_eq!(got.body["active"], false);
+    assert_eq!(got.body["url"], "https://b.example.com/x");
+    assert!(!secret.is_empty());
+}
+
+async fn patch_test_and_redeliver_refuse_bad_requests(app: TestApp) {
+    let (hook, _) = subscribe(&app, "https://a.example.com/h", &["response.created"]).await;
+    let path = format!("/api/v1/webhooks/{hook}");
+    for (body, field) in [
+        (json!({"events": []}), "events"),
+        (
+            json!({"events": ["response.created", "response.created"]}),
+            "events",
+        ),
+        (json!({"events": ["webhook.test"]}), ""),
+        (json!({"url": "ftp://x.example.com"}), "url"),
+        (json!({"active": "yes"}), ""),
+        (json!({"secret": "whsec_x"}), ""),
+    ] {
+        let a = app.patch(&path, body.clone()).await;
+        assert!(
+            a.status == 422 || a.status == 400,
+            "{body}: {} {}",
+            a.status,
+            a.text
+        );
+        if !field.is_empty() {
+            assert_eq!(a.status, 422, "{body}");
+            assert!(!a.field(field).is_empty(), "{body}: {}", a.text);
+        }
+    }
+    let ghost = "whk_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2";
+    let dlv = "dlv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2";
+    for (method, p) in [
+        (Method::PATCH, format!("/api/v1/webhooks/{ghost}")),
+        (Method::POST, format!("/api/v1/webhooks/{ghost}/test")),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{ghost}/deliveries/{dlv}/redeliver"),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{hook}/deliveries/{dlv}/redeliver"),
+        ),
+        (Method::POST, "/api/v1/webhooks/nope/test".to_string()),
+        (
+            Method::POST,
+            format!("/api/v1/webhooks/{hook}/deliveries/nope/redeliver"),
+        ),
+    ] {
+        let a = app
+            .send(method.clone(), &p, Some(&app.key), Some(&json!({})))
+            .await;
+        assert_eq!(a.status, 404, "{method} {p}: {}", a.text);
+        assert_eq!(a.code(), "not_found");
+    }
+    // Agents and readers may not.
+    let agent = app.key_with_role("agent").await;
+    for (method, p) in [
+        (Method::PATCH, path.clone()),
+        (Method::POST, format!("{path}/test")),
+        (Method::POST, format!("{path}/deliveries/{dlv}/redeliver")),
+    ] {
+        let a = app
+            .send(method.clone(), &p, Some(&agent), Some(&json!({})))
+            .await;
+        assert_eq!(a.status, 403, "{method} {p}: {}", a.text);
+        let a = app.send(method.clone(), &p, None, Some(&json!({}))).await;
+        assert_eq!(a.status, 401, "{method} {p}: {}", a.text);
+    }
+    // A paused webhook gets no test event.
+    app.patch(&path, json!({"active": false})).await;
+    let a = app.post(&format!("{path}/test"), json!({})).await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    assert_eq!(a.code(), "webhook_inactive");
+    assert!(deliveries(&app, &hook).await.is_empty());
+    // A deleted one is gone.
+    app.delete(&path).await;
+    let a = app.patch(&path, json!({"active": true})).await;
+    assert_eq!(a.status, 404, "{}", a.text);
+}
+
+async fn a_test_event_reaches_the_receiver_and_redeliver_sends_it_again(engine: Engine) {
+    let app = fast_app(engine, &[]).await;
+    let receiver = Receiver::start(&[], 200).await;
+    let (hook, secret) = subscribe(&app, &receiver.url, &["followup.created"]).await;
+    let a = app
+        .post(&format!("/api/v1/webhooks/{hook}/test"), json!({}))
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(a.body["event"], "webhook.test");
+    assert_eq!(a.body["status"], "pending");
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let got = receiver.wait_for(1, 10).await;
+    let body = check_signed(&got[0], &secret, "webhook.test");
+    assert_eq!(body["id"], id);
+    assert_eq!(body["data"]["webhook_id"], hook);
+    let d = wait_delivery(&app, &hook, &id, "delivered").await;
+    assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
+    assert_eq!(d["attempts"][0]["status_code"], 200);
+
+    // Redeliver: the same delivery and payload, a second attempt in its log.
+    let a = app
+        .post(
+            &format!("/api/v1/webhooks/{hook}/deliveries/{id}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(a.body["id"], id);
+    let got = receiver.wait_for(2, 10).await;
+    assert_eq!(got[1].header("closeloop-delivery"), id);
+    assert_eq!(got[1].body, got[0].body, "the same payload");
+    check_signed(&got[1], &secret, "webhook.test");
+    let d = eventually(10, "two attempts", || async {
+        deliveries(&app, &hook).await.into_iter().find(|d| {
+            d["id"] == id
+                && d["status"] == "delivered"
+                && d["attempts"].as_array().unwrap().len() == 2
+        })
+    })
+    .await;
+    assert_eq!(d["attempt_count"], 2);
+    assert_eq!(receiver.count(), 2);
+}
+
+async fn a_failed_delivery_is_redelivered_once(engine: Engine) {
+    let app = fast_app(engine, &[]).await;
+    let receiver = Receiver::start(&[400], 200).await;
+    let (hook, _) = subscribe(&app, &receiver.url, &["response.created"]).await;
+    let a = app
+        .post(&format!("/api/v1/webhooks/{hook}/test"), json!({}))
+        .await;
+    let id = a.body["id"].as_str().unwrap().to_string();
+    let d = wait_delivery(&app, &hook, &id, "failed").await;
+    assert_eq!(d["last_status_code"], 400);
+    let a = app
+        .post(
+            &format!("/api/v1/webhooks/{hook}/deliveries/{id}/redeliver"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    assert_eq!(
+        a.body["attempts"].as_array().unwrap().len(),
+        1,
+        "the log so far"
+    );
+    let d = wait_delivery(&app, &hook, &id, "delivered").await;
+    let codes: Vec<&Value> = d["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status_code"])
+        .collect();
+    assert_eq!(codes, [&json!(400), &json!(200)]);
+    assert_eq!(d["last_error"], Value::Null);
+    assert_eq!(receiver.count(), 2);
+}
+
 both_engines!(
     webhooks_are_created_listed_read_and_deleted,
     bad_webhook_requests_are_4xx,
+    patch_changes_url_events_and_active,
+    patch_test_and_redeliver_refuse_bad_requests,
 );
 each_engine!(
     answers_reach_the_receiver_signed,
@@ -865,4 +1070,6 @@ each_engine!(
     a_webhook_gets_only_its_events,
     follow_up_events_track_the_task,
     a_deleted_webhook_receives_nothing_more,
+    a_test_event_reaches_the_receiver_and_redeliver_sends_it_again,
+    a_failed_delivery_is_redelivered_once,
 );

@@ -35,6 +35,9 @@ pub struct ApiKey {
     #[schema(example = "cl_3q2x")]
     pub key_prefix: String,
     pub created_at: DateTime<Utc>,
+    /// When the key last authenticated a request, to the minute: it is written at most
+    /// once a minute per key. Absent for a key never used.
+    pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
@@ -62,6 +65,7 @@ impl From<ApiKeyRow> for ApiKey {
             name: row.name,
             key_prefix: row.key_prefix,
             created_at: utc(row.created_at),
+            last_used_at: row.last_used_at.map(utc),
             revoked_at: row.revoked_at.map(utc),
         }
     }

@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
 use validator::{Validate, ValidationError, ValidationErrors};
 
-use super::extract::{check_id, paginate, Caller, PageParams, ValidJson};
+use super::extract::{check_id, Caller, PageParams, ValidJson};
 use super::query::Query;
 use super::utc;
 use crate::context::AppState;
@@ -230,6 +230,14 @@ pub struct ContactQuery {
     pub email: Option<String>,
     #[param(pattern = "^[^\\u0000]*$")]
     pub external_id: Option<String>,
+    /// Text found, ignoring case, in the email, name or external id (`ada`, `example.com`).
+    #[param(max_length = 200, pattern = "^[^\\u0000]*$")]
+    pub q: Option<String>,
+    /// A property and its value, `key:value` (`plan:enterprise`): contacts with that
+    /// property at that value, ignoring case (a number as written, a boolean as
+    /// `true`/`false`). The key is 1 to 100 letters, digits, `_` or `-`.
+    #[param(pattern = "^[A-Za-z0-9_-]{1,100}:[^\\u0000]*$")]
+    pub property: Option<String>,
     /// Items per page, 1 to 100 (default 50).
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<i64>,
@@ -258,16 +266,25 @@ pub async fn list(
         cursor: q.cursor,
     }
     .check(IdPrefix::Contact)?;
+    if q.q.as_ref().is_some_and(|t| t.chars().count() > 200) {
+        return Err(AppError::field("q", "must be at most 200 characters long"));
+    }
+    let property = match q.property.as_deref() {
+        None => None,
+        Some(raw) => Some(crate::store::followups::split_property(raw).ok_or_else(|| {
+            AppError::field(
+                "property",
+                "must be key:value, the key 1 to 100 letters, digits, _ or - (plan:enterprise)",
+            )
+        })?),
+    };
     let filter = ContactFilter {
         email: q.email.map(|e| e.trim().to_lowercase()),
         external_id: q.external_id.map(|x| x.trim().to_string()),
+        q: q.q,
+        property,
     };
-    let p = page.clone();
-    let rows = state
-        .db
-        .run(move |conn| crate::store::contacts::list(conn, &filter, &p))
-        .await?;
-    let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
+    let (rows, next_cursor) = crate::contacts::search(&state, filter, page).await?;
     Ok(web::Json(ContactList {
         items: rows.into_iter().map(Contact::from).collect(),
         next_cursor,
@@ -336,8 +353,8 @@ pub async fn update(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Contact, "contact")?;
-    let actor = format!("api key {} ({})", caller.key_id, caller.name);
-    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &actor).await?;
+    let row = crate::contacts::set_unsubscribed(&state, &id, body.0.unsubscribed, &caller.actor())
+        .await?;
     Ok(web::Json(row.into()))
 }
 

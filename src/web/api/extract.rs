@@ -358,6 +358,22 @@ impl FromRequest for Caller {
                 .db
                 .run(move |conn| crate::store::api_keys::find_active_by_hash(conn, &hash))
                 .await?;
+            // `last_used_at`: the row just read says whether it is a minute old, so only
+            // about one request per key and minute writes (a conditional UPDATE, which keeps
+            // concurrent requests and replicas to one write). A failed write only logs.
+            if let Some(row) = &found {
+                let t = crate::domain::now();
+                if crate::store::api_keys::last_used_is_stale(row, t) {
+                    let id = row.id.clone();
+                    if let Err(e) = state
+                        .db
+                        .write(move |conn| crate::store::api_keys::touch_last_used(conn, &id, t))
+                        .await
+                    {
+                        tracing::warn!(error = %e, "cannot record when the API key was last used");
+                    }
+                }
+            }
             match found {
                 Some(row) => Ok(Caller {
                     role: Role::parse(&row.role).unwrap_or(Role::Reader),

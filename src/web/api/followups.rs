@@ -143,11 +143,9 @@ impl FollowupQuery {
         }
         let property = match &self.property {
             None => None,
-            Some(raw) => match raw.split_once(':') {
-                Some((k, v)) if crate::store::followups::is_property_key(k) => {
-                    Some((k.to_string(), v.to_string()))
-                }
-                _ => return Err(AppError::field(
+            Some(raw) => match crate::store::followups::split_property(raw) {
+                Some(kv) => Some(kv),
+                None => return Err(AppError::field(
                     "property",
                     "must be key:value, the key 1 to 100 letters, digits, _ or - (plan:enterprise)",
                 )),

@@ -103,8 +103,11 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(webhooks::create)
             .service(webhooks::list)
             .service(webhooks::get)
+            .service(webhooks::update)
             .service(webhooks::remove)
-            .service(webhooks::deliveries),
+            .service(webhooks::test)
+            .service(webhooks::deliveries)
+            .service(webhooks::redeliver),
     )
     .service(ops::healthz)
     .service(ops::readyz)
@@ -201,7 +204,7 @@ fn add_standard_responses(doc: &mut OpenApiDoc) {
 }
 
 /// The request bodies' schemas (their text fields refuse NUL).
-const REQUEST_SCHEMAS: [&str; 11] = [
+const REQUEST_SCHEMAS: [&str; 12] = [
     "CreateApiKey",
     "CreateSurvey",
     "UpdateSurvey",
@@ -212,6 +215,7 @@ const REQUEST_SCHEMAS: [&str; 11] = [
     "CreateNote",
     "CreateReply",
     "CreateWebhook",
+    "UpdateWebhook",
     "CreateInvitations",
 ];
 
@@ -327,8 +331,10 @@ fn refine(doc: &OpenApiDoc) -> serde_json::Value {
             }
         ]
     });
-    if let Some(events) = schemas.pointer_mut("/CreateWebhook/properties/events") {
-        events["uniqueItems"] = json!(true);
+    for body in ["CreateWebhook", "UpdateWebhook"] {
+        if let Some(events) = schemas.pointer_mut(&format!("/{body}/properties/events")) {
+            events["uniqueItems"] = json!(true);
+        }
     }
     if let Some(update) = schemas
         .get_mut("UpdateFollowup")

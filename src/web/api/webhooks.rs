@@ -5,7 +5,7 @@
 
 use std::collections::HashSet;
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use actix_web::{delete, get, patch, post, web, HttpResponse};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -19,82 +19,14 @@ use crate::context::AppState;
 use crate::domain::{IdPrefix, Role};
 use crate::error::AppError;
 use crate::store::webhooks::{self as store, AttemptRow, DeliveryFilter, DeliveryRow, WebhookRow};
-use crate::webhooks::{self, Event};
-
-/// Longest accepted webhook URL.
-pub const MAX_URL_CHARS: usize = 2000;
+use crate::webhooks::{self, Event, WebhookUpdate};
 
 fn http_url(value: &str) -> Result<(), ValidationError> {
-    let fail = |message: &'static str| {
+    webhooks::check_url(value).map_err(|message| {
         let mut e = ValidationError::new("url");
         e.message = Some(message.into());
-        Err(e)
-    };
-    if value.chars().count() > MAX_URL_CHARS {
-        return fail("must be at most 2000 characters long");
-    }
-    if !url_shape(value) {
-        return fail(
-            "must be an http:// or https:// URL with a host name or IPv4 address, an optional \
-port, and printable ASCII after it (percent-encode anything else)",
-        );
-    }
-    match url::Url::parse(value.trim()) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
-        Ok(_) => fail("must be an absolute http:// or https:// URL with a host"),
-        Err(_) => fail("is not a valid URL; use an absolute http:// or https:// URL"),
-    }
-}
-
-/// The shape the OpenAPI document states for a webhook URL:
-/// `^https?://(IPV4|([A-Za-z0-9-]+\.)*[A-Za-z][A-Za-z0-9-]*)(:PORT)?([/?#][!-~]*)?$`, where PORT
-/// is 0 to 65535 (up to 4 digits with leading zeros, or 5 without).
-fn url_shape(value: &str) -> bool {
-    let Some(rest) = value
-        .strip_prefix("http://")
-        .or_else(|| value.strip_prefix("https://"))
-    else {
-        return false;
-    };
-    let host_end = rest.find([':', '/', '?', '#']).unwrap_or(rest.len());
-    let (host, mut tail) = rest.split_at(host_end);
-    let ipv4 = {
-        let parts: Vec<&str> = host.split('.').collect();
-        parts.len() == 4
-            && parts.iter().all(|p| {
-                (1..=3).contains(&p.len())
-                    && p.bytes().all(|b| b.is_ascii_digit())
-                    && (p.len() == 1 || !p.starts_with('0'))
-                    && p.parse::<u16>().is_ok_and(|n| n <= 255)
-            })
-    };
-    let domain = {
-        let labels: Vec<&str> = host.split('.').collect();
-        labels
-            .iter()
-            .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'))
-            && labels
-                .last()
-                .is_some_and(|l| l.starts_with(|c: char| c.is_ascii_alphabetic()))
-    };
-    if !(ipv4 || domain) {
-        return false;
-    }
-    if let Some(port_and_more) = tail.strip_prefix(':') {
-        let digits = port_and_more.bytes().take_while(u8::is_ascii_digit).count();
-        let port = &port_and_more[..digits];
-        let fits = match digits {
-            1..=4 => true,
-            5 => !port.starts_with('0') && port.parse::<u32>().is_ok_and(|p| p <= 65535),
-            _ => false,
-        };
-        if !fits {
-            return false;
-        }
-        tail = &port_and_more[digits..];
-    }
-    tail.is_empty()
-        || (tail.starts_with(['/', '?', '#']) && tail.bytes().all(|b| (b'!'..=b'~').contains(&b)))
+        e
+    })
 }
 
 fn distinct_events(events: &[Event]) -> Result<(), ValidationError> {
@@ -204,7 +136,9 @@ pub struct Delivery {
     #[schema(example = "dlv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
     pub id: String,
     pub webhook_id: String,
-    pub event: Event,
+    /// The event: one of the subscribable events, or `webhook.test` for a test event.
+    #[schema(example = "response.created")]
+    pub event: String,
     /// `pending` (queued or waiting to retry), `delivering` (in flight), `delivered` (2xx) or
     /// `failed` (a non-retryable answer, attempts exhausted, or the webhook was deleted).
     #[schema(example = "delivered")]
@@ -225,15 +159,15 @@ pub struct Delivery {
 }
 
 impl Delivery {
-    fn from_rows(d: DeliveryRow, attempts: Vec<AttemptRow>) -> Delivery {
+    pub fn from_rows(d: DeliveryRow, attempts: Vec<AttemptRow>) -> Delivery {
         Delivery {
-            event: Event::parse(&d.event).unwrap_or(Event::ResponseCreated),
             next_attempt_at: (d.status == "pending").then(|| utc(d.next_attempt_at)),
             payload: serde_json::from_str(&d.payload).unwrap_or(Value::String(d.payload)),
             attempt_count: d.attempts,
             attempts: attempts.into_iter().map(DeliveryAttempt::from).collect(),
             id: d.id,
             webhook_id: d.webhook_id,
+            event: d.event,
             status: d.status,
             delivered_at: d.delivered_at.map(utc),
             last_status_code: d.last_status_code,
@@ -444,4 +378,130 @@ pub async fn deliveries(
             .collect(),
         next_cursor,
     }))
+}
+
+/// What `PATCH /webhooks/{id}` changes; absent fields stay as they are.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+#[schema(example = json!({"events": ["response.created", "followup.created", "followup.updated"], "active": true}))]
+pub struct UpdateWebhook {
+    /// The new URL, with the same rules as on creation.
+    #[validate(custom(function = "http_url"))]
+    #[schema(
+        max_length = 2000,
+        pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$"
+    )]
+    pub url: Option<String>,
+    /// The full new list of events (replaces the old one): one or more distinct events.
+    #[validate(custom(function = "distinct_events"))]
+    #[schema(min_items = 1)]
+    pub events: Option<Vec<Event>>,
+    /// `false` pauses the webhook: no new deliveries are queued, and queued ones fail with
+    /// "webhook inactive" when their turn comes (redeliver them after resuming). `true`
+    /// resumes it.
+    pub active: Option<bool>,
+}
+
+/// Change a webhook
+///
+/// Changes its URL, its events or whether it is active; the secret stays the same. An empty
+/// body changes nothing.
+#[utoipa::path(
+    operation_id = "update_webhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, description = "The webhook after the change", body = Webhook),
+        (status = 404, description = "No such webhook (or it was deleted)", body = crate::web::error::ErrorBody),
+        (status = 422, description = "An invalid URL, or an empty or repeated event list", body = crate::web::error::ErrorBody,
+            example = json!({"error": {"code": "validation_failed", "message": "invalid fields", "fields": {"events": ["must name at least one event"]}}}))
+    )
+)]
+#[patch("/webhooks/{id}")]
+pub async fn update(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+    body: ValidJson<UpdateWebhook>,
+) -> Result<web::Json<Webhook>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    let b = body.0;
+    let row = webhooks::update(
+        &state,
+        &id,
+        WebhookUpdate {
+            url: b.url,
+            events: b.events,
+            active: b.active,
+        },
+    )
+    .await?;
+    Ok(web::Json(row.into()))
+}
+
+/// Send a test event
+///
+/// Queues a `webhook.test` event to this webhook, due now, through the normal delivery outbox:
+/// it is signed like every event, retried on transient failures and logged with its attempts
+/// (`GET /webhooks/{id}/deliveries`). The payload's `data` is
+/// `{"webhook_id": "whk_…", "message": "…"}`. Answers the queued delivery; its attempts follow.
+#[utoipa::path(
+    operation_id = "test_webhook",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+    responses(
+        (status = 202, description = "The test delivery, queued", body = Delivery),
+        (status = 404, description = "No such webhook (or it was deleted)", body = crate::web::error::ErrorBody),
+        (status = 409, description = "The webhook is inactive (`webhook_inactive`)", body = crate::web::error::ErrorBody,
+            example = json!({"error": {"code": "webhook_inactive", "message": "this webhook is inactive; activate it first (PATCH {\"active\": true})"}}))
+    )
+)]
+#[post("/webhooks/{id}/test")]
+pub async fn test(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    let row = webhooks::send_test(&state, &id).await?;
+    Ok(HttpResponse::Accepted().json(Delivery::from_rows(row, Vec::new())))
+}
+
+/// Redeliver a delivery
+///
+/// Sends a delivery again, now, with the same id and payload (receivers deduplicate by
+/// `Closeloop-Delivery`): the new attempt is added to its log. Works on delivered and failed
+/// deliveries, and makes a pending one due at once. Retries after it follow the usual backoff
+/// while attempts remain (`WEBHOOK_MAX_ATTEMPTS`).
+#[utoipa::path(
+    operation_id = "redeliver_webhook_delivery",
+    tag = "webhooks",
+    params(
+        ("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$"),
+        ("delivery_id" = String, Path, description = "Delivery id", pattern = "^dlv_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")
+    ),
+    responses(
+        (status = 202, description = "The delivery, queued again", body = Delivery),
+        (status = 404, description = "No such webhook, or no such delivery of it", body = crate::web::error::ErrorBody),
+        (status = 409, description = "The webhook is inactive (`webhook_inactive`), or an attempt is under way (`delivery_in_flight`)", body = crate::web::error::ErrorBody,
+            example = json!({"error": {"code": "delivery_in_flight", "message": "this delivery is being sent right now; wait for the attempt to finish"}}))
+    )
+)]
+#[post("/webhooks/{id}/deliveries/{delivery_id}/redeliver")]
+pub async fn redeliver(
+    state: web::Data<AppState>,
+    caller: Caller,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, AppError> {
+    caller.require(Role::Admin)?;
+    let (id, delivery_id) = path.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    check_id(&delivery_id, IdPrefix::Delivery, "delivery")?;
+    let (row, attempts) = webhooks::redeliver(&state, &id, &delivery_id).await?;
+    Ok(HttpResponse::Accepted().json(Delivery::from_rows(row, attempts)))
 }

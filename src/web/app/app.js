@@ -5,6 +5,7 @@
 //   e resolves it (with the first outcome of FOLLOWUP_OUTCOMES, named on the list), ? shows the list. On a task page, a and e click
 //   the buttons marked data-key-assign-me and data-key-resolve.
 // - Bulk: a select-all checkbox and a count of the selected tasks.
+// - Copy: a button marked data-copy="<input id>" copies that input (a key or secret shown once).
 // - Live: while the inbox is visible it asks every 3 s whether new tasks match
 //   (GET data-live), and if so swaps in the fresh list, keeping checked boxes and focus.
 'use strict';
@@ -234,7 +235,26 @@
       .then(function () { busy = false; });
   }
 
+  // ---- Copy buttons (shown only when the clipboard can be used) ---------------------------
+  function setupCopy() {
+    all('[data-copy]').forEach(function (b) {
+      var input = doc.getElementById(b.getAttribute('data-copy'));
+      var status = doc.getElementById('copy-status');
+      if (!input || !navigator.clipboard) { return; }
+      b.hidden = false;
+      b.addEventListener('click', function () {
+        navigator.clipboard.writeText(input.value).then(function () {
+          if (status) { status.textContent = 'Copied.'; }
+        }, function () {
+          input.select();
+          if (status) { status.textContent = 'Select the text and copy it.'; }
+        });
+      });
+    });
+  }
+
   function start() {
+    setupCopy();
     setupList();
     var remembered = null;
     try { remembered = sessionStorage.getItem('closeloop.selected'); } catch (e) { /* private mode */ }

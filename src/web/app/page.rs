@@ -23,7 +23,7 @@ pub struct Nav {
     pub name: String,
     pub is_admin: bool,
     pub csrf: String,
-    /// `inbox`, `team` or `profile`: the current section.
+    /// `inbox`, `contacts`, `team`, `settings` or `profile`: the current section.
     pub section: &'static str,
 }
 

@@ -59,7 +59,7 @@ pub struct Badge {
     pub class: &'static str,
 }
 
-fn badge(kind: &str, score: i32) -> Badge {
+pub(super) fn badge(kind: &str, score: i32) -> Badge {
     // The category as the inbox names it (from the domain's score rules).
     let (tone, label) = super::inbox::tone(kind, score);
     let max = if SurveyKind::parse(kind) == Some(SurveyKind::Csat) {
@@ -90,7 +90,7 @@ fn span(d: TimeDelta) -> String {
     }
 }
 
-fn when(t: NaiveDateTime, at: NaiveDateTime) -> When {
+pub(super) fn when(t: NaiveDateTime, at: NaiveDateTime) -> When {
     let d = at - t;
     When {
         iso: t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
@@ -101,6 +101,33 @@ fn when(t: NaiveDateTime, at: NaiveDateTime) -> When {
             format!("{} ago", span(d))
         },
     }
+}
+
+/// How a contact is named: their name, else email, else external id.
+pub(super) fn display_name(c: &ContactRow) -> String {
+    c.name
+        .clone()
+        .or_else(|| c.email.clone())
+        .or_else(|| c.external_id.clone())
+        .unwrap_or_else(|| "Unnamed customer".into())
+}
+
+/// A contact's properties but `value` (shown on its own), as text.
+pub(super) fn properties(c: &ContactRow) -> Vec<(String, String)> {
+    serde_json::from_str::<serde_json::Map<String, Value>>(&c.properties)
+        .map(|m| {
+            m.into_iter()
+                .filter(|(k, _)| k != "value")
+                .map(|(k, v)| {
+                    let v = v
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| v.to_string());
+                    (k, v)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// `resolved_issue` → `Resolved issue`.
@@ -311,7 +338,7 @@ fn read(conn: &mut crate::store::DbConnection, id: &str) -> Result<Data, AppErro
 }
 
 /// How an actor is shown: a member's name, `API key <name>`, `System`, `Customer`.
-fn actor_name(actor: Option<&str>, names: &HashMap<String, String>) -> String {
+pub(super) fn actor_name(actor: Option<&str>, names: &HashMap<String, String>) -> String {
     let Some(a) = actor else {
         return "System".into();
     };
@@ -741,30 +768,11 @@ async fn render(
 
     let contact = d.contact.as_ref();
     let who = match contact {
-        Some(c) => c
-            .name
-            .clone()
-            .or_else(|| c.email.clone())
-            .or_else(|| c.external_id.clone())
-            .unwrap_or_else(|| "Unnamed customer".into()),
+        Some(c) => display_name(c),
         None if d.erased => "Erased customer".into(),
         None => "Anonymous customer".into(),
     };
-    let props: Vec<(String, String)> = contact
-        .and_then(|c| serde_json::from_str::<serde_json::Map<String, Value>>(&c.properties).ok())
-        .map(|m| {
-            m.into_iter()
-                .filter(|(k, _)| k != "value")
-                .map(|(k, v)| {
-                    let v = v
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string());
-                    (k, v)
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let props = contact.map(properties).unwrap_or_default();
     let customer = Customer {
         name: who.clone(),
         missing: if d.erased {

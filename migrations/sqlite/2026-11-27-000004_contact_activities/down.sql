@@ -1,0 +1,2 @@
+DROP INDEX contact_activities_contact;
+DROP TABLE contact_activities;
