@@ -1,5 +1,5 @@
-//! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks
-//! and the task page. Handlers call the same use cases as the API.
+//! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks,
+//! the task page and the surveys (list, editor, invitations, send queue). Handlers call the same use cases as the API.
 //!
 //! Rules:
 //! - Every page but sign-in needs a session (`Signed`); without one, GET redirects to
@@ -13,6 +13,7 @@
 mod auth;
 pub mod inbox;
 pub mod page;
+mod surveys;
 mod task;
 mod team;
 
@@ -60,6 +61,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/followups/live", web::get().to(inbox::live))
         .route("/app/views", web::post().to(inbox::save_view))
         .route("/app/views/{id}/delete", web::post().to(inbox::delete_view))
+        .configure(surveys::configure)
         // The task page: `{id}` routes only, after the inbox's literal ones.
         .configure(task::configure);
 }
