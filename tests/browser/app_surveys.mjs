@@ -151,6 +151,7 @@ async function main() {
       const list = await apiOk('GET', '/api/v1/surveys');
       assert.equal(list.items.length, 0, 'nothing saved yet');
     });
+    await inspect(lea, 'app-surveys-editor');
     await check('a bad colour is shown beside its field and the typed values stay', async () => {
       await lea.getByLabel('Brand colour').fill('green');
       await submitBy(lea, () => lea.getByRole('button', { name: 'Create survey' }).click());
@@ -160,7 +161,6 @@ async function main() {
       await lea.getByLabel('Brand colour').fill('#0a7d4f');
     });
     await lea.getByLabel('Public link').check();
-    await inspect(lea, 'app-surveys-editor');
     let survey;
     await must('"Create survey" saves it through the API\'s rules', async () => {
       await submitBy(lea, () => lea.getByRole('button', { name: 'Create survey' }).click());
