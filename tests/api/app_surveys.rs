@@ -614,7 +614,7 @@ async fn more_than_ten_thousand_rows_or_five_megabytes_are_refused(app: TestApp)
     .await;
     assert_eq!(status, 413, "{page}");
     assert!(
-        page.contains("at most 10000 can be invited at once"),
+        page.contains("at most 10,000 can be invited at once"),
         "{page}"
     );
 

@@ -323,7 +323,7 @@ fn to_create(f: &SurveyForm) -> Result<CreateSurvey, FieldErrors> {
             errors
                 .entry("kind".into())
                 .or_default()
-                .push("choose NPS or CSAT".into());
+                .push("must be NPS or CSAT".into());
             SurveyKind::Nps
         }
     };
@@ -370,7 +370,7 @@ fn to_update(f: &SurveyForm) -> Result<UpdateSurvey, FieldErrors> {
         brand: Some(text(&f.brand)),
         brand_color: Some(text(&f.brand_color)),
         topic: Some(text(&f.topic)),
-        locale: Some(locale(&f.locale, &mut errors).unwrap_or_default()),
+        locale: locale(&f.locale, &mut errors),
         status: Some(status),
         public_link: Some(f.public_link.is_some()),
         throttle_days: Some(

@@ -28,6 +28,8 @@ use crate::web::api::invitations::check_contacts;
 
 /// Most contacts one invite takes.
 pub const MAX_ROWS: usize = 10_000;
+/// [`MAX_ROWS`] as people read it.
+const MAX_ROWS_TEXT: &str = "10,000";
 /// Most bytes one upload (pasted text and file together) may have.
 pub const MAX_BYTES: usize = 5 * 1024 * 1024;
 /// Rows the preview lists (the summary counts them all).
@@ -44,7 +46,7 @@ struct InvitePage {
     name: String,
     addresses: String,
     error: Option<String>,
-    max_rows: usize,
+    max_rows: &'static str,
 }
 
 fn invite_page(
@@ -61,7 +63,7 @@ fn invite_page(
         name: survey.name.clone(),
         addresses,
         error,
-        max_rows: MAX_ROWS,
+        max_rows: MAX_ROWS_TEXT,
     };
     html(status, page.render())
 }
@@ -226,7 +228,7 @@ fn csv_contacts(data: &[u8], out: &mut Vec<ContactFields>) -> Result<(), String>
 
 fn too_many_rows() -> String {
     format!(
-        "That is more than {MAX_ROWS} contacts: at most {MAX_ROWS} can be invited at once. Nothing was checked or queued; split the list and invite each part."
+        "That is more than {MAX_ROWS_TEXT} contacts: at most {MAX_ROWS_TEXT} can be invited at once. Nothing was checked or queued; split the list and invite each part."
     )
 }
 
