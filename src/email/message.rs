@@ -154,11 +154,28 @@ pub fn header_text(text: &str) -> String {
         .join(" ")
 }
 
-/// Builds the message; returns it with its Message-ID (without angle brackets).
-pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message, String), String> {
-    let survey = e.survey;
+/// The rendered parts of a survey email: what the message carries, and what the workspace's
+/// preview shows.
+pub struct SurveyBody {
+    pub subject: String,
+    pub html: String,
+    pub text: String,
+    /// The sender name: the brand, else `SMTP_FROM`'s name, else "Closeloop".
+    pub sender: String,
+    pub unsubscribe_url: String,
+}
+
+/// Renders the survey email of `survey` for the invitation token `token` (the real
+/// templates, in the survey's language).
+pub fn survey_body(
+    survey: &SurveyRow,
+    to_name: Option<&str>,
+    token: &str,
+    reminder: bool,
+    settings: &Settings,
+) -> Result<SurveyBody, String> {
     let brand_clean = survey.brand.as_deref().map(header_text);
-    let name_clean = e.to_name.map(header_text).filter(|n| !n.is_empty());
+    let name_clean = to_name.map(header_text).filter(|n| !n.is_empty());
     let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
     let locale = Locale::parse(&survey.locale).unwrap_or_default();
     let texts = locale.email();
@@ -177,12 +194,12 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
         _ => texts.greeting.to_string(),
     };
     let mut subject = header_text(&texts.subject.replace("{brand}", brand_shown));
-    if e.reminder {
+    if reminder {
         subject = format!("{}{subject}", texts.reminder_prefix);
     }
     let base = settings.public_url.as_str().trim_end_matches('/');
-    let survey_url = format!("{base}/s/{}", e.token);
-    let unsubscribe_url = format!("{base}/u/{}", e.token);
+    let survey_url = format!("{base}/s/{}", token);
+    let unsubscribe_url = format!("{base}/u/{}", token);
     let (lo, hi) = kind.range();
     let (low, high) = match kind {
         SurveyKind::Nps => (texts.nps_low, texts.nps_high),
@@ -242,6 +259,26 @@ pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message
     .render()
     .map_err(|err| format!("cannot render the text part: {err}"))?;
 
+    Ok(SurveyBody {
+        subject,
+        html,
+        text,
+        sender: brand_shown.to_string(),
+        unsubscribe_url,
+    })
+}
+
+/// Builds the message; returns it with its Message-ID (without angle brackets).
+pub fn survey_email(e: &SurveyEmail<'_>, settings: &Settings) -> Result<(Message, String), String> {
+    let body = survey_body(e.survey, e.to_name, e.token, e.reminder, settings)?;
+    let name_clean = e.to_name.map(header_text).filter(|n| !n.is_empty());
+    let SurveyBody {
+        subject,
+        html,
+        text,
+        sender: brand_shown,
+        unsubscribe_url,
+    } = body;
     let host = settings.public_url.host_str().unwrap_or("localhost");
     let message_id = format!(
         "{}{}@{host}",

@@ -66,6 +66,9 @@ pub struct InviteRequest {
     pub request_hash: String,
     /// `(api key id, Idempotency-Key)`: a retry with the same key replays the first answer.
     pub idempotency: Option<(String, String)>,
+    /// A one-time key (the workspace's invite preview): the batch is made once; a second
+    /// request with the same key is a 409 `already_invited` and makes nothing.
+    pub once: Option<String>,
 }
 
 /// The answer to a batch: new (the JSON body of an [`InvitationBatch`]), or the stored
@@ -90,6 +93,14 @@ pub async fn invite(state: &AppState, request: InviteRequest) -> Result<Invited,
                 if let Some((key_id, k)) = &request.idempotency {
                     if let Some(stored) = idempotency::find(conn, key_id, k)? {
                         return Ok(Err(stored));
+                    }
+                }
+                if let Some(key) = &request.once {
+                    if !crate::store::jobs::claim_run(conn, ONCE_JOB, key, now())? {
+                        return Err(AppError::conflict(
+                            "already_invited",
+                            "this batch was already confirmed; nothing was invited twice",
+                        ));
                     }
                 }
                 let survey = crate::store::surveys::get(conn, &request.survey_id)?;
@@ -153,6 +164,73 @@ pub async fn invite(state: &AppState, request: InviteRequest) -> Result<Invited,
         ));
     }
     Ok(Invited::Replayed(stored))
+}
+
+/// The `job_runs` job under which the one-time keys of [`InviteRequest::once`] are kept.
+const ONCE_JOB: &str = "invite_batch";
+
+/// What [`invite`] would answer for `request`, with nothing made: the same rules run in a
+/// transaction that is rolled back (contacts, invitations and counters alike).
+pub async fn preview(
+    state: &AppState,
+    request: InviteRequest,
+) -> Result<InvitationBatch, AppError> {
+    let base = state.settings.public_url.clone();
+    state
+        .db
+        .write(move |conn| {
+            let mut outcomes = None;
+            let rolled_back = conn.transaction::<(), DryRun, _>(|conn| {
+                let survey = crate::store::surveys::get(conn, &request.survey_id)?;
+                if survey.status == "archived" {
+                    outcomes = Some(
+                        request
+                            .inputs
+                            .iter()
+                            .map(|_| ItemOutcome::Rejected {
+                                reason: "survey_archived",
+                                message: "the survey is archived".into(),
+                            })
+                            .collect(),
+                    );
+                } else {
+                    outcomes = Some(create_batch(
+                        conn,
+                        &survey,
+                        &request.inputs,
+                        request.channel,
+                        request.send_at,
+                    )?);
+                }
+                Err(DryRun::Undo)
+            });
+            match (rolled_back, outcomes) {
+                (Err(DryRun::Failed(e)), _) => Err(e),
+                (_, Some(outcomes)) => Ok(to_batch(outcomes, &request.displayed, &base)),
+                (_, None) => Err(AppError::internal(anyhow::anyhow!(
+                    "dry run made no outcome"
+                ))),
+            }
+        })
+        .await
+}
+
+/// How the transaction of a dry run ends: always rolled back, failed or not.
+enum DryRun {
+    Undo,
+    Failed(AppError),
+}
+
+impl From<AppError> for DryRun {
+    fn from(e: AppError) -> Self {
+        DryRun::Failed(e)
+    }
+}
+
+impl From<diesel::result::Error> for DryRun {
+    fn from(e: diesel::result::Error) -> Self {
+        DryRun::Failed(e.into())
+    }
 }
 
 fn to_batch(
@@ -352,4 +430,46 @@ pub async fn retry(state: &AppState, id: String) -> Result<InvitationRow, AppErr
     tracing::info!(invitation = %row.id, "invitation put back in the send queue");
     state.wake_dispatcher.notify_one();
     Ok(row)
+}
+
+/// Queues the survey email of `survey` to a team member (`to`, `name`) through the outbox:
+/// the real templates, with a token that belongs to no invitation, so nothing is invited,
+/// no link records an answer and no report counts it. The subject starts with "[Test] ".
+pub async fn send_test(
+    state: &AppState,
+    survey: SurveyRow,
+    to: String,
+    name: String,
+) -> Result<(), AppError> {
+    let body = crate::email::message::survey_body(
+        &survey,
+        Some(&name),
+        &new_secret(""),
+        false,
+        &state.settings,
+    )
+    .map_err(|e| AppError::internal(anyhow::anyhow!(e)))?;
+    let subject = format!("[Test] {}", body.subject);
+    state
+        .db
+        .write(move |conn| {
+            crate::store::emails::enqueue(
+                conn,
+                crate::store::emails::NewEmail {
+                    kind: "survey_test",
+                    to: &to,
+                    subject: &subject,
+                    body_text: &body.text,
+                    in_reply_to: None,
+                    followup_id: None,
+                    from_name: Some(&body.sender),
+                    reply_to: None,
+                    body_html: Some(&body.html),
+                    send_at: None,
+                },
+            )
+        })
+        .await?;
+    state.wake_dispatcher.notify_one();
+    Ok(())
 }

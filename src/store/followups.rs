@@ -502,3 +502,12 @@ pub fn for_contact(
         .select(FollowupRow::as_select())
         .load(conn)?)
 }
+
+/// Open follow-ups (open or in progress) per survey: one query for every survey.
+pub fn open_per_survey(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(followups::table
+        .filter(followups::status.eq_any(OPEN_STATUSES))
+        .group_by(followups::survey_id)
+        .select((followups::survey_id, diesel::dsl::count_star()))
+        .load(conn)?)
+}

@@ -524,3 +524,32 @@ pub fn cancel_scheduled_of_contact(
     .execute(conn)?;
     Ok(())
 }
+
+/// Invitations of one survey per status.
+pub fn count_by_status_of(
+    conn: &mut DbConnection,
+    survey_id: &str,
+) -> Result<Vec<(String, i64)>, AppError> {
+    Ok(invitations::table
+        .filter(invitations::survey_id.eq(survey_id))
+        .group_by(invitations::status)
+        .select((invitations::status, diesel::dsl::count_star()))
+        .order(invitations::status)
+        .load(conn)?)
+}
+
+/// The failed sends of a survey with the contact's email, the latest first.
+pub fn failed_of(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    limit: i64,
+) -> Result<Vec<(InvitationRow, Option<String>)>, AppError> {
+    Ok(invitations::table
+        .inner_join(contacts::table)
+        .filter(invitations::survey_id.eq(survey_id))
+        .filter(invitations::status.eq("failed"))
+        .order(invitations::updated_at.desc())
+        .select((InvitationRow::as_select(), contacts::email))
+        .limit(limit)
+        .load(conn)?)
+}

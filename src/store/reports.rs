@@ -589,3 +589,62 @@ mod tests {
         assert_eq!(totals, vec![0, 2, 0, 2]);
     }
 }
+
+#[derive(QueryableByName)]
+struct SurveyTwo {
+    #[diesel(sql_type = Text)]
+    survey_id: String,
+    #[diesel(sql_type = BigInt)]
+    a: i64,
+    #[diesel(sql_type = BigInt)]
+    b: i64,
+}
+
+/// All-time invitations delivered and answered per survey, from the daily rollup: one
+/// query for every survey.
+pub fn delivery_per_survey(conn: &mut DbConnection) -> Result<Vec<(String, i64, i64)>, AppError> {
+    let rows: Vec<SurveyTwo> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(
+            "SELECT survey_id, COALESCE(SUM(delivered), 0)::bigint AS a, \
+             COALESCE(SUM(answered), 0)::bigint AS b FROM delivery_daily GROUP BY survey_id",
+        )
+        .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "SELECT survey_id, COALESCE(SUM(delivered), 0) AS a, \
+             COALESCE(SUM(answered), 0) AS b FROM delivery_daily GROUP BY survey_id",
+        )
+        .load(lite)?,
+    };
+    Ok(rows.into_iter().map(|r| (r.survey_id, r.a, r.b)).collect())
+}
+
+#[derive(QueryableByName)]
+struct SurveyScore {
+    #[diesel(sql_type = Text)]
+    survey_id: String,
+    #[diesel(sql_type = Integer)]
+    score: i32,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// All-time answers per survey and score, from the daily rollup: one query for every survey.
+pub fn counts_per_survey(conn: &mut DbConnection) -> Result<BTreeMap<String, Counts>, AppError> {
+    let rows: Vec<SurveyScore> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(
+            "SELECT survey_id, score, COALESCE(SUM(n), 0)::bigint AS n FROM response_daily \
+             GROUP BY survey_id, score",
+        )
+        .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "SELECT survey_id, score, COALESCE(SUM(n), 0) AS n FROM response_daily \
+             GROUP BY survey_id, score",
+        )
+        .load(lite)?,
+    };
+    let mut out: BTreeMap<String, Counts> = BTreeMap::new();
+    for r in rows {
+        out.entry(r.survey_id).or_default().add(r.score, r.n);
+    }
+    Ok(out)
+}

@@ -8,6 +8,7 @@ mod app_auth;
 mod app_contacts;
 mod app_inbox;
 mod app_settings;
+mod app_surveys;
 mod app_task;
 mod bad_input;
 mod cli;

@@ -175,7 +175,7 @@ async function main() {
     });
     await check('the copy button copies the key', async () => {
       await page.getByRole('button', { name: 'Copy' }).click();
-      await waitFor('"Copied."', async () => (await page.locator('#copy-status').innerText()) === 'Copied.', 5_000);
+      await waitFor('"Copied."', async () => (await page.locator('.copy-status').innerText()) === 'Copied.', 5_000);
       assert.equal(await page.evaluate(() => navigator.clipboard.readText()), key);
     });
     await inspect(page, 'app-admin-key-created');

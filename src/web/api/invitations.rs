@@ -20,6 +20,7 @@ use crate::domain::{now, IdPrefix, Role};
 use crate::error::AppError;
 use crate::invitations::{self, InviteRequest, Invited};
 pub use crate::invitations::{BatchSummary, InvitationBatch, InvitationItem};
+use crate::store::contacts::ContactInput;
 use crate::store::invitations::{Channel, InvitationFilter};
 use crate::store::models::InvitationRow;
 
@@ -196,11 +197,50 @@ pub async fn create(
         ChannelName::Email => Channel::Email,
         ChannelName::Link => Channel::Link,
     };
-    // Each contact is checked on its own: a bad one is rejected, the others go ahead.
+    let (inputs, displayed) = check_contacts(channel, &request.contacts);
+
+    let request = InviteRequest {
+        survey_id,
+        channel,
+        send_at,
+        inputs,
+        displayed,
+        request_hash: hash,
+        idempotency: idem_key.map(|k| (caller.key_id.clone(), k)),
+        once: None,
+    };
+    let stored = match invitations::invite(&state, request).await? {
+        Invited::Fresh(body) => {
+            return Ok(HttpResponse::Ok()
+                .content_type("application/json")
+                .body(body))
+        }
+        Invited::Replayed(stored) => stored,
+    };
+    Ok(HttpResponse::build(
+        actix_web::http::StatusCode::from_u16(stored.status)
+            .unwrap_or(actix_web::http::StatusCode::OK),
+    )
+    .content_type("application/json")
+    .insert_header(("Idempotent-Replayed", "true"))
+    .body(stored.body))
+}
+
+/// Checks each contact of a batch on its own (a bad one is rejected with a reason and a
+/// message, a repeated one is `duplicate_in_batch`, the others go ahead), and the email and
+/// external id of each as given, for the rejected items. Shared by the API and the
+/// workspace's invite page.
+#[allow(clippy::type_complexity)]
+pub fn check_contacts(
+    channel: Channel,
+    contacts: &[ContactFields],
+) -> (
+    Vec<Result<ContactInput, (&'static str, String)>>,
+    Vec<(Option<String>, Option<String>)>,
+) {
     let mut seen_emails = HashSet::new();
     let mut seen_ext = HashSet::new();
-    let inputs: Vec<_> = request
-        .contacts
+    let inputs: Vec<_> = contacts
         .iter()
         .map(|c| {
             let input = c.check().map_err(|problems| {
@@ -234,8 +274,7 @@ pub async fn create(
             Ok(input)
         })
         .collect();
-    let displayed: Vec<(Option<String>, Option<String>)> = request
-        .contacts
+    let displayed = contacts
         .iter()
         .map(|c| {
             (
@@ -244,31 +283,7 @@ pub async fn create(
             )
         })
         .collect();
-
-    let request = InviteRequest {
-        survey_id,
-        channel,
-        send_at,
-        inputs,
-        displayed,
-        request_hash: hash,
-        idempotency: idem_key.map(|k| (caller.key_id.clone(), k)),
-    };
-    let stored = match invitations::invite(&state, request).await? {
-        Invited::Fresh(body) => {
-            return Ok(HttpResponse::Ok()
-                .content_type("application/json")
-                .body(body))
-        }
-        Invited::Replayed(stored) => stored,
-    };
-    Ok(HttpResponse::build(
-        actix_web::http::StatusCode::from_u16(stored.status)
-            .unwrap_or(actix_web::http::StatusCode::OK),
-    )
-    .content_type("application/json")
-    .insert_header(("Idempotent-Replayed", "true"))
-    .body(stored.body))
+    (inputs, displayed)
 }
 
 /// An invitation's state, as a list filter.

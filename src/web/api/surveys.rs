@@ -268,7 +268,12 @@ pub async fn create(
     body: ValidJson<CreateSurvey>,
 ) -> Result<HttpResponse, AppError> {
     caller.require(Role::Admin)?;
-    let b = body.0;
+    let row = create_survey(&state, body.0).await?;
+    Ok(HttpResponse::Created().json(Survey::from_row(row, &state.settings.public_url)))
+}
+
+/// Creates a survey from a validated request (the API and the workspace's editor).
+pub async fn create_survey(state: &AppState, b: CreateSurvey) -> Result<SurveyRow, AppError> {
     let t = now();
     let row = SurveyRow {
         id: new_id(IdPrefix::Survey),
@@ -295,7 +300,7 @@ pub async fn create(
         .db
         .write(move |conn| crate::store::surveys::insert(conn, &saved))
         .await?;
-    Ok(HttpResponse::Created().json(Survey::from_row(row, &state.settings.public_url)))
+    Ok(row)
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -400,7 +405,17 @@ pub async fn update(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Survey, "survey")?;
-    let b = body.0;
+    let row = update_survey(&state, id, body.0).await?;
+    Ok(web::Json(Survey::from_row(row, &state.settings.public_url)))
+}
+
+/// Applies a validated change to a survey (the API and the workspace's editor); 409 when it
+/// is archived.
+pub async fn update_survey(
+    state: &AppState,
+    id: String,
+    b: UpdateSurvey,
+) -> Result<SurveyRow, AppError> {
     if b.status == Some(SurveyStatus::Archived) {
         return Err(AppError::field(
             "status",
@@ -451,7 +466,7 @@ pub async fn update(
             })
         })
         .await?;
-    Ok(web::Json(Survey::from_row(row, &state.settings.public_url)))
+    Ok(row)
 }
 
 /// Archive a survey
@@ -476,6 +491,12 @@ pub async fn archive(
     caller.require(Role::Admin)?;
     let id = id.into_inner();
     check_id(&id, IdPrefix::Survey, "survey")?;
+    let row = archive_survey(&state, id).await?;
+    Ok(web::Json(Survey::from_row(row, &state.settings.public_url)))
+}
+
+/// Archives a survey and cancels its scheduled invitations; archiving twice is harmless.
+pub async fn archive_survey(state: &AppState, id: String) -> Result<SurveyRow, AppError> {
     let row = state
         .db
         .write(move |conn| {
@@ -506,5 +527,5 @@ pub async fn archive(
             })
         })
         .await?;
-    Ok(web::Json(Survey::from_row(row, &state.settings.public_url)))
+    Ok(row)
 }

@@ -8,6 +8,8 @@
 // - Copy: a button marked data-copy="<input id>" copies that input (a key or secret shown once).
 // - Live: while the inbox is visible it asks every 3 s whether new tasks match
 //   (GET data-live), and if so swaps in the fresh list, keeping checked boxes and focus.
+// - Surveys: the editor's preview frames follow the form as it changes; Copy buttons copy
+//   the public link.
 'use strict';
 (function () {
   var doc = document;
@@ -235,25 +237,55 @@
       .then(function () { busy = false; });
   }
 
-  // ---- Copy buttons (shown only when the clipboard can be used) ---------------------------
+  // ---- Surveys: the editor's live preview, and Copy buttons -------------------------------
+  // The preview frames reload with the form's values (debounced) as they change; without
+  // this file the editor's Preview button does the same with a round trip.
+  var PREVIEWED = ['kind', 'question', 'follow_up_question', 'brand', 'brand_color', 'topic', 'locale'];
+  function setupPreview() {
+    var form = doc.getElementById('survey-form');
+    if (!form || !form.getAttribute('data-preview')) { return; }
+    var base = form.getAttribute('data-preview');
+    var timer = null;
+    function refresh() {
+      var q = new URLSearchParams();
+      PREVIEWED.forEach(function (name) {
+        var el = form.elements[name];
+        if (el) { q.set(name, el.value); }
+      });
+      all('iframe[data-preview-kind]').forEach(function (frame) {
+        var src = base + frame.getAttribute('data-preview-kind') + '?' + q.toString();
+        if (frame.getAttribute('src') !== src) { frame.setAttribute('src', src); }
+      });
+    }
+    function later(ms) { clearTimeout(timer); timer = setTimeout(refresh, ms); }
+    form.addEventListener('input', function () { later(400); });
+    form.addEventListener('change', function () { later(50); });
+  }
+
   function setupCopy() {
-    all('[data-copy]').forEach(function (b) {
-      var input = doc.getElementById(b.getAttribute('data-copy'));
-      var status = doc.getElementById('copy-status');
-      if (!input || !navigator.clipboard) { return; }
-      b.hidden = false;
-      b.addEventListener('click', function () {
-        navigator.clipboard.writeText(input.value).then(function () {
-          if (status) { status.textContent = 'Copied.'; }
-        }, function () {
-          input.select();
-          if (status) { status.textContent = 'Select the text and copy it.'; }
-        });
+    all('[data-copy]').forEach(function (button) {
+      var input = doc.getElementById(button.getAttribute('data-copy'));
+      var field = button.closest('.copy-field');
+      var status = field ? one('.copy-status', field) : null;
+      if (!input) { return; }
+      button.hidden = false;
+      button.addEventListener('click', function () {
+        function said(text) { if (status) { status.textContent = text; } }
+        input.focus();
+        input.select();
+        if (navigator.clipboard && navigator.clipboard.writeText) {
+          navigator.clipboard.writeText(input.value).then(function () { said('Copied.'); }, function () {
+            said(doc.execCommand('copy') ? 'Copied.' : 'Press Ctrl+C (⌘C) to copy.');
+          });
+        } else {
+          said(doc.execCommand('copy') ? 'Copied.' : 'Press Ctrl+C (⌘C) to copy.');
+        }
       });
     });
   }
 
   function start() {
+    setupPreview();
     setupCopy();
     setupList();
     var remembered = null;

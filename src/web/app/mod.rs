@@ -1,5 +1,6 @@
 //! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks,
-//! the task page, contacts and (admins) settings: API keys and webhooks. Handlers call the same use cases as the API.
+//! the task page, the surveys (list, editor, invitations, send queue), contacts and (admins)
+//! settings: API keys and webhooks. Handlers call the same use cases as the API.
 //!
 //! Rules:
 //! - Every page but sign-in needs a session (`Signed`); without one, GET redirects to
@@ -15,6 +16,7 @@ mod contacts;
 pub mod inbox;
 pub mod page;
 mod settings;
+mod surveys;
 mod task;
 mod team;
 
@@ -64,6 +66,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/views/{id}/delete", web::post().to(inbox::delete_view))
         .configure(contacts::configure)
         .configure(settings::configure)
+        .configure(surveys::configure)
         // The task page: `{id}` routes only, after the inbox's literal ones.
         .configure(task::configure);
 }

@@ -8,9 +8,10 @@ use askama::Template;
 
 use crate::error::AppError;
 
-/// The Content-Security-Policy of every workspace page: our own script and stylesheet only.
+/// The Content-Security-Policy of every workspace page: our own script and stylesheet only;
+/// frames from this site only (the survey editor's sandboxed previews).
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
-connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+connect-src 'self'; frame-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 /// What the layout shows around a page: its title, and for a signed-in member the navigation.
 pub struct Layout {

@@ -9,7 +9,7 @@
 
 mod public;
 mod rate_limit;
-mod survey;
+pub mod survey;
 mod unsubscribe;
 
 use actix_web::http::header::{self, HeaderValue};
