@@ -124,7 +124,8 @@ impl From<TaskListItem> for FollowupItem {
 pub struct Activity {
     pub id: String,
     /// `created`, `assigned`, `status_changed`, `note`, `replied`, `score_changed`,
-    /// `comment_changed`.
+    /// `comment_changed`, `resurveyed` (the re-survey invitation was made; `data` has its
+    /// `invitation_id`, `status` and `reason`).
     pub kind: String,
     /// `system`, `rule`, `customer`, `user:<email>` (a workspace member) or `api-key:<name>`.
     pub actor: Option<String>,

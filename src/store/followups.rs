@@ -516,3 +516,77 @@ pub fn for_contact(
         .select(FollowupRow::as_select())
         .load(conn)?)
 }
+
+/// A resolved task whose customer may be due a re-survey.
+#[derive(Debug, Clone)]
+pub struct ResurveyCandidate {
+    pub followup_id: String,
+    pub survey_id: String,
+    pub contact_id: String,
+}
+
+/// Resolved tasks with a (not erased) contact and no re-survey yet, on surveys that are not
+/// archived and have `resurvey_after_days`, whose time has come at `t`: resolved at least
+/// that many days ago, and at most `grace` later than that (a survey that turns re-surveys on
+/// does not ask every customer of its past at once). Oldest first, at most `limit`.
+pub fn resurveys_due(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+    grace: chrono::TimeDelta,
+    limit: usize,
+) -> Result<Vec<ResurveyCandidate>, AppError> {
+    // The bounds of every allowed delay (1 to 365 days) in SQL, the exact one per survey below.
+    let rows: Vec<(String, String, String, NaiveDateTime, i32)> = followups::table
+        .inner_join(surveys::table.on(surveys::id.eq(followups::survey_id)))
+        .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
+        .filter(followups::status.eq("resolved"))
+        .filter(followups::resurvey_invitation_id.is_null())
+        .filter(followups::resolved_at.le(t - chrono::TimeDelta::days(1)))
+        .filter(followups::resolved_at.ge(t - chrono::TimeDelta::days(365) - grace))
+        .filter(surveys::resurvey_after_days.is_not_null())
+        .filter(surveys::status.ne("archived"))
+        .filter(contacts::erased_at.is_null())
+        .select((
+            followups::id,
+            followups::survey_id,
+            contacts::id,
+            followups::resolved_at.assume_not_null(),
+            surveys::resurvey_after_days.assume_not_null(),
+        ))
+        .order(followups::resolved_at)
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter(|(_, _, _, resolved, days)| {
+            let due = *resolved + chrono::TimeDelta::days(*days as i64);
+            due <= t && t <= due + grace
+        })
+        .take(limit)
+        .map(
+            |(followup_id, survey_id, contact_id, _, _)| ResurveyCandidate {
+                followup_id,
+                survey_id,
+                contact_id,
+            },
+        )
+        .collect())
+}
+
+/// Links a task to its one re-survey invitation; false when it already has one or is no longer
+/// resolved (another replica, or a run before, got there first). On PostgreSQL a concurrent
+/// caller waits for the row and then sees the link, so only one invitation is ever made.
+pub fn link_resurvey(
+    conn: &mut DbConnection,
+    followup_id: &str,
+    invitation_id: &str,
+) -> Result<bool, AppError> {
+    let changed = diesel::update(
+        followups::table
+            .find(followup_id)
+            .filter(followups::resurvey_invitation_id.is_null())
+            .filter(followups::status.eq("resolved")),
+    )
+    .set(followups::resurvey_invitation_id.eq(Some(invitation_id)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

@@ -22,6 +22,7 @@ mod outage;
 mod pages;
 mod parallel;
 mod queues;
+mod recovery;
 mod reports;
 mod spec;
 mod surveys;
