@@ -50,6 +50,19 @@ pub fn log(
     body: Option<&str>,
     data: Option<serde_json::Value>,
 ) -> Result<ActivityRow, AppError> {
+    log_at(conn, followup_id, kind, actor, body, data, now())
+}
+
+/// Appends to a task's activity log at time `t` (`log` is now; the demo data back-dates).
+pub fn log_at(
+    conn: &mut DbConnection,
+    followup_id: &str,
+    kind: &str,
+    actor: &str,
+    body: Option<&str>,
+    data: Option<serde_json::Value>,
+    t: NaiveDateTime,
+) -> Result<ActivityRow, AppError> {
     let row = ActivityRow {
         id: new_id(IdPrefix::Activity),
         followup_id: followup_id.into(),
@@ -57,7 +70,7 @@ pub fn log(
         actor: Some(actor.into()),
         body: body.map(str::to_string),
         data: data.map(|d| d.to_string()),
-        created_at: now(),
+        created_at: t,
     };
     diesel::insert_into(followup_activities::table)
         .values(&row)
@@ -589,4 +602,35 @@ pub fn link_resurvey(
     .set(followups::resurvey_invitation_id.eq(Some(invitation_id)))
     .execute(conn)?;
     Ok(changed == 1)
+}
+
+/// Moves a new task and its activity to the time of its answer (demo data): answered, created
+/// and updated at `answered_at`, due at `due_at`.
+pub fn backdate(
+    conn: &mut DbConnection,
+    id: &str,
+    answered_at: NaiveDateTime,
+    due_at: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(followups::table.find(id))
+        .set((
+            followups::answered_at.eq(answered_at),
+            followups::created_at.eq(answered_at),
+            followups::updated_at.eq(answered_at),
+            followups::due_at.eq(due_at),
+        ))
+        .execute(conn)?;
+    diesel::update(followup_activities::table.filter(followup_activities::followup_id.eq(id)))
+        .set(followup_activities::created_at.eq(answered_at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether there is any task (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(followups::table
+        .select(followups::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
 }

@@ -10,6 +10,7 @@ mod app_task;
 mod bad_input;
 mod cli;
 mod contacts;
+mod demo;
 mod faults;
 mod followups;
 mod hostile;
