@@ -10,20 +10,26 @@ use crate::helpers::{answer, spawn_app_with, Engine, TestApp};
 use crate::smtp::TestSmtp;
 use crate::{both_engines, each_engine};
 
+/// The settings of a server (or replica) that mails through `smtp` and looks for due
+/// re-surveys every round.
+fn mail_settings(smtp_url: &str) -> Vec<(&'static str, String)> {
+    vec![
+        ("SMTP_URL", smtp_url.to_string()),
+        ("SMTP_FROM", "Surveys <surveys@acme.test>".into()),
+        ("PUBLIC_URL", "https://feedback.acme.test".into()),
+        ("DISPATCH_INTERVAL_MS", "50".into()),
+        ("RESURVEY_CHECK_SECONDS", "0".into()),
+        ("ALERT_DELAY_SECONDS", "0".into()),
+    ]
+}
+
+fn borrowed<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 async fn app_with_mail(engine: Engine, smtp: &TestSmtp) -> TestApp {
-    let url = smtp.url();
-    spawn_app_with(
-        engine,
-        &[
-            ("SMTP_URL", url.as_str()),
-            ("SMTP_FROM", "Surveys <surveys@acme.test>"),
-            ("PUBLIC_URL", "https://feedback.acme.test"),
-            ("DISPATCH_INTERVAL_MS", "50"),
-            ("RESURVEY_CHECK_SECONDS", "0"),
-            ("ALERT_DELAY_SECONDS", "0"),
-        ],
-    )
-    .await
+    let settings = mail_settings(&smtp.url());
+    spawn_app_with(engine, &borrowed(&settings)).await
 }
 
 /// Invites `emails` by link; returns (contact id, token) of each, in order.
@@ -424,8 +430,53 @@ async fn anonymous_and_unconfigured_tasks_are_never_resurveyed(engine: Engine) {
     }
 }
 
+async fn two_replicas_make_one_resurvey_per_task(engine: Engine) {
+    const N: usize = 12;
+    let smtp = TestSmtp::start();
+    let app = app_with_mail(engine, &smtp).await;
+    let settings = mail_settings(&smtp.url());
+    let (replica, _outbox) = crate::helpers::spawn_replica(&app, &borrowed(&settings)).await;
+    tokio::spawn(replica.run_until_stopped());
+    let s = app
+        .create_survey(json!({
+            "kind": "nps", "name": "NPS", "throttle_days": 0, "resurvey_after_days": 10
+        }))
+        .await;
+    let sid = s["id"].as_str().unwrap();
+    let emails: Vec<String> = (0..N).map(|i| format!("r{i:02}@customer.test")).collect();
+    let refs: Vec<&str> = emails.iter().map(String::as_str).collect();
+    let people = invite_links(&app, sid, &refs).await;
+    for (_, token) in &people {
+        answer(&app, token, 3, "").await;
+    }
+    for (contact, _) in &people {
+        let t = task_of(&app, sid, contact).await;
+        patch_task(
+            &app,
+            t["id"].as_str().unwrap(),
+            json!({"status": "resolved", "outcome": "explained"}),
+        )
+        .await;
+    }
+    resolved_days_ago(&app, 10).await;
+    crate::helpers::eventually(15, "a re-survey email each", || async {
+        (customer_mail(&smtp).len() >= N).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        customer_mail(&smtp),
+        emails,
+        "one email per customer, none twice"
+    );
+    let made = resurveys(&app, sid).await;
+    assert_eq!(made.len(), N);
+    assert!(made.iter().all(|i| i["status"] == "sent"), "{made:?}");
+}
+
 each_engine!(
     resolved_detractors_are_asked_again_once_and_the_recovery_block_counts_them,
     anonymous_and_unconfigured_tasks_are_never_resurveyed,
+    two_replicas_make_one_resurvey_per_task,
 );
 both_engines!(resurvey_after_days_is_checked_set_and_cleared);
