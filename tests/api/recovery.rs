@@ -240,6 +240,7 @@ async fn resolved_detractors_are_asked_again_once_and_the_recovery_block_counts_
         .unwrap();
     assert!(text.contains(c1_inv["url"].as_str().unwrap()), "{text}");
     let detail = app.get(&format!("/api/v1/followups/{}", task_ids[0])).await;
+    assert_eq!(detail.body["resurvey_invitation_id"], c1_inv["id"]);
     assert!(detail.body["activity"]
         .as_array()
         .unwrap()
