@@ -541,48 +541,51 @@ pub struct ResurveyCandidate {
 /// Resolved tasks with a (not erased) contact and no re-survey yet, on surveys that are not
 /// archived and have `resurvey_after_days`, whose time has come at `t`: resolved at least
 /// that many days ago, and at most `grace` later than that (a survey that turns re-surveys on
-/// does not ask every customer of its past at once). Oldest first, at most `limit`.
+/// does not ask every customer of its past at once). Oldest first, at most `limit`. One
+/// query per such survey, on the exact window of its delay.
 pub fn resurveys_due(
     conn: &mut DbConnection,
     t: NaiveDateTime,
     grace: chrono::TimeDelta,
     limit: usize,
 ) -> Result<Vec<ResurveyCandidate>, AppError> {
-    // The bounds of every allowed delay (1 to 365 days) in SQL, the exact one per survey below.
-    let rows: Vec<(String, String, String, NaiveDateTime, i32)> = followups::table
-        .inner_join(surveys::table.on(surveys::id.eq(followups::survey_id)))
-        .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
-        .filter(followups::status.eq("resolved"))
-        .filter(followups::resurvey_invitation_id.is_null())
-        .filter(followups::resolved_at.le(t - chrono::TimeDelta::days(1)))
-        .filter(followups::resolved_at.ge(t - chrono::TimeDelta::days(365) - grace))
+    let delays: Vec<(String, i32)> = surveys::table
         .filter(surveys::resurvey_after_days.is_not_null())
         .filter(surveys::status.ne("archived"))
-        .filter(contacts::erased_at.is_null())
-        .select((
-            followups::id,
-            followups::survey_id,
-            contacts::id,
-            followups::resolved_at.assume_not_null(),
-            surveys::resurvey_after_days.assume_not_null(),
-        ))
-        .order(followups::resolved_at)
+        .select((surveys::id, surveys::resurvey_after_days.assume_not_null()))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter(|(_, _, _, resolved, days)| {
-            let due = *resolved + chrono::TimeDelta::days(*days as i64);
-            due <= t && t <= due + grace
-        })
-        .take(limit)
-        .map(
-            |(followup_id, survey_id, contact_id, _, _)| ResurveyCandidate {
-                followup_id,
-                survey_id,
-                contact_id,
-            },
-        )
-        .collect())
+    let mut due: Vec<(NaiveDateTime, ResurveyCandidate)> = Vec::new();
+    for (survey_id, days) in delays {
+        let latest = t - chrono::TimeDelta::days(days as i64);
+        let rows: Vec<(String, String, NaiveDateTime)> = followups::table
+            .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
+            .filter(followups::survey_id.eq(&survey_id))
+            .filter(followups::status.eq("resolved"))
+            .filter(followups::resurvey_invitation_id.is_null())
+            .filter(followups::resolved_at.le(latest))
+            .filter(followups::resolved_at.ge(latest - grace))
+            .filter(contacts::erased_at.is_null())
+            .select((
+                followups::id,
+                contacts::id,
+                followups::resolved_at.assume_not_null(),
+            ))
+            .order(followups::resolved_at)
+            .limit(limit as i64)
+            .load(conn)?;
+        due.extend(rows.into_iter().map(|(followup_id, contact_id, resolved)| {
+            (
+                resolved,
+                ResurveyCandidate {
+                    followup_id,
+                    survey_id: survey_id.clone(),
+                    contact_id,
+                },
+            )
+        }));
+    }
+    due.sort_by_key(|(resolved, _)| *resolved);
+    Ok(due.into_iter().take(limit).map(|(_, c)| c).collect())
 }
 
 /// Links a task to its one re-survey invitation; false when it already has one or is no longer

@@ -382,19 +382,41 @@ async fn resurvey_after_days_is_checked_set_and_cleared(app: TestApp) {
     assert!(a.body["resurvey_after_days"].is_null());
 }
 
-async fn anonymous_and_unconfigured_tasks_are_never_resurveyed(engine: Engine) {
+/// A contact's unhappy answer on a new survey with these settings.
+async fn unhappy_on(app: &TestApp, settings: Value, email: &str) -> Value {
+    let s = app.create_survey(settings).await;
+    let people = invite_links(app, s["id"].as_str().unwrap(), &[email]).await;
+    answer(app, &people[0].1, 1, "").await;
+    s
+}
+
+async fn anonymous_unconfigured_and_long_past_tasks_are_not_resurveyed(engine: Engine) {
     let smtp = TestSmtp::start();
     let app = app_with_mail(engine, &smtp).await;
-    // A survey without the rule, and a public link (anonymous answers) on one with it.
-    let plain = app
-        .create_survey(json!({"kind": "nps", "name": "plain", "throttle_days": 0}))
-        .await;
-    let people = invite_links(&app, plain["id"].as_str().unwrap(), &["p@customer.test"]).await;
-    answer(&app, &people[0].1, 1, "").await;
+    // No rule; a rule whose day passed more than the 7-day grace ago; a rule due now.
+    let plain = unhappy_on(
+        &app,
+        json!({"kind": "nps", "name": "plain", "throttle_days": 0}),
+        "plain@customer.test",
+    )
+    .await;
+    let late = unhappy_on(
+        &app,
+        json!({"kind": "nps", "name": "late", "throttle_days": 0, "resurvey_after_days": 20}),
+        "late@customer.test",
+    )
+    .await;
+    let due = unhappy_on(
+        &app,
+        json!({"kind": "nps", "name": "due", "throttle_days": 0, "resurvey_after_days": 30}),
+        "due@customer.test",
+    )
+    .await;
+    // A public link (anonymous answers) with a rule due now.
     let linked = app
         .create_survey(json!({
             "kind": "nps", "name": "public", "public_link": true,
-            "throttle_days": 0, "resurvey_after_days": 1
+            "throttle_days": 0, "resurvey_after_days": 30
         }))
         .await;
     let url = linked["public_url"].as_str().unwrap();
@@ -414,7 +436,7 @@ async fn anonymous_and_unconfigured_tasks_are_never_resurveyed(engine: Engine) {
         .iter()
         .map(|t| t["id"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(ids.len(), 2, "{}", all.text);
+    assert_eq!(ids.len(), 4, "{}", all.text);
     for id in &ids {
         patch_task(
             &app,
@@ -424,9 +446,15 @@ async fn anonymous_and_unconfigured_tasks_are_never_resurveyed(engine: Engine) {
         .await;
     }
     resolved_days_ago(&app, 31).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert!(customer_mail(&smtp).is_empty());
-    for s in [&plain, &linked] {
+    // Only the one due now (the job ran: it made that one).
+    crate::helpers::eventually(10, "the due re-survey", || async {
+        (!customer_mail(&smtp).is_empty()).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(customer_mail(&smtp), ["due@customer.test"]);
+    assert_eq!(resurveys(&app, due["id"].as_str().unwrap()).await.len(), 1);
+    for s in [&plain, &late, &linked] {
         assert!(resurveys(&app, s["id"].as_str().unwrap()).await.is_empty());
     }
 }
@@ -477,7 +505,7 @@ async fn two_replicas_make_one_resurvey_per_task(engine: Engine) {
 
 each_engine!(
     resolved_detractors_are_asked_again_once_and_the_recovery_block_counts_them,
-    anonymous_and_unconfigured_tasks_are_never_resurveyed,
+    anonymous_unconfigured_and_long_past_tasks_are_not_resurveyed,
     two_replicas_make_one_resurvey_per_task,
 );
 both_engines!(resurvey_after_days_is_checked_set_and_cleared);
