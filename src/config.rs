@@ -96,6 +96,8 @@ pub struct Settings {
     pub followup_resolve_on_raise: bool,
     /// Hour (UTC) at which the daily overdue digest goes to TEAM_EMAIL.
     pub digest_hour_utc: u32,
+    /// How often (seconds) the dispatcher looks for re-surveys that are due (0: every round).
+    pub resurvey_check_seconds: u64,
     /// Whether this process runs the webhook delivery worker.
     pub webhooks: bool,
     /// Attempts before a transiently failing webhook delivery is marked `failed`.
@@ -379,6 +381,13 @@ impl Settings {
             true,
         )?;
         let digest_hour_utc = number(get("DIGEST_HOUR_UTC"), "DIGEST_HOUR_UTC", 8, 0, 23)?;
+        let resurvey_check_seconds = number(
+            get("RESURVEY_CHECK_SECONDS"),
+            "RESURVEY_CHECK_SECONDS",
+            60,
+            0,
+            86400,
+        )?;
         let dispatcher = match get("DISPATCHER").as_deref().map(str::trim) {
             None | Some("on") => true,
             Some("off") => false,
@@ -491,6 +500,7 @@ impl Settings {
             followup_sla_business_days,
             followup_resolve_on_raise,
             digest_hour_utc,
+            resurvey_check_seconds,
             webhooks,
             webhook_max_attempts,
             webhook_retry_base_seconds,

@@ -4,12 +4,14 @@
 //! `startup` → `web` → use cases → `store` → `domain`, `error`, `config`, `telemetry`,
 //! `i18n`. The use cases are `answers`, `invitations`, `followups`, `webhooks`, `reports`,
 //! `contacts`, `members` (the workspace's team and sign-in) and `email`, with `context` (what they all reach) and `views` (the JSON shapes
-//! shared by the API and webhook payloads).
+//! shared by the API and webhook payloads). `demo` (the data of `closeloop demo`) calls the
+//! use cases from beside `web`.
 
 pub mod answers;
 pub mod config;
 pub mod contacts;
 pub mod context;
+pub mod demo;
 pub mod domain;
 pub mod email;
 pub mod error;

@@ -1,5 +1,5 @@
 //! The `closeloop` command: `serve` (the default), `migrate`, `rebuild-rollups`, `openapi`,
-//! `api-key create`, `user create` and `healthcheck`.
+//! `api-key create`, `user create`, `demo` and `healthcheck`.
 
 use std::process::ExitCode;
 
@@ -32,6 +32,14 @@ enum Command {
     Openapi,
     /// Exit 0 when the server on BIND_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Fill a fresh database with believable demo data (3 surveys, 300 contacts, 90 days of
+    /// invitations, ~2,000 answers, follow-ups in every status); a one-time sign-in link for
+    /// the demo admin is printed alone on the last line. Refuses a database with data.
+    Demo {
+        /// Add the demo data even though the database already has data.
+        #[arg(long)]
+        force: bool,
+    },
     /// Recompute the daily report rollups from the answers and invitations (after loading
     /// data into the database by hand).
     RebuildRollups,
@@ -101,6 +109,7 @@ fn main() -> ExitCode {
             create_user(&settings, &email, &name, role)
         }
         Command::Healthcheck => healthcheck(&settings),
+        Command::Demo { force } => demo(&settings, force),
         Command::RebuildRollups => (|| {
             let db = closeloop::store::Db::connect(
                 &settings.database_url,
@@ -193,6 +202,35 @@ fn create_user(settings: &Settings, email: &str, name: &str, role: Role) -> anyh
         closeloop::members::FIRST_LINK_HOURS
     );
     println!("{link}");
+    Ok(())
+}
+
+fn demo(settings: &Settings, force: bool) -> anyhow::Result<()> {
+    closeloop::store::migrate(&settings.database_url)?;
+    let db = closeloop::store::Db::connect(
+        &settings.database_url,
+        1,
+        std::time::Duration::from_secs(30),
+    )?;
+    let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let started = std::time::Instant::now();
+    let s =
+        closeloop::demo::fill(&mut conn, settings, force).map_err(|e| anyhow::anyhow!("{e}"))?;
+    println!(
+        "demo data: {} surveys, {} contacts, {} invitations, {} answers, {} follow-ups ({} re-surveyed) in {:.1}s",
+        s.surveys,
+        s.contacts,
+        s.invitations,
+        s.responses,
+        s.followups,
+        s.resurveys,
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "start the server (closeloop serve) and open this one-time sign-in link for the demo admin, valid {} hours:",
+        closeloop::members::FIRST_LINK_HOURS
+    );
+    println!("{}", s.sign_in_link);
     Ok(())
 }
 

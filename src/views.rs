@@ -68,6 +68,10 @@ pub struct Followup {
     pub overdue: bool,
     pub answered_at: DateTime<Utc>,
     pub resolved_at: Option<DateTime<Utc>>,
+    /// The one invitation that re-surveyed the customer after the task was resolved (the
+    /// survey's `resurvey_after_days`); `null` until then.
+    #[schema(example = "inv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
+    pub resurvey_invitation_id: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -89,6 +93,7 @@ impl From<FollowupRow> for Followup {
             due_at: utc(r.due_at),
             answered_at: utc(r.answered_at),
             resolved_at: r.resolved_at.map(utc),
+            resurvey_invitation_id: r.resurvey_invitation_id,
             created_at: utc(r.created_at),
             updated_at: utc(r.updated_at),
         }
@@ -124,7 +129,8 @@ impl From<TaskListItem> for FollowupItem {
 pub struct Activity {
     pub id: String,
     /// `created`, `assigned`, `status_changed`, `note`, `replied`, `score_changed`,
-    /// `comment_changed`.
+    /// `comment_changed`, `resurveyed` (the re-survey invitation was made; `data` has its
+    /// `invitation_id`, `status` and `reason`).
     pub kind: String,
     /// `system`, `rule`, `customer`, `user:<email>` (a workspace member) or `api-key:<name>`.
     pub actor: Option<String>,

@@ -219,6 +219,7 @@ fn create(
         resolved_at: None,
         created_at: t,
         updated_at: t,
+        resurvey_invitation_id: None,
     };
     followups::insert(conn, &row)?;
     followups::log(

@@ -52,6 +52,8 @@ pub struct Dispatcher {
     pub digest_checked: Arc<std::sync::Mutex<String>>,
     /// This process's name on its claims.
     pub instance: Arc<str>,
+    /// When this process last looked for due re-surveys.
+    pub resurvey_checked: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
 }
 
 impl crate::context::AppState {
@@ -65,6 +67,7 @@ impl crate::context::AppState {
             wake: self.wake_dispatcher.clone(),
             digest_checked: Default::default(),
             instance: self.instance_id.clone(),
+            resurvey_checked: Default::default(),
         }
     }
 }
@@ -121,7 +124,27 @@ impl Dispatcher {
         if self.digest_due().await? {
             handled += 1;
         }
+        handled += self.resurveys_due().await?;
         Ok(handled)
+    }
+
+    /// Makes the re-survey invitations that are due (at most every `RESURVEY_CHECK_SECONDS`);
+    /// returns how many emails were queued (they go out in the next round).
+    async fn resurveys_due(&self) -> anyhow::Result<usize> {
+        let every = Duration::from_secs(self.settings.resurvey_check_seconds);
+        {
+            let Ok(mut last) = self.resurvey_checked.lock() else {
+                return Ok(0);
+            };
+            if last.is_some_and(|at| at.elapsed() < every) {
+                return Ok(0);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        Ok(self
+            .db
+            .write(|conn| super::resurvey::run_due(conn, now()))
+            .await?)
     }
 
     /// Queues the daily overdue digest when its hour has come (once a day across replicas).

@@ -2,6 +2,7 @@
 //! idempotent retries; and the send queue worker (`dispatch`).
 
 pub mod dispatch;
+pub mod resurvey;
 
 use chrono::{NaiveDateTime, TimeDelta};
 use diesel::Connection;
@@ -371,44 +372,16 @@ fn create_batch(
             }
             Err(e) => return Err(e),
         };
-        let suppressed = suppression(&contact, survey, channel, send_at.max(t));
-        let (status, sent_at) = match (suppressed, channel) {
-            (Some(_), _) => ("suppressed", None),
-            (None, Channel::Link) => ("sent", Some(t)),
-            (None, Channel::Email) => ("scheduled", None),
-        };
-        let invitation = InvitationRow {
-            id: new_id(IdPrefix::Invitation),
-            survey_id: survey.id.clone(),
-            contact_id: contact.id.clone(),
-            channel: channel.as_str().into(),
-            token: new_secret(""),
-            status: status.into(),
-            reason: suppressed.map(str::to_string),
+        let (invitation, contact) = invite_contact(
+            conn,
+            survey,
+            contact,
+            channel,
             send_at,
-            next_attempt_at: send_at,
-            claimed_until: None,
-            attempts: 0,
-            last_error: None,
-            message_id: None,
-            sent_at,
-            responded_at: None,
-            reminder_sent_at: None,
-            created_at: t,
-            updated_at: t,
-            opened_at: None,
-        };
-        store_invitations::insert(conn, &invitation)?;
-        let mut contact = contact;
-        if let (None, Some(t)) = (suppressed, sent_at) {
-            tally.delivery(&survey.id, &crate::store::rollups::day(t), 1, 0);
-        }
-        // Throttling counts delivered emails and handed-out links only: a link counts now,
-        // an email when it is actually sent (the dispatcher sets it then).
-        if let (None, Some(sent_at)) = (suppressed, sent_at) {
-            crate::store::contacts::set_last_surveyed(conn, &contact.id, sent_at)?;
-            contact.last_surveyed_at = Some(sent_at);
-        }
+            Origin::Api,
+            t,
+            &mut tally,
+        )?;
         *out = Some(ItemOutcome::Created {
             invitation: Box::new(invitation),
             contact: Box::new(contact),
@@ -417,6 +390,82 @@ fn create_batch(
     // Counters last (see `Tally`).
     tally.flush(conn)?;
     Ok(slots.into_iter().flatten().collect())
+}
+
+/// Why an invitation was made (the `origin` column; `reason` says why one was stopped).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// An invitation request (the API's batch, or a page that calls the same use case).
+    Api,
+    /// The re-survey of a resolved follow-up (`resurvey_after_days`).
+    Resurvey,
+}
+
+impl Origin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Api => "api",
+            Origin::Resurvey => "resurvey",
+        }
+    }
+}
+
+/// Makes one invitation of `survey` for an existing `contact`, applying the invitation
+/// rules: `suppressed` with the reason when the contact is unsubscribed, has no email (email
+/// channel) or was surveyed within the survey's `throttle_days`; else `scheduled` (email) or
+/// `sent` (link). Delivered links count in `tally` and as the contact's last survey. `t` is
+/// the time of making it (now, except for the back-dated demo data).
+#[allow(clippy::too_many_arguments)]
+pub fn invite_contact(
+    conn: &mut DbConnection,
+    survey: &SurveyRow,
+    contact: ContactRow,
+    channel: Channel,
+    send_at: NaiveDateTime,
+    origin: Origin,
+    t: NaiveDateTime,
+    tally: &mut crate::store::rollups::Tally,
+) -> Result<(InvitationRow, ContactRow), AppError> {
+    let suppressed = suppression(&contact, survey, channel, send_at.max(t));
+    let (status, sent_at) = match (suppressed, channel) {
+        (Some(_), _) => ("suppressed", None),
+        (None, Channel::Link) => ("sent", Some(t)),
+        (None, Channel::Email) => ("scheduled", None),
+    };
+    let invitation = InvitationRow {
+        id: new_id(IdPrefix::Invitation),
+        survey_id: survey.id.clone(),
+        contact_id: contact.id.clone(),
+        channel: channel.as_str().into(),
+        token: new_secret(""),
+        status: status.into(),
+        reason: suppressed.map(str::to_string),
+        send_at,
+        next_attempt_at: send_at,
+        claimed_until: None,
+        attempts: 0,
+        last_error: None,
+        message_id: None,
+        sent_at,
+        responded_at: None,
+        reminder_sent_at: None,
+        created_at: t,
+        updated_at: t,
+        opened_at: None,
+        origin: origin.as_str().into(),
+    };
+    store_invitations::insert(conn, &invitation)?;
+    let mut contact = contact;
+    if let (None, Some(t)) = (suppressed, sent_at) {
+        tally.delivery(&survey.id, &crate::store::rollups::day(t), 1, 0);
+    }
+    // Throttling counts delivered emails and handed-out links only: a link counts now,
+    // an email when it is actually sent (the dispatcher sets it then).
+    if let (None, Some(sent_at)) = (suppressed, sent_at) {
+        crate::store::contacts::set_last_surveyed(conn, &contact.id, sent_at)?;
+        contact.last_surveyed_at = Some(sent_at);
+    }
+    Ok((invitation, contact))
 }
 
 /// Puts a `failed` or `cancelled` email invitation back in the send queue (due now, attempts

@@ -7,6 +7,8 @@
 //! their intervals and changes); the NPS is from −100 to 100. Ratios are `null` when there is
 //! nothing to divide.
 
+pub mod recovery;
+
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::Serialize;
@@ -179,6 +181,10 @@ pub struct Report {
     /// The property the answers are broken down by (`segment=`), if any.
     pub segment: Option<String>,
     pub segments: Vec<SegmentRow>,
+    /// Closing the loop, measured: of the unhappy answers of the period whose follow-up was
+    /// resolved, how many customers were re-surveyed (`resurvey_after_days`), answered, and
+    /// left the unhappy range; overall, per outcome and per assignee.
+    pub recovery: recovery::Recovery,
 }
 
 /// A checked report range: `[from, to)`, the bucket interval and an optional segment.
@@ -301,6 +307,7 @@ pub fn build(
         None => Vec::new(),
     };
     let (open, in_progress, overdue) = rep::backlog(conn, &scope, now())?;
+    let recovery = recovery::recovery(kind, &rep::recovery_rows(conn, &scope, c.from, c.to)?);
     let nps = matches!(kind, SurveyKind::Nps);
     let response_rate = rate(answered, delivered);
     let prev_rate = rate(prev_answered, prev_delivered);
@@ -361,6 +368,7 @@ pub fn build(
         series,
         segment: c.segment,
         segments,
+        recovery,
     })
 }
 

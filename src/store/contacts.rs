@@ -369,3 +369,12 @@ pub fn activities(
         .select(ContactActivityRow::as_select())
         .load(conn)?)
 }
+
+/// Whether the table has any row (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(super::schema::contacts::table
+        .select(super::schema::contacts::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}

@@ -50,6 +50,19 @@ pub fn log(
     body: Option<&str>,
     data: Option<serde_json::Value>,
 ) -> Result<ActivityRow, AppError> {
+    log_at(conn, followup_id, kind, actor, body, data, now())
+}
+
+/// Appends to a task's activity log at time `t` (`log` is now; the demo data back-dates).
+pub fn log_at(
+    conn: &mut DbConnection,
+    followup_id: &str,
+    kind: &str,
+    actor: &str,
+    body: Option<&str>,
+    data: Option<serde_json::Value>,
+    t: NaiveDateTime,
+) -> Result<ActivityRow, AppError> {
     let row = ActivityRow {
         id: new_id(IdPrefix::Activity),
         followup_id: followup_id.into(),
@@ -57,7 +70,7 @@ pub fn log(
         actor: Some(actor.into()),
         body: body.map(str::to_string),
         data: data.map(|d| d.to_string()),
-        created_at: now(),
+        created_at: t,
     };
     diesel::insert_into(followup_activities::table)
         .values(&row)
@@ -510,4 +523,112 @@ pub fn open_per_survey(conn: &mut DbConnection) -> Result<Vec<(String, i64)>, Ap
         .group_by(followups::survey_id)
         .select((followups::survey_id, diesel::dsl::count_star()))
         .load(conn)?)
+}
+
+/// A resolved task whose customer may be due a re-survey.
+#[derive(Debug, Clone)]
+pub struct ResurveyCandidate {
+    pub followup_id: String,
+    pub survey_id: String,
+    pub contact_id: String,
+}
+
+/// Resolved tasks with a (not erased) contact and no re-survey yet, on surveys that are not
+/// archived and have `resurvey_after_days`, whose time has come at `t`: resolved at least
+/// that many days ago, and at most `grace` later than that (a survey that turns re-surveys on
+/// does not ask every customer of its past at once). Oldest first, at most `limit`. One
+/// query per such survey, on the exact window of its delay.
+pub fn resurveys_due(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+    grace: chrono::TimeDelta,
+    limit: usize,
+) -> Result<Vec<ResurveyCandidate>, AppError> {
+    let delays: Vec<(String, i32)> = surveys::table
+        .filter(surveys::resurvey_after_days.is_not_null())
+        .filter(surveys::status.ne("archived"))
+        .select((surveys::id, surveys::resurvey_after_days.assume_not_null()))
+        .load(conn)?;
+    let mut due: Vec<(NaiveDateTime, ResurveyCandidate)> = Vec::new();
+    for (survey_id, days) in delays {
+        let latest = t - chrono::TimeDelta::days(days as i64);
+        let rows: Vec<(String, String, NaiveDateTime)> = followups::table
+            .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
+            .filter(followups::survey_id.eq(&survey_id))
+            .filter(followups::status.eq("resolved"))
+            .filter(followups::resurvey_invitation_id.is_null())
+            .filter(followups::resolved_at.le(latest))
+            .filter(followups::resolved_at.ge(latest - grace))
+            .filter(contacts::erased_at.is_null())
+            .select((
+                followups::id,
+                contacts::id,
+                followups::resolved_at.assume_not_null(),
+            ))
+            .order(followups::resolved_at)
+            .limit(limit as i64)
+            .load(conn)?;
+        due.extend(rows.into_iter().map(|(followup_id, contact_id, resolved)| {
+            (
+                resolved,
+                ResurveyCandidate {
+                    followup_id,
+                    survey_id: survey_id.clone(),
+                    contact_id,
+                },
+            )
+        }));
+    }
+    due.sort_by_key(|(resolved, _)| *resolved);
+    Ok(due.into_iter().take(limit).map(|(_, c)| c).collect())
+}
+
+/// Links a task to its one re-survey invitation; false when it already has one or is no longer
+/// resolved (another replica, or a run before, got there first). On PostgreSQL a concurrent
+/// caller waits for the row and then sees the link, so only one invitation is ever made.
+pub fn link_resurvey(
+    conn: &mut DbConnection,
+    followup_id: &str,
+    invitation_id: &str,
+) -> Result<bool, AppError> {
+    let changed = diesel::update(
+        followups::table
+            .find(followup_id)
+            .filter(followups::resurvey_invitation_id.is_null())
+            .filter(followups::status.eq("resolved")),
+    )
+    .set(followups::resurvey_invitation_id.eq(Some(invitation_id)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Moves a new task and its activity to the time of its answer (demo data): answered, created
+/// and updated at `answered_at`, due at `due_at`.
+pub fn backdate(
+    conn: &mut DbConnection,
+    id: &str,
+    answered_at: NaiveDateTime,
+    due_at: NaiveDateTime,
+) -> Result<(), AppError> {
+    diesel::update(followups::table.find(id))
+        .set((
+            followups::answered_at.eq(answered_at),
+            followups::created_at.eq(answered_at),
+            followups::updated_at.eq(answered_at),
+            followups::due_at.eq(due_at),
+        ))
+        .execute(conn)?;
+    diesel::update(followup_activities::table.filter(followup_activities::followup_id.eq(id)))
+        .set(followup_activities::created_at.eq(answered_at))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether there is any task (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(followups::table
+        .select(followups::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
 }

@@ -553,3 +553,20 @@ pub fn failed_of(
         .limit(limit)
         .load(conn)?)
 }
+
+/// Records an email invitation as sent at `t` without sending anything (the back-dated demo
+/// data: nothing may be mailed for it). Rollups are rebuilt afterwards.
+pub fn mark_delivered(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Result<(), AppError> {
+    diesel::update(invitations::table.find(id))
+        .set((
+            invitations::status.eq("sent"),
+            invitations::sent_at.eq(Some(t)),
+            invitations::send_at.eq(t),
+            invitations::next_attempt_at.eq(t),
+            invitations::attempts.eq(1),
+            invitations::created_at.eq(t),
+            invitations::updated_at.eq(t),
+        ))
+        .execute(conn)?;
+    Ok(())
+}

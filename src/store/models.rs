@@ -39,6 +39,8 @@ pub struct SurveyRow {
     pub updated_at: NaiveDateTime,
     pub archived_at: Option<NaiveDateTime>,
     pub followup_assignee: Option<String>,
+    /// Days after a resolved follow-up before its customer is asked again (none: never).
+    pub resurvey_after_days: Option<i32>,
 }
 
 /// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
@@ -60,6 +62,7 @@ pub struct SurveyChanges {
     pub updated_at: Option<NaiveDateTime>,
     pub archived_at: Option<Option<NaiveDateTime>>,
     pub followup_assignee: Option<Option<String>>,
+    pub resurvey_after_days: Option<Option<i32>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -102,6 +105,9 @@ pub struct InvitationRow {
     pub updated_at: NaiveDateTime,
     /// When the survey page was first opened (GET; not an answer).
     pub opened_at: Option<NaiveDateTime>,
+    /// Why it was made: `api` (an invitation request) or `resurvey` (the re-survey of a
+    /// resolved follow-up).
+    pub origin: String,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -139,6 +145,8 @@ pub struct FollowupRow {
     pub resolved_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The one invitation sent to re-survey the customer after the task was resolved.
+    pub resurvey_invitation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -648,3 +648,77 @@ pub fn counts_per_survey(conn: &mut DbConnection) -> Result<BTreeMap<String, Cou
     }
     Ok(out)
 }
+
+/// One resolved follow-up of the recovery block: what it was about and what came of its
+/// re-survey.
+#[derive(Debug, Clone)]
+pub struct RecoveryRow {
+    pub outcome: Option<String>,
+    pub assignee: Option<String>,
+    /// The unhappy answer's score.
+    pub score: i32,
+    /// Whether the re-survey invitation went out (`sent_at` set).
+    pub resurveyed: bool,
+    /// The score of the answer to the re-survey, if any.
+    pub next_score: Option<i32>,
+}
+
+/// The follow-ups of the recovery block: tasks in `scope` whose unhappy answer was given in
+/// `[from, to)` and that are `resolved`, each with its re-survey invitation and the answer to
+/// it (both left-joined). One row per task; a few per answer period, so loaded as rows.
+pub fn recovery_rows(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<RecoveryRow>, AppError> {
+    use crate::store::schema::{followups, invitations, responses, surveys};
+    let mut q = followups::table
+        .left_join(
+            invitations::table.on(invitations::id
+                .nullable()
+                .eq(followups::resurvey_invitation_id)),
+        )
+        .left_join(
+            responses::table.on(responses::invitation_id.eq(followups::resurvey_invitation_id)),
+        )
+        .filter(followups::status.eq("resolved"))
+        .filter(followups::answered_at.ge(from))
+        .filter(followups::answered_at.lt(to))
+        .select((
+            followups::outcome,
+            followups::assignee,
+            followups::score,
+            invitations::sent_at.nullable(),
+            responses::score.nullable(),
+        ))
+        .into_boxed();
+    q = match scope {
+        Scope::Survey(id) => q.filter(followups::survey_id.eq(id.clone())),
+        Scope::Kind(kind) => q.filter(
+            followups::survey_id.eq_any(
+                surveys::table
+                    .filter(surveys::kind.eq(kind.clone()))
+                    .select(surveys::id),
+            ),
+        ),
+    };
+    type Raw = (
+        Option<String>,
+        Option<String>,
+        i32,
+        Option<NaiveDateTime>,
+        Option<i32>,
+    );
+    let rows: Vec<Raw> = q.load(conn)?;
+    Ok(rows
+        .into_iter()
+        .map(|(outcome, assignee, score, sent, next_score)| RecoveryRow {
+            outcome,
+            assignee,
+            score,
+            resurveyed: sent.is_some(),
+            next_score,
+        })
+        .collect())
+}

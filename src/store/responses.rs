@@ -262,3 +262,20 @@ pub fn clear_comments_of_contact(
         .execute(conn)?;
     Ok(())
 }
+
+/// Moves a response to time `t` (demo data; the rollups are rebuilt afterwards).
+pub fn backdate(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Result<(), AppError> {
+    diesel::update(responses::table.find(id))
+        .set((responses::created_at.eq(t), responses::updated_at.eq(t)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether the table has any row (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(super::schema::responses::table
+        .select(super::schema::responses::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}

@@ -34,6 +34,7 @@ diesel::table! {
         updated_at -> Timestamp,
         archived_at -> Nullable<Timestamp>,
         followup_assignee -> Nullable<Text>,
+        resurvey_after_days -> Nullable<Integer>,
     }
 }
 
@@ -76,6 +77,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         opened_at -> Nullable<Timestamp>,
+        origin -> Text,
     }
 }
 
@@ -113,6 +115,7 @@ diesel::table! {
         resolved_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        resurvey_invitation_id -> Nullable<Text>,
     }
 }
 

@@ -69,3 +69,12 @@ pub fn update(
         .execute(conn)?;
     get(conn, id)
 }
+
+/// Whether the table has any row (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(super::schema::surveys::table
+        .select(super::schema::surveys::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}

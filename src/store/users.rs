@@ -236,3 +236,12 @@ pub fn delete_view(conn: &mut DbConnection, user_id: &str, id: &str) -> Result<b
     .execute(conn)?
         == 1)
 }
+
+/// Whether the table has any row (`closeloop demo` refuses a database with data).
+pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
+    Ok(super::schema::users::table
+        .select(super::schema::users::id)
+        .first::<String>(conn)
+        .optional()?
+        .is_some())
+}

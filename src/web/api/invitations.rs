@@ -75,6 +75,10 @@ pub struct Invitation {
     pub status: String,
     /// Why it is suppressed, cancelled or failed.
     pub reason: Option<String>,
+    /// Why it was made: `api` (an invitation request) or `resurvey` (sent
+    /// `resurvey_after_days` after the customer's follow-up was resolved).
+    #[schema(example = "resurvey")]
+    pub origin: String,
     pub url: String,
     pub send_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
@@ -113,6 +117,7 @@ impl Invitation {
             contact_id: row.contact_id,
             status: row.status,
             reason: row.reason,
+            origin: row.origin,
             send_at: utc(row.send_at),
             sent_at: row.sent_at.map(utc),
             responded_at: row.responded_at.map(utc),

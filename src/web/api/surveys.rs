@@ -100,6 +100,13 @@ pub struct CreateSurvey {
     #[schema(minimum = 1, maximum = 30)]
     #[serde(default, deserialize_with = "opt_int")]
     pub reminder_after_days: Option<i32>,
+    /// Re-survey: this many days (1 to 365) after a follow-up of this survey is resolved, its
+    /// customer gets one new invitation to the survey (`origin: "resurvey"`), by email through
+    /// the normal queue; throttling, unsubscribes and erasure apply. Unset = never.
+    #[validate(range(min = 1, max = 365))]
+    #[schema(minimum = 1, maximum = 365, example = 30)]
+    #[serde(default, deserialize_with = "opt_int")]
+    pub resurvey_after_days: Option<i32>,
     /// Hours in which a customer may change their answer (0 to 8760, default 168).
     #[validate(range(min = 0, max = 8760))]
     #[schema(minimum = 0, maximum = 8760)]
@@ -163,6 +170,12 @@ pub struct UpdateSurvey {
     #[validate(range(min = 1, max = 30))]
     #[schema(value_type = Option<i32>, minimum = 1, maximum = 30)]
     pub reminder_after_days: Option<Option<i32>>,
+    /// Days after a resolved follow-up before its customer is asked again (1 to 365); `null`
+    /// turns re-surveys off.
+    #[serde(default, deserialize_with = "double_int")]
+    #[validate(range(min = 1, max = 365))]
+    #[schema(value_type = Option<i32>, minimum = 1, maximum = 365, example = 30)]
+    pub resurvey_after_days: Option<Option<i32>>,
     #[validate(range(min = 0, max = 8760))]
     #[serde(default, deserialize_with = "some_int")]
     #[schema(nullable = false, minimum = 0, maximum = 8760)]
@@ -200,6 +213,10 @@ pub struct Survey {
     pub public_url: Option<String>,
     pub throttle_days: i32,
     pub reminder_after_days: Option<i32>,
+    /// Days after a resolved follow-up before its customer gets one new invitation to this
+    /// survey; `null`: never.
+    #[schema(example = 30)]
+    pub resurvey_after_days: Option<i32>,
     pub edit_window_hours: i32,
     pub followup_assignee: Option<String>,
     pub created_at: DateTime<Utc>,
@@ -235,6 +252,7 @@ impl Survey {
             locale,
             throttle_days: row.throttle_days,
             reminder_after_days: row.reminder_after_days,
+            resurvey_after_days: row.resurvey_after_days,
             edit_window_hours: row.edit_window_hours,
             followup_assignee: row.followup_assignee,
             created_at: utc(row.created_at),
@@ -289,6 +307,7 @@ pub async fn create_survey(state: &AppState, b: CreateSurvey) -> Result<SurveyRo
         public_slug: b.public_link.unwrap_or(false).then(new_slug),
         throttle_days: b.throttle_days.unwrap_or(DEFAULT_THROTTLE_DAYS),
         reminder_after_days: b.reminder_after_days,
+        resurvey_after_days: b.resurvey_after_days,
         edit_window_hours: b.edit_window_hours.unwrap_or(DEFAULT_EDIT_WINDOW_HOURS),
         created_at: t,
         updated_at: t,
@@ -454,6 +473,7 @@ pub async fn update_survey(
                     public_slug,
                     throttle_days: b.throttle_days,
                     reminder_after_days: b.reminder_after_days,
+                    resurvey_after_days: b.resurvey_after_days,
                     edit_window_hours: b.edit_window_hours,
                     updated_at: Some(now()),
                     archived_at: None,

@@ -40,6 +40,7 @@ pub struct SurveyForm {
     public_link: Option<String>,
     throttle_days: Option<String>,
     reminder_after_days: Option<String>,
+    resurvey_after_days: Option<String>,
     edit_window_hours: Option<String>,
     followup_assignee: Option<String>,
 }
@@ -58,6 +59,7 @@ pub struct Values {
     pub public_link: bool,
     pub throttle_days: String,
     pub reminder_after_days: String,
+    pub resurvey_after_days: String,
     pub edit_window_hours: String,
     pub followup_assignee: String,
 }
@@ -77,6 +79,7 @@ impl Values {
             public_link: false,
             throttle_days: DEFAULT_THROTTLE_DAYS.to_string(),
             reminder_after_days: String::new(),
+            resurvey_after_days: String::new(),
             edit_window_hours: DEFAULT_EDIT_WINDOW_HOURS.to_string(),
             followup_assignee: String::new(),
         }
@@ -98,6 +101,10 @@ impl Values {
             throttle_days: r.throttle_days.to_string(),
             reminder_after_days: r
                 .reminder_after_days
+                .map(|d| d.to_string())
+                .unwrap_or_default(),
+            resurvey_after_days: r
+                .resurvey_after_days
                 .map(|d| d.to_string())
                 .unwrap_or_default(),
             edit_window_hours: r.edit_window_hours.to_string(),
@@ -124,6 +131,7 @@ impl Values {
         base.public_link = f.public_link.is_some();
         base.throttle_days = take(&f.throttle_days);
         base.reminder_after_days = take(&f.reminder_after_days);
+        base.resurvey_after_days = take(&f.resurvey_after_days);
         base.edit_window_hours = take(&f.edit_window_hours);
         base.followup_assignee = take(&f.followup_assignee);
         base
@@ -339,6 +347,7 @@ fn to_create(f: &SurveyForm) -> Result<CreateSurvey, FieldErrors> {
         public_link: Some(f.public_link.is_some()),
         throttle_days: number(&f.throttle_days, "throttle_days", &mut errors),
         reminder_after_days: number(&f.reminder_after_days, "reminder_after_days", &mut errors),
+        resurvey_after_days: number(&f.resurvey_after_days, "resurvey_after_days", &mut errors),
         edit_window_hours: number(&f.edit_window_hours, "edit_window_hours", &mut errors),
         followup_assignee: text(&f.followup_assignee),
     };
@@ -379,6 +388,11 @@ fn to_update(f: &SurveyForm) -> Result<UpdateSurvey, FieldErrors> {
         reminder_after_days: Some(number(
             &f.reminder_after_days,
             "reminder_after_days",
+            &mut errors,
+        )),
+        resurvey_after_days: Some(number(
+            &f.resurvey_after_days,
+            "resurvey_after_days",
             &mut errors,
         )),
         edit_window_hours: Some(
@@ -509,6 +523,7 @@ fn previewed(mut base: SurveyRow, f: &SurveyForm, new: bool) -> SurveyRow {
         public_link: None,
         throttle_days: None,
         reminder_after_days: None,
+        resurvey_after_days: None,
         edit_window_hours: None,
         followup_assignee: None,
     };
@@ -552,6 +567,7 @@ fn unsaved() -> SurveyRow {
         public_slug: None,
         throttle_days: DEFAULT_THROTTLE_DAYS,
         reminder_after_days: None,
+        resurvey_after_days: None,
         edit_window_hours: DEFAULT_EDIT_WINDOW_HOURS,
         created_at: t,
         updated_at: t,
