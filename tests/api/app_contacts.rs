@@ -137,6 +137,11 @@ async fn the_contact_page_shows_invitations_answers_and_tasks(app: TestApp) {
         assert!(page.contains(s), "{s} missing:\n{page}");
     }
     assert!(!page.contains("<b>slow</b>"), "comments are escaped");
+    // The task page's customer card links here.
+    let (_, task_page) = app
+        .get_page(&format!("/app/followups/{task}"), &lead.cookie)
+        .await;
+    assert!(task_page.contains(&format!("href=\"/app/contacts/{ada}\"")));
     // An agent sees no admin actions.
     assert!(!page.contains("/erase"));
     assert!(!page.contains("Re-subscribe"));

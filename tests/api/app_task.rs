@@ -4,7 +4,7 @@
 use closeloop::domain::Role;
 use serde_json::{json, Value};
 
-use crate::helpers::{answer, spawn_app_with, tokens, Engine, Member, TestApp};
+use crate::helpers::{answer, spawn_app_with, tokens, Engine, TestApp};
 use crate::smtp::TestSmtp;
 use crate::{both_engines, each_engine};
 
@@ -48,28 +48,6 @@ async fn detail(app: &TestApp, id: &str) -> Value {
     let a = app.get(&format!("/api/v1/followups/{id}")).await;
     assert_eq!(a.status, 200, "{}", a.text);
     a.body
-}
-
-fn location(res: &reqwest::Response) -> String {
-    res.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_string()
-}
-
-async fn post(
-    app: &TestApp,
-    m: &Member,
-    path: &str,
-    form: &[(&str, &str)],
-) -> (u16, String, String) {
-    let mut all = vec![("csrf_token", m.csrf.as_str())];
-    all.extend_from_slice(form);
-    let res = app.post_form(path, Some(&m.cookie), &all).await;
-    let status = res.status().as_u16();
-    let to = location(&res);
-    (status, to, res.text().await.unwrap_or_default())
 }
 
 async fn the_page_shows_the_answer_customer_and_timeline(app: TestApp) {
@@ -222,62 +200,62 @@ async fn a_lead_triages_a_detractor_on_the_page(engine: Engine) {
     let q = "?view=open&sort=priority";
 
     // Assign to me, from the inbox's view: back to the page with the same query.
-    let (status, to, _) = post(
-        &app,
-        &lead,
-        &format!("{page}/assign{q}"),
-        &[("assignee", "lead@acme.test")],
-    )
-    .await;
+    let (status, to, _) = app
+        .post_as(
+            &lead,
+            &format!("{page}/assign{q}"),
+            &[("assignee", "lead@acme.test")],
+        )
+        .await;
     assert_eq!(status, 303);
     assert_eq!(to, format!("{page}{q}&notice=assigned"));
     assert_eq!(detail(&app, &id).await["assignee"], "lead@acme.test");
     // To another member.
-    let (status, _, _) = post(
-        &app,
-        &lead,
-        &format!("{page}/assign"),
-        &[("assignee", "sam@acme.test")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_as(
+            &lead,
+            &format!("{page}/assign"),
+            &[("assignee", "sam@acme.test")],
+        )
+        .await;
     assert_eq!(status, 303);
     assert_eq!(detail(&app, &id).await["assignee"], "sam@acme.test");
     // Not a member: refused, nothing changed.
-    let (status, _, body) = post(
-        &app,
-        &lead,
-        &format!("{page}/assign"),
-        &[("assignee", "eve@evil.test")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &lead,
+            &format!("{page}/assign"),
+            &[("assignee", "eve@evil.test")],
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     assert_eq!(detail(&app, &id).await["assignee"], "sam@acme.test");
 
     // A note.
-    let (status, to, _) = post(
-        &app,
-        &lead,
-        &format!("{page}/notes{q}"),
-        &[("body", "Called Ada; fix ships Friday.")],
-    )
-    .await;
+    let (status, to, _) = app
+        .post_as(
+            &lead,
+            &format!("{page}/notes{q}"),
+            &[("body", "Called Ada; fix ships Friday.")],
+        )
+        .await;
     assert_eq!(
         (status, to.as_str()),
         (303, format!("{page}{q}&notice=noted").as_str())
     );
 
     // Preview the reply, then send it.
-    let (status, _, body) = post(
-        &app,
-        &lead,
-        &format!("{page}/reply{q}"),
-        &[
-            ("subject", "Re: your answer"),
-            ("body", "Hi Ada,\nexports are fixed."),
-            ("action", "preview"),
-        ],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &lead,
+            &format!("{page}/reply{q}"),
+            &[
+                ("subject", "Re: your answer"),
+                ("body", "Hi Ada,\nexports are fixed."),
+                ("action", "preview"),
+            ],
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
     assert!(
         body.contains("Preview") && body.contains("Acme &lt;surveys@acme.test&gt;")
@@ -289,17 +267,17 @@ async fn a_lead_triages_a_detractor_on_the_page(engine: Engine) {
         !smtp.received().iter().any(to_ada),
         "a preview sends nothing"
     );
-    let (status, to, _) = post(
-        &app,
-        &lead,
-        &format!("{page}/reply{q}"),
-        &[
-            ("subject", "Re: your answer"),
-            ("body", "Hi Ada,\nexports are fixed."),
-            ("action", "send"),
-        ],
-    )
-    .await;
+    let (status, to, _) = app
+        .post_as(
+            &lead,
+            &format!("{page}/reply{q}"),
+            &[
+                ("subject", "Re: your answer"),
+                ("body", "Hi Ada,\nexports are fixed."),
+                ("action", "send"),
+            ],
+        )
+        .await;
     assert_eq!(
         (status, to.as_str()),
         (303, format!("{page}{q}&notice=replied").as_str())
@@ -331,30 +309,30 @@ async fn a_lead_triages_a_detractor_on_the_page(engine: Engine) {
     .await;
 
     // Start, then resolve with an outcome and a note.
-    let (status, _, body) = post(
-        &app,
-        &lead,
-        &format!("{page}/status{q}"),
-        &[("status", "in_progress")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &lead,
+            &format!("{page}/status{q}"),
+            &[("status", "in_progress")],
+        )
+        .await;
     assert_eq!(status, 303, "{body}");
     let (_, p) = app.get_page(&format!("{page}{q}"), &lead.cookie).await;
     assert!(
         p.contains("data-key-resolve") && p.contains("Resolved issue"),
         "{p}"
     );
-    let (status, _, body) = post(
-        &app,
-        &lead,
-        &format!("{page}/status{q}"),
-        &[
-            ("status", "resolved"),
-            ("outcome", "resolved_issue"),
-            ("note", "Fixed in 4.2"),
-        ],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &lead,
+            &format!("{page}/status{q}"),
+            &[
+                ("status", "resolved"),
+                ("outcome", "resolved_issue"),
+                ("note", "Fixed in 4.2"),
+            ],
+        )
+        .await;
     assert_eq!(status, 303, "{body}");
     let d = detail(&app, &id).await;
     assert_eq!(
@@ -411,7 +389,7 @@ async fn readers_and_forged_posts_change_nothing(app: TestApp) {
             vec![("subject", "Re"), ("body", "hello"), ("action", "send")],
         ),
     ] {
-        let (status, _, body) = post(&app, &reader, &format!("{page}/{path}"), &form).await;
+        let (status, _, body) = app.post_as(&reader, &format!("{page}/{path}"), &form).await;
         assert_eq!(status, 403, "reader {path}: {body}");
         assert!(body.contains("Not allowed"), "{body}");
         // Without the token (an agent): refused before anything else.
@@ -457,90 +435,83 @@ async fn bad_input_gets_a_page_not_a_500(app: TestApp) {
         assert_eq!(status, 404, "{path}");
         assert!(body.contains("There is no such follow-up"), "{body}");
     }
-    let (status, _, _) = post(
-        &app,
-        &agent,
-        &format!("/app/followups/{unknown}/notes"),
-        &[("body", "x")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_as(
+            &agent,
+            &format!("/app/followups/{unknown}/notes"),
+            &[("body", "x")],
+        )
+        .await;
     assert_eq!(status, 404);
-    let (status, _, _) = post(
-        &app,
-        &agent,
-        "/app/followups/nope/status",
-        &[("status", "open")],
-    )
-    .await;
+    let (status, _, _) = app
+        .post_as(&agent, "/app/followups/nope/status", &[("status", "open")])
+        .await;
     assert_eq!(status, 404);
     // Unknown status and outcome.
-    let (status, _, body) = post(
-        &app,
-        &agent,
-        &format!("{page}/status"),
-        &[("status", "done")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(&agent, &format!("{page}/status"), &[("status", "done")])
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("There is no status"), "{body}");
-    post(
-        &app,
+    app.post_as(
         &agent,
         &format!("{page}/status"),
         &[("status", "in_progress")],
     )
     .await;
-    let (status, _, body) = post(
-        &app,
-        &agent,
-        &format!("{page}/status"),
-        &[("status", "resolved"), ("outcome", "bribed")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &agent,
+            &format!("{page}/status"),
+            &[("status", "resolved"), ("outcome", "bribed")],
+        )
+        .await;
     assert_eq!(status, 400, "{body}");
     // No outcome: the page again, with the reason and the note kept.
-    let (status, _, body) = post(
-        &app,
-        &agent,
-        &format!("{page}/status"),
-        &[("status", "resolved"), ("note", "keep me")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &agent,
+            &format!("{page}/status"),
+            &[("status", "resolved"), ("note", "keep me")],
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(
         body.contains("Choose an outcome") && body.contains("keep me"),
         "{body}"
     );
     // A transition that is not allowed: 409 with the reason.
-    let (status, _, body) = post(
-        &app,
-        &agent,
-        &format!("{page}/status"),
-        &[("status", "open")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(&agent, &format!("{page}/status"), &[("status", "open")])
+        .await;
     assert_eq!(status, 409, "{body}");
     // Notes: empty, too long (the text is kept), NUL.
-    let (status, _, body) = post(&app, &agent, &format!("{page}/notes"), &[("body", "   ")]).await;
+    let (status, _, body) = app
+        .post_as(&agent, &format!("{page}/notes"), &[("body", "   ")])
+        .await;
     assert_eq!(status, 422);
     assert!(body.contains("Write the note first"), "{body}");
     let long = format!("{}END", "n".repeat(10_000));
-    let (status, _, body) = post(&app, &agent, &format!("{page}/notes"), &[("body", &long)]).await;
+    let (status, _, body) = app
+        .post_as(&agent, &format!("{page}/notes"), &[("body", &long)])
+        .await;
     assert_eq!(status, 422);
     assert!(
         body.contains("the limit is 10000") && body.contains("nnnEND"),
         "the text is kept"
     );
-    let (status, _, body) = post(&app, &agent, &format!("{page}/notes"), &[("body", "a\0b")]).await;
+    let (status, _, body) = app
+        .post_as(&agent, &format!("{page}/notes"), &[("body", "a\0b")])
+        .await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("NUL"));
-    let (status, _, body) = post(
-        &app,
-        &agent,
-        &format!("{page}/reply"),
-        &[("subject", ""), ("body", "x"), ("action", "send")],
-    )
-    .await;
+    let (status, _, body) = app
+        .post_as(
+            &agent,
+            &format!("{page}/reply"),
+            &[("subject", ""), ("body", "x"), ("action", "send")],
+        )
+        .await;
     assert_eq!(status, 422, "{body}");
     let d = detail(&app, &id).await;
     assert_eq!(d["status"], "in_progress");
@@ -592,15 +563,13 @@ async fn previous_and_next_follow_the_view(app: TestApp) {
     );
     // Resolved, the task keeps its place: next still goes on.
     let page = format!("/app/followups/{}", ids[1]);
-    post(
-        &app,
+    app.post_as(
         &agent,
         &format!("{page}/status{q}"),
         &[("status", "in_progress")],
     )
     .await;
-    post(
-        &app,
+    app.post_as(
         &agent,
         &format!("{page}/status{q}"),
         &[("status", "dismissed"), ("outcome", "no_action_needed")],

@@ -152,6 +152,7 @@ async function main() {
     await must('the admin re-subscribes Ada', async () => {
       await submitBy(page, () => page.getByRole('button', { name: 'Re-subscribe' }).click());
       assert.match(await page.locator('.notice').innerText(), /Re-subscribed/);
+      assert.match(await page.locator('main').innerText(), /Re-subscribed by Bea Boss/);
       const c = await apiOk('GET', `/api/v1/contacts/${ada.id}`);
       assert.equal(c.unsubscribed_at, null);
     });

@@ -92,6 +92,9 @@ struct SettingsPage {
     csrf: String,
     keys: Vec<KeyRow>,
     hooks: Vec<HookRow>,
+    /// More keys or webhooks than listed (the API lists them all).
+    keys_more: bool,
+    hooks_more: bool,
     roles: [&'static str; 3],
     notice: Option<String>,
     key_error: Option<String>,
@@ -156,6 +159,8 @@ async fn settings_page(
         .run(move |conn| Ok((api_keys::list(conn, &p)?, hooks::list(conn, &p)?)))
         .await?;
     let at = now();
+    let keys_more = keys.len() as i64 > LIST_MAX;
+    let hooks_more = hook_rows.len() as i64 > LIST_MAX;
     let keys = keys
         .into_iter()
         .take(LIST_MAX as usize)
@@ -187,6 +192,8 @@ async fn settings_page(
             csrf: signed.csrf().to_string(),
             keys,
             hooks,
+            keys_more,
+            hooks_more,
             roles: ["reader", "agent", "admin"],
             notice,
             key_error: refused.key_error,

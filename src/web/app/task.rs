@@ -170,6 +170,8 @@ pub struct TaskItem {
 /// The customer card.
 pub struct Customer {
     pub name: String,
+    /// The contact page (none when anonymous or erased).
+    pub href: Option<String>,
     /// Why there is nothing to show (anonymous or erased).
     pub missing: Option<&'static str>,
     pub email: Option<String>,
@@ -775,6 +777,7 @@ async fn render(
     let props = contact.map(properties).unwrap_or_default();
     let customer = Customer {
         name: who.clone(),
+        href: contact.map(|c| format!("/app/contacts/{}", c.id)),
         missing: if d.erased {
             Some("This customer's personal data was erased on request. Their answer stays, without name, email or properties.")
         } else if contact.is_none() {
