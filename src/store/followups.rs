@@ -205,7 +205,7 @@ pub fn is_property_key(key: &str) -> bool {
 }
 
 /// `text` as a LIKE pattern matching it anywhere, lowercased, with `\` escaping `%` and `_`.
-fn contains_pattern(text: &str) -> String {
+pub fn contains_pattern(text: &str) -> String {
     let mut p = String::from("%");
     for c in text.to_lowercase().chars() {
         if matches!(c, '%' | '_' | '\\') {
@@ -253,6 +253,39 @@ macro_rules! item_columns {
     };
 }
 
+/// Narrows boxed query `$q` to rows whose contact property `$key` equals `$value`, compared
+/// as text ignoring case (a string as is, a number as written, a boolean as `true`/`false`).
+/// `$col` is the SQL of the properties column; the condition is wrapped in `$prefix` …
+/// `$suffix` (e.g. a subquery). The key must have passed [`is_property_key`].
+macro_rules! property_filter {
+    ($q:ident, $pg:expr, $prefix:expr, $col:expr, $key:expr, $value:expr, $suffix:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let (prefix, col, suffix): (&str, &str, &str) = ($prefix, $col, $suffix);
+        if $pg {
+            $q = $q.filter(
+                sql::<Bool>(&format!("{prefix}LOWER({col}::jsonb ->> "))
+                    .bind::<Text, _>($key.to_string())
+                    .sql(") = LOWER(")
+                    .bind::<Text, _>($value.to_string())
+                    .sql(&format!("){suffix}")),
+            );
+        } else {
+            let path = format!("$.\"{}\"", $key);
+            $q = $q.filter(
+                sql::<Bool>(&format!("{prefix}LOWER(CASE json_type({col}, "))
+                    .bind::<Text, _>(path.clone())
+                    .sql(&format!(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract({col}, "))
+                    .bind::<Text, _>(path)
+                    .sql(") AS TEXT) END) = LOWER(")
+                    .bind::<Text, _>($value.to_string())
+                    .sql(&format!("){suffix}")),
+            );
+        }
+    }};
+}
+pub(crate) use property_filter;
+
 /// Narrows boxed query `$q` over `joined!()` by the filters an inbox view does not set:
 /// survey, score band, property, answer dates and text.
 macro_rules! common_filters {
@@ -285,26 +318,7 @@ macro_rules! common_filters {
                     "must be 1 to 100 letters, digits, _ or -",
                 ));
             }
-            if $pg {
-                $q = $q.filter(
-                    sql::<Bool>("LOWER(contacts.properties::jsonb ->> ")
-                        .bind::<Text, _>(key.clone())
-                        .sql(") = LOWER(")
-                        .bind::<Text, _>(value.clone())
-                        .sql(")"),
-                );
-            } else {
-                let path = format!("$.\"{key}\"");
-                $q = $q.filter(
-                    sql::<Bool>("LOWER(CASE json_type(contacts.properties, ")
-                        .bind::<Text, _>(path.clone())
-                        .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
-                        .bind::<Text, _>(path)
-                        .sql(") AS TEXT) END) = LOWER(")
-                        .bind::<Text, _>(value.clone())
-                        .sql(")"),
-                );
-            }
+            $crate::store::followups::property_filter!($q, $pg, "", "contacts.properties", key, value, "");
         }
         if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
             let p = contains_pattern(text);
