@@ -1,5 +1,5 @@
-//! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks
-//! and the task page. Handlers call the same use cases as the API.
+//! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks,
+//! the task page and the dashboards (`reports`). Handlers call the same use cases as the API.
 //!
 //! Rules:
 //! - Every page but sign-in needs a session (`Signed`); without one, GET redirects to
@@ -11,8 +11,10 @@
 //! - Readers see pages without action forms; their POSTs are refused (403).
 
 mod auth;
+mod charts;
 pub mod inbox;
 pub mod page;
+mod reports;
 mod task;
 mod team;
 
@@ -60,8 +62,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/followups/live", web::get().to(inbox::live))
         .route("/app/views", web::post().to(inbox::save_view))
         .route("/app/views/{id}/delete", web::post().to(inbox::delete_view))
+        .route("/app/reports", web::get().to(reports::kind_page))
+        .route("/app/reports/responses.csv", web::get().to(reports::csv))
         // The task page: `{id}` routes only, after the inbox's literal ones.
-        .configure(task::configure);
+        .configure(task::configure)
+        // A survey's dashboard: GET only, after every literal `/app/surveys/…` route.
+        .route("/app/surveys/{id}", web::get().to(reports::survey_page));
 }
 
 /// `/app`: the inbox.
