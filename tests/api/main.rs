@@ -6,6 +6,7 @@ mod smtp;
 mod api_keys;
 mod app_auth;
 mod app_inbox;
+mod app_reports;
 mod app_task;
 mod bad_input;
 mod cli;
