@@ -660,12 +660,27 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
         Vec::new(),
         bucket_table,
     );
-    let hours: Vec<BarInput> = r
+    // The unit of the time axis: whatever keeps the numbers readable.
+    let max_secs = r
+        .series
+        .iter()
+        .filter_map(|p| p.median_seconds_to_answer)
+        .fold(0.0, f64::max);
+    let (per, unit_name) = if max_secs >= 2.0 * 86400.0 {
+        (86400.0, "d")
+    } else if max_secs >= 2.0 * 3600.0 {
+        (3600.0, "h")
+    } else if max_secs >= 120.0 {
+        (60.0, "min")
+    } else {
+        (1.0, "s")
+    };
+    let times: Vec<BarInput> = r
         .series
         .iter()
         .map(|p| BarInput {
             label: label(p),
-            value: p.median_seconds_to_answer.map(|s| s / 3600.0),
+            value: p.median_seconds_to_answer.map(|s| s / per),
             class: "c-time",
             text: p
                 .median_seconds_to_answer
@@ -673,14 +688,13 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
                 .unwrap_or_default(),
         })
         .collect();
-    let max_hours = hours.iter().filter_map(|b| b.value).fold(0.0, f64::max);
     let timing = charts::bars(
         "timing",
         format!("Median time to answer per {unit}"),
-        format!("Median hours from sending to answering, for the answers of each {unit}; no bar where there were none."),
-        &hours,
-        max_hours,
-        &|v| format!("{} h", charts::num(v)),
+        format!("Median time from sending to answering, for the answers of each {unit}; no bar where there were none."),
+        &times,
+        (max_secs / per).max(1.0),
+        &|v| format!("{} {unit_name}", charts::num(v)),
         Vec::new(),
         Table {
             head: vec!["Bucket".into(), "Median time to answer".into()],
