@@ -315,21 +315,85 @@ pub struct CommentItem {
 
 /// Answers with a non-empty comment matching `f`, newest first (then by id): up to `limit`
 /// from `offset`.
+///
+/// Each survey is read on its own, walking the `(survey_id, created_at, …)` index backwards
+/// and stopping after `offset + limit` rows; a kind's surveys are then merged here. (One query
+/// over several surveys, or joined to `surveys`, made SQLite sort every answer of the range:
+/// 0.9 s over a year of a million answers.)
 pub fn comments(
     conn: &mut DbConnection,
     f: &ResponseFilter,
     offset: i64,
     limit: i64,
 ) -> Result<Vec<CommentItem>, AppError> {
+    let survey_ids: Vec<String> = match (&f.survey_id, &f.survey_kind) {
+        (Some(id), _) => vec![id.clone()],
+        (None, Some(kind)) => surveys::table
+            .filter(surveys::kind.eq(kind.clone()))
+            .select(surveys::id)
+            .load(conn)?,
+        (None, None) => surveys::table.select(surveys::id).load(conn)?,
+    };
+    let mut all = Vec::new();
+    for id in &survey_ids {
+        let one = ResponseFilter {
+            survey_id: Some(id.clone()),
+            survey_kind: None,
+            ..f.clone()
+        };
+        all.extend(comments_of_survey(conn, &one, offset + limit)?);
+    }
+    all.sort_by(|a, b| (b.0.created_at, &b.0.id).cmp(&(a.0.created_at, &a.0.id)));
+    let rows: Vec<CommentRow> = all
+        .into_iter()
+        .skip(offset.max(0) as usize)
+        .take(limit.max(0) as usize)
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.0.survey_id.clone()).collect();
+    let names: std::collections::HashMap<String, (String, String)> = surveys::table
+        .filter(surveys::id.eq_any(ids))
+        .select((surveys::id, surveys::name, surveys::kind))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, kind)| (id, (name, kind)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(response, name, email, erased, followup_id)| {
+            let (survey_name, survey_kind) =
+                names.get(&response.survey_id).cloned().unwrap_or_default();
+            CommentItem {
+                response,
+                survey_name,
+                survey_kind,
+                contact_name: name.filter(|_| erased.is_none()),
+                contact_email: email.filter(|_| erased.is_none()),
+                followup_id,
+            }
+        })
+        .collect())
+}
+
+type CommentRow = (
+    ResponseRow,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
+
+/// The newest `limit` commented answers of one survey matching `f`.
+fn comments_of_survey(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    limit: i64,
+) -> Result<Vec<CommentRow>, AppError> {
     let pg = matches!(conn, DbConnection::Postgres(_));
     let mut q = responses::table
-        .inner_join(surveys::table.on(surveys::id.eq(responses::survey_id)))
         .left_join(contacts::table)
         .left_join(followups::table.on(followups::response_id.eq(responses::id)))
         .select((
             ResponseRow::as_select(),
-            surveys::name,
-            surveys::kind,
             contacts::name.nullable(),
             contacts::email.nullable(),
             contacts::erased_at.nullable(),
@@ -340,27 +404,5 @@ pub fn comments(
         .order((responses::created_at.desc(), responses::id.desc()))
         .into_boxed();
     response_filters!(q, f, pg);
-    type Row = (
-        ResponseRow,
-        String,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<NaiveDateTime>,
-        Option<String>,
-    );
-    let rows: Vec<Row> = q.offset(offset).limit(limit).load(conn)?;
-    Ok(rows
-        .into_iter()
-        .map(
-            |(response, survey_name, survey_kind, name, email, erased, followup_id)| CommentItem {
-                response,
-                survey_name,
-                survey_kind,
-                contact_name: name.filter(|_| erased.is_none()),
-                contact_email: email.filter(|_| erased.is_none()),
-                followup_id,
-            },
-        )
-        .collect())
+    Ok(q.limit(limit).load(conn)?)
 }
