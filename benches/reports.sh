@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmark: the full survey report over 1,000,000 answers spread over a year, and the CSV
-# export of all of them, on SQLite and on PostgreSQL, each beside the report's main SQL
+# Benchmark: the full survey report over 1,000,000 answers spread over a year, the CSV
+# export of all of them, and the workspace dashboards (/app/surveys/{id}, /app/reports) as a
+# signed-in reader sees them, on SQLite and on PostgreSQL, each beside the report's main SQL
 # run directly with sqlite3 / psql as the floor.
 # Usage: bash benches/reports.sh   (needs sqlite3 and psql; PostgreSQL on 127.0.0.1)
 set -euo pipefail
@@ -9,7 +10,7 @@ N=${N:-1000000}
 RUNS=${RUNS:-5}
 PG_ADMIN=${BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 cargo build --release --quiet --bin closeloop
-BIN=target/release/closeloop
+BIN=${CARGO_TARGET_DIR:-target}/release/closeloop
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port=18095
@@ -26,6 +27,31 @@ start_server() {
 create_survey() {
   curl -s -X POST "http://127.0.0.1:$port/api/v1/surveys" -H "Authorization: Bearer $key" \
     -H 'Content-Type: application/json' -d '{"kind":"nps","name":"bench"}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])'
+}
+
+# A reader's session cookie: `closeloop user create` prints a one-time link, POSTing it
+# (from this site's origin) starts the session.
+sign_in() {
+  local link
+  link=$(PUBLIC_URL="http://127.0.0.1:$port" $BIN user create --email "bench-$1@example.com" --name Bench --role reader | tail -n 1)
+  curl -s -o /dev/null -c "$work/cookies" -X POST -H "Origin: http://127.0.0.1:$port" --data "next=/app/reports" "$link"
+  grep -q closeloop_session "$work/cookies"
+}
+
+measure_dashboards() {
+  local name=$1 from to t status
+  from=$(date -u -d '365 days ago' +%Y-%m-%d)
+  to=$(date -u +%Y-%m-%d)
+  for path in "/app/surveys/$survey" "/app/surveys/$survey?period=90d" "/app/reports" \
+      "/app/surveys/$survey?period=custom&from=$from&to=$to&interval=week" \
+      "/app/reports?period=custom&from=$from&to=$to&interval=week" \
+      "/app/surveys/$survey?period=custom&from=$from&to=$to&interval=week&segment=plan"; do
+    status=$(curl -s -o "$work/page.html" -w '%{http_code}' -b "$work/cookies" "http://127.0.0.1:$port$path")
+    [ "$status" = 200 ] || { echo "$name dashboard $path: HTTP $status"; exit 1; }
+    echo "  check: $(grep -o 'id="headline-responses" data-value="[0-9]*"' "$work/page.html"), buckets $(grep -o ' data-start="' "$work/page.html" | wc -l)"
+    t=$(for _ in $(seq 1 "$RUNS"); do curl -s -o /dev/null -w '%{time_total}\n' -b "$work/cookies" "http://127.0.0.1:$port$path"; done | median)
+    echo "$name dashboard GET $path: median of $RUNS = ${t}s"
+  done
 }
 
 measure() {
@@ -85,6 +111,8 @@ echo "generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
 t0=$(date +%s.%N); $BIN rebuild-rollups >/dev/null; echo "closeloop rebuild-rollups took $(echo "$(date +%s.%N) - $t0" | bc) s"
 measure sqlite "printf '.timer on\\nSELECT substr(created_at,1,10) AS day, score, COUNT(*) FROM responses WHERE survey_id = \\x27$survey\\x27 AND created_at >= datetime(\\x27now\\x27,\\x27-366 days\\x27) GROUP BY 1, 2;\\n' | sqlite3 $work/bench.db 2>&1 | grep -o 'real [0-9.]*' | head -1" \
   "printf '.timer on\\nSELECT day, score, n FROM response_daily WHERE survey_id = \\x27$survey\\x27 AND day >= date(\\x27now\\x27,\\x27-366 days\\x27);\\n' | sqlite3 $work/bench.db 2>&1 | grep -o 'real [0-9.]*' | head -1"
+sign_in sqlite
+measure_dashboards sqlite
 kill $pid; wait $pid 2>/dev/null || true
 
 echo "== PostgreSQL, $N answers"
@@ -118,5 +146,7 @@ echo "generated in $(echo "$(date +%s.%N) - $t0" | bc) s"
 t0=$(date +%s.%N); $BIN rebuild-rollups >/dev/null; echo "closeloop rebuild-rollups took $(echo "$(date +%s.%N) - $t0" | bc) s"
 measure postgres "psql -q \"$DATABASE_URL\" -c '\\timing on' -c \"SELECT to_char(created_at, 'YYYY-MM-DD') AS day, score, COUNT(*) FROM responses WHERE survey_id = '$survey' AND created_at >= now() - interval '366 days' GROUP BY 1, 2\" | grep -o 'Time: [0-9.]* ms' | head -1" \
   "psql -q \"$DATABASE_URL\" -c '\\timing on' -c \"SELECT day, score, n FROM response_daily WHERE survey_id = '$survey' AND day >= to_char(now() - interval '366 days', 'YYYY-MM-DD')\" | grep -o 'Time: [0-9.]* ms' | head -1"
+sign_in postgres
+measure_dashboards postgres
 kill $pid; wait $pid 2>/dev/null || true
 psql "$PG_ADMIN" -qc "DROP DATABASE $dbname WITH (FORCE)"

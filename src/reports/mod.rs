@@ -23,6 +23,9 @@ use crate::store::reports::{self as rep, Interval, Scope};
 use crate::store::responses::ResponseFilter;
 use crate::store::{Db, DbConnection};
 
+pub mod feed;
+pub mod loop_metrics;
+
 /// How many answers gave one score.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ScoreCount {
@@ -107,6 +110,14 @@ pub struct SeriesPoint {
     pub end: NaiveDate,
     #[serde(flatten)]
     pub summary: Summary,
+    /// Invitations delivered in the bucket (within the report's range).
+    pub invitations_delivered: i64,
+    /// Of those, how many were answered.
+    pub invitations_answered: i64,
+    /// answered ÷ delivered as a percentage (0–100); `null` when nothing was delivered.
+    pub response_rate: Option<f64>,
+    /// Median seconds from sending to answering, for the bucket's answers.
+    pub median_seconds_to_answer: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -279,12 +290,31 @@ pub fn build(
     for counts in days.values() {
         total.merge(counts);
     }
+    let delivery_days = rep::delivery_days(conn, &scope, c.from, c.to)?;
+    let delay_days = rep::delay_days(conn, &scope, c.from, c.to)?;
     let series = rep::series(&days, c.interval, c.from, c.to)
         .into_iter()
-        .map(|(start, end, counts)| SeriesPoint {
-            start,
-            end,
-            summary: Summary::of(kind, &counts),
+        .map(|(start, end, counts)| {
+            let (mut delivered, mut answered) = (0, 0);
+            for (d, a) in delivery_days.range(start..end).map(|(_, v)| v) {
+                delivered += d;
+                answered += a;
+            }
+            let mut hist = std::collections::BTreeMap::new();
+            for h in delay_days.range(start..end).map(|(_, v)| v) {
+                for (b, n) in h {
+                    *hist.entry(*b).or_insert(0) += n;
+                }
+            }
+            SeriesPoint {
+                start,
+                end,
+                summary: Summary::of(kind, &counts),
+                invitations_delivered: delivered,
+                invitations_answered: answered,
+                response_rate: rate(answered, delivered),
+                median_seconds_to_answer: rep::histogram_median(&hist).map(round2),
+            }
         })
         .collect();
     let (delivered, answered) = rep::delivery(conn, &scope, c.from, c.to)?;

@@ -378,3 +378,28 @@ pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
         .optional()?
         .is_some())
 }
+
+/// Property names used by the most recent 1000 contacts, alphabetical (at most 100): the
+/// choices a segment picker offers.
+pub fn recent_property_keys(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
+    #[derive(QueryableByName)]
+    struct Key {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        key: String,
+    }
+    let rows: Vec<Key> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(
+            "SELECT DISTINCT k AS key FROM (SELECT properties FROM contacts WHERE erased_at IS NULL \
+             ORDER BY created_at DESC LIMIT 1000) c, jsonb_object_keys(CASE WHEN jsonb_typeof(c.properties::jsonb) = 'object' \
+             THEN c.properties::jsonb ELSE '{}'::jsonb END) k ORDER BY 1 LIMIT 100",
+        )
+        .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "SELECT DISTINCT j.key AS key FROM (SELECT properties FROM contacts WHERE erased_at IS NULL \
+             ORDER BY created_at DESC LIMIT 1000) c, json_each(CASE WHEN json_valid(c.properties) AND json_type(c.properties) = 'object' \
+             THEN c.properties ELSE '{}' END) j ORDER BY 1 LIMIT 100",
+        )
+        .load(lite)?,
+    };
+    Ok(rows.into_iter().map(|k| k.key).collect())
+}

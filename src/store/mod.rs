@@ -57,33 +57,38 @@ macro_rules! extend_claims {
 }
 pub(crate) use extend_claims;
 
-/// Narrows boxed query `$q` (over a query that has the `contacts` table) to contacts whose
-/// property `$key` equals `$value`, compared as text and case-insensitively (numbers and
-/// booleans as written in JSON). `$key` must pass [`followups::is_property_key`]: it is
-/// part of a JSON path on SQLite. `$pg`: whether the connection is PostgreSQL.
+/// Narrows boxed query `$q` to rows whose contact property `$key` equals `$value`, compared
+/// as text ignoring case (a string as is, a number as written, a boolean as `true`/`false`).
+/// The short form reads `contacts.properties`; the long one takes the SQL of the properties
+/// column `$col` and wraps the condition in `$prefix` … `$suffix` (e.g. a subquery). The key
+/// must have passed `followups::is_property_key`.
 macro_rules! filter_property {
-    ($q:ident, $key:expr, $value:expr, $pg:expr) => {{
+    ($q:ident, $key:expr, $value:expr, $pg:expr) => {
+        $crate::store::filter_property!($q, $pg, "", "contacts.properties", $key, $value, "")
+    };
+    ($q:ident, $pg:expr, $prefix:expr, $col:expr, $key:expr, $value:expr, $suffix:expr) => {{
         use diesel::dsl::sql;
         use diesel::sql_types::{Bool, Text};
-        let (key, value): (String, String) = ($key, $value);
+        let (prefix, col, suffix): (&str, &str, &str) = ($prefix, $col, $suffix);
+        let (key, value): (String, String) = ($key.to_string(), $value.to_string());
         if $pg {
             $q = $q.filter(
-                sql::<Bool>("LOWER(contacts.properties::jsonb ->> ")
+                sql::<Bool>(&format!("{prefix}LOWER({col}::jsonb ->> "))
                     .bind::<Text, _>(key)
                     .sql(") = LOWER(")
                     .bind::<Text, _>(value)
-                    .sql(")"),
+                    .sql(&format!("){suffix}")),
             );
         } else {
             let path = format!("$.\"{key}\"");
             $q = $q.filter(
-                sql::<Bool>("LOWER(CASE json_type(contacts.properties, ")
+                sql::<Bool>(&format!("{prefix}LOWER(CASE json_type({col}, "))
                     .bind::<Text, _>(path.clone())
-                    .sql(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract(contacts.properties, ")
+                    .sql(&format!(") WHEN 'true' THEN 'true' WHEN 'false' THEN 'false' ELSE CAST(json_extract({col}, "))
                     .bind::<Text, _>(path)
                     .sql(") AS TEXT) END) = LOWER(")
                     .bind::<Text, _>(value)
-                    .sql(")"),
+                    .sql(&format!("){suffix}")),
             );
         }
     }};

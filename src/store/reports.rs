@@ -429,18 +429,7 @@ pub fn median_seconds_to_answer(
             *hist.entry(super::rollups::delay_bucket(secs)).or_default() += 1;
         }
     }
-    let n: i64 = hist.values().sum();
-    if n == 0 {
-        return Ok(None);
-    }
-    let mut seen = 0;
-    for (bucket, count) in hist {
-        seen += count;
-        if seen * 2 >= n {
-            return Ok(Some(super::rollups::bucket_value(bucket)));
-        }
-    }
-    Ok(None)
+    Ok(histogram_median(&hist))
 }
 
 /// Delays (seconds) of the first answers in `[from, to)` (edge days only: few rows).
@@ -488,6 +477,110 @@ fn delays_raw(
         .collect())
 }
 
+/// Invitations delivered and answered per UTC day in `[from, to)` (as [`delivery`], day by
+/// day): whole days from the rollup, the partial days at the edges from the invitations.
+pub fn delivery_days(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<BTreeMap<NaiveDate, (i64, i64)>, AppError> {
+    #[derive(QueryableByName)]
+    struct DayPair {
+        #[diesel(sql_type = Text)]
+        day: String,
+        #[diesel(sql_type = BigInt)]
+        a: i64,
+        #[diesel(sql_type = BigInt)]
+        b: i64,
+    }
+    let (days, partial) = split(from, to);
+    let mut out: BTreeMap<NaiveDate, (i64, i64)> = BTreeMap::new();
+    if let Some((d1, d2)) = days {
+        let (a, b) = (
+            d1.format("%Y-%m-%d").to_string(),
+            d2.format("%Y-%m-%d").to_string(),
+        );
+        let rows: Vec<DayPair> = match conn {
+            DbConnection::Postgres(pg) => {
+                let (w, v) = scope_sql(scope, "x", true, 1);
+                diesel::sql_query(format!(
+                    "SELECT x.day, SUM(x.delivered)::bigint AS a, SUM(x.answered)::bigint AS b FROM delivery_daily x \
+                     WHERE {w} AND x.day >= $2 AND x.day < $3 GROUP BY x.day"
+                ))
+                .bind::<Text, _>(v)
+                .bind::<Text, _>(a)
+                .bind::<Text, _>(b)
+                .load(pg)?
+            }
+            DbConnection::Sqlite(lite) => {
+                let (w, v) = scope_sql(scope, "x", false, 1);
+                diesel::sql_query(format!(
+                    "SELECT x.day, SUM(x.delivered) AS a, SUM(x.answered) AS b FROM delivery_daily x \
+                     WHERE {w} AND x.day >= ? AND x.day < ? GROUP BY x.day"
+                ))
+                .bind::<Text, _>(v)
+                .bind::<Text, _>(a)
+                .bind::<Text, _>(b)
+                .load(lite)?
+            }
+        };
+        for r in rows {
+            if let Ok(day) = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d") {
+                let e = out.entry(day).or_default();
+                e.0 += r.a;
+                e.1 += r.b;
+            }
+        }
+    }
+    // Each partial range lies within one day.
+    for (a, b) in partial {
+        let (d, n) = delivery_raw(conn, scope, a, b)?;
+        let e = out.entry(a.date()).or_default();
+        e.0 += d;
+        e.1 += n;
+    }
+    Ok(out)
+}
+
+/// The time-to-answer histogram (bucket → answers) per UTC day of answering in `[from, to)`.
+pub fn delay_days(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<BTreeMap<NaiveDate, BTreeMap<i32, i64>>, AppError> {
+    let (days, partial) = split(from, to);
+    let mut out: BTreeMap<NaiveDate, BTreeMap<i32, i64>> = BTreeMap::new();
+    if let Some((d1, d2)) = days {
+        for r in rollup_rows(conn, "answer_delay_daily", "bucket", scope, d1, d2)? {
+            if let Ok(day) = NaiveDate::parse_from_str(&r.day, "%Y-%m-%d") {
+                *out.entry(day).or_default().entry(r.key).or_default() += r.n;
+            }
+        }
+    }
+    for (a, b) in partial {
+        let hist = out.entry(a.date()).or_default();
+        for secs in delays_raw(conn, scope, a, b)? {
+            *hist.entry(super::rollups::delay_bucket(secs)).or_default() += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// The median of a time-to-answer histogram, in seconds (`None` when empty).
+pub fn histogram_median(hist: &BTreeMap<i32, i64>) -> Option<f64> {
+    let n: i64 = hist.values().sum();
+    let mut seen = 0;
+    for (bucket, count) in hist {
+        seen += count;
+        if n > 0 && seen * 2 >= n {
+            return Some(super::rollups::bucket_value(*bucket));
+        }
+    }
+    None
+}
+
 /// The follow-up backlog now: (open, in progress, overdue).
 pub fn backlog(
     conn: &mut DbConnection,
@@ -520,6 +613,106 @@ pub fn backlog(
             .get_result(lite)?,
     };
     Ok((row.a, row.b, row.c))
+}
+
+/// A follow-up task as the close-the-loop metrics see it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct LoopTask {
+    #[diesel(sql_type = Nullable<Text>)]
+    pub assignee: Option<String>,
+    #[diesel(sql_type = Text)]
+    pub status: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub outcome: Option<String>,
+    #[diesel(sql_type = Timestamp)]
+    pub due_at: NaiveDateTime,
+    #[diesel(sql_type = Timestamp)]
+    pub created_at: NaiveDateTime,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub resolved_at: Option<NaiveDateTime>,
+    /// The first activity by a person (not `system`, `rule` or `customer`).
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    pub first_action_at: Option<NaiveDateTime>,
+}
+
+/// Tasks of `scope` created in `[from, to)` or closed (resolved or dismissed) in it, each
+/// with the time of its first action by a person.
+pub fn loop_tasks(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+) -> Result<Vec<LoopTask>, AppError> {
+    let sql = |pg: bool| {
+        let (w, _) = scope_sql(scope, "f", pg, 1);
+        let p: Vec<String> = (2..=5)
+            .map(|i| if pg { format!("${i}") } else { "?".into() })
+            .collect();
+        format!(
+            "SELECT f.assignee, f.status, f.outcome, f.due_at, f.created_at, f.resolved_at, \
+             (SELECT MIN(a.created_at) FROM followup_activities a WHERE a.followup_id = f.id \
+              AND a.actor NOT IN ('system', 'rule', 'customer')) AS first_action_at \
+             FROM followups f WHERE {w} AND ((f.created_at >= {} AND f.created_at < {}) \
+             OR (f.status IN ('resolved', 'dismissed') AND f.resolved_at >= {} AND f.resolved_at < {}))",
+            p[0], p[1], p[2], p[3]
+        )
+    };
+    let v = scope_value(scope);
+    Ok(match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(sql(true))
+            .bind::<Text, _>(v)
+            .bind::<Timestamp, _>(from)
+            .bind::<Timestamp, _>(to)
+            .bind::<Timestamp, _>(from)
+            .bind::<Timestamp, _>(to)
+            .load(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(sql(false))
+            .bind::<Text, _>(v)
+            .bind::<Timestamp, _>(from)
+            .bind::<Timestamp, _>(to)
+            .bind::<Timestamp, _>(from)
+            .bind::<Timestamp, _>(to)
+            .load(lite)?,
+    })
+}
+
+/// The open backlog now per assignee (`None`: unassigned): (open or in progress, overdue).
+pub fn backlog_by_assignee(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    now: NaiveDateTime,
+) -> Result<Vec<(Option<String>, i64, i64)>, AppError> {
+    #[derive(QueryableByName)]
+    struct Row {
+        #[diesel(sql_type = Nullable<Text>)]
+        assignee: Option<String>,
+        #[diesel(sql_type = BigInt)]
+        a: i64,
+        #[diesel(sql_type = BigInt)]
+        b: i64,
+    }
+    let sql = |pg: bool| {
+        let (w, _) = scope_sql(scope, "f", pg, 1);
+        let (p, cast) = if pg { ("$2", "::bigint") } else { ("?", "") };
+        format!(
+            "SELECT f.assignee, COUNT(*){cast} AS a, \
+             COALESCE(SUM(CASE WHEN f.due_at < {p} THEN 1 ELSE 0 END), 0){cast} AS b \
+             FROM followups f WHERE {w} AND f.status IN ('open', 'in_progress') GROUP BY f.assignee"
+        )
+    };
+    let v = scope_value(scope);
+    let rows: Vec<Row> = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(sql(true))
+            .bind::<Text, _>(v)
+            .bind::<Timestamp, _>(now)
+            .load(pg)?,
+        // Positional parameters: the due time comes first in the text.
+        DbConnection::Sqlite(lite) => diesel::sql_query(sql(false))
+            .bind::<Timestamp, _>(now)
+            .bind::<Text, _>(v)
+            .load(lite)?,
+    };
+    Ok(rows.into_iter().map(|r| (r.assignee, r.a, r.b)).collect())
 }
 
 /// Folds daily counts into the buckets of `interval` that cover `[from, to)`, empty ones

@@ -4,7 +4,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::ResponseRow;
-use super::schema::{contacts, followups, invitations, responses};
+use super::schema::{contacts, followups, invitations, responses, surveys};
 use super::DbConnection;
 use crate::domain::{Page, Score};
 use crate::error::AppError;
@@ -139,6 +139,69 @@ pub struct ResponseFilter {
     pub category: Option<String>,
     pub since: Option<NaiveDateTime>,
     pub until: Option<NaiveDateTime>,
+    /// Answers to any survey of this kind (`nps`, `csat`).
+    pub survey_kind: Option<String>,
+    /// The contact's property `key` (see `followups::is_property_key`) equals `value`,
+    /// compared as text ignoring case.
+    pub property: Option<(String, String)>,
+    /// Case-insensitive substring of the comment.
+    pub q: Option<String>,
+}
+
+/// Narrows boxed query `$q` over `responses` (possibly joined) by every field of
+/// [`ResponseFilter`] `$f`; `$pg` tells the engine (for the property's JSON).
+macro_rules! response_filters {
+    ($q:ident, $f:expr, $pg:expr) => {{
+        use diesel::dsl::sql;
+        use diesel::sql_types::{Bool, Text};
+        let f: &ResponseFilter = $f;
+        if let Some(v) = &f.survey_id {
+            $q = $q.filter(responses::survey_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.contact_id {
+            $q = $q.filter(responses::contact_id.eq(v.clone()));
+        }
+        if let Some(v) = &f.category {
+            $q = $q.filter(responses::category.eq(v.clone()));
+        }
+        if let Some(v) = f.since {
+            $q = $q.filter(responses::created_at.ge(v));
+        }
+        if let Some(v) = f.until {
+            $q = $q.filter(responses::created_at.lt(v));
+        }
+        if let Some(k) = &f.survey_kind {
+            $q = $q.filter(
+                sql::<Bool>("responses.survey_id IN (SELECT sk.id FROM surveys sk WHERE sk.kind = ")
+                    .bind::<Text, _>(k.clone())
+                    .sql(")"),
+            );
+        }
+        if let Some((key, value)) = &f.property {
+            if !super::followups::is_property_key(key) {
+                return Err(AppError::field(
+                    "property",
+                    "must be 1 to 100 letters, digits, _ or -",
+                ));
+            }
+            super::filter_property!(
+                $q,
+                $pg,
+                "responses.contact_id IN (SELECT pc.id FROM contacts pc WHERE pc.erased_at IS NULL AND ",
+                "pc.properties",
+                key,
+                value,
+                ")"
+            );
+        }
+        if let Some(text) = f.q.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            $q = $q.filter(
+                sql::<Bool>("LOWER(responses.comment) LIKE ")
+                    .bind::<Text, _>(super::contains_pattern(text))
+                    .sql(" ESCAPE '\\'"),
+            );
+        }
+    }};
 }
 
 pub fn list(
@@ -150,21 +213,8 @@ pub fn list(
         .select(ResponseRow::as_select())
         .order(responses::id.desc())
         .into_boxed();
-    if let Some(v) = &f.survey_id {
-        q = q.filter(responses::survey_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.contact_id {
-        q = q.filter(responses::contact_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.category {
-        q = q.filter(responses::category.eq(v.clone()));
-    }
-    if let Some(v) = f.since {
-        q = q.filter(responses::created_at.ge(v));
-    }
-    if let Some(v) = f.until {
-        q = q.filter(responses::created_at.lt(v));
-    }
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    response_filters!(q, f, pg);
     if let Some(c) = &page.cursor {
         q = q.filter(responses::id.lt(c.clone()));
     }
@@ -217,21 +267,8 @@ pub fn export_page(
         ))
         .order(responses::id.asc())
         .into_boxed();
-    if let Some(v) = &f.survey_id {
-        q = q.filter(responses::survey_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.contact_id {
-        q = q.filter(responses::contact_id.eq(v.clone()));
-    }
-    if let Some(v) = &f.category {
-        q = q.filter(responses::category.eq(v.clone()));
-    }
-    if let Some(v) = f.since {
-        q = q.filter(responses::created_at.ge(v));
-    }
-    if let Some(v) = f.until {
-        q = q.filter(responses::created_at.lt(v));
-    }
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    response_filters!(q, f, pg);
     if let Some(a) = after {
         q = q.filter(responses::id.gt(a.to_string()));
     }
@@ -278,4 +315,111 @@ pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
         .first::<String>(conn)
         .optional()?
         .is_some())
+}
+
+/// An answer with a comment, as the dashboard's comments feed lists it.
+#[derive(Debug, Clone)]
+pub struct CommentItem {
+    pub response: ResponseRow,
+    pub survey_name: String,
+    pub survey_kind: String,
+    /// `None` for anonymous answers and erased contacts.
+    pub contact_name: Option<String>,
+    pub contact_email: Option<String>,
+    /// The follow-up task of the answer, if any.
+    pub followup_id: Option<String>,
+}
+
+/// Answers with a non-empty comment matching `f`, newest first (then by id): up to `limit`
+/// from `offset`.
+///
+/// Each survey is read on its own, walking the `(survey_id, created_at, …)` index backwards
+/// and stopping after `offset + limit` rows; a kind's surveys are then merged here. (One query
+/// over several surveys, or joined to `surveys`, made SQLite sort every answer of the range:
+/// 0.9 s over a year of a million answers.)
+pub fn comments(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<CommentItem>, AppError> {
+    let survey_ids: Vec<String> = match (&f.survey_id, &f.survey_kind) {
+        (Some(id), _) => vec![id.clone()],
+        (None, Some(kind)) => surveys::table
+            .filter(surveys::kind.eq(kind.clone()))
+            .select(surveys::id)
+            .load(conn)?,
+        (None, None) => surveys::table.select(surveys::id).load(conn)?,
+    };
+    let mut all = Vec::new();
+    for id in &survey_ids {
+        let one = ResponseFilter {
+            survey_id: Some(id.clone()),
+            survey_kind: None,
+            ..f.clone()
+        };
+        all.extend(comments_of_survey(conn, &one, offset + limit)?);
+    }
+    all.sort_by(|a, b| (b.0.created_at, &b.0.id).cmp(&(a.0.created_at, &a.0.id)));
+    let rows: Vec<CommentRow> = all
+        .into_iter()
+        .skip(offset.max(0) as usize)
+        .take(limit.max(0) as usize)
+        .collect();
+    let ids: Vec<String> = rows.iter().map(|r| r.0.survey_id.clone()).collect();
+    let names: std::collections::HashMap<String, (String, String)> = surveys::table
+        .filter(surveys::id.eq_any(ids))
+        .select((surveys::id, surveys::name, surveys::kind))
+        .load::<(String, String, String)>(conn)?
+        .into_iter()
+        .map(|(id, name, kind)| (id, (name, kind)))
+        .collect();
+    Ok(rows
+        .into_iter()
+        .map(|(response, name, email, erased, followup_id)| {
+            let (survey_name, survey_kind) =
+                names.get(&response.survey_id).cloned().unwrap_or_default();
+            CommentItem {
+                response,
+                survey_name,
+                survey_kind,
+                contact_name: name.filter(|_| erased.is_none()),
+                contact_email: email.filter(|_| erased.is_none()),
+                followup_id,
+            }
+        })
+        .collect())
+}
+
+type CommentRow = (
+    ResponseRow,
+    Option<String>,
+    Option<String>,
+    Option<NaiveDateTime>,
+    Option<String>,
+);
+
+/// The newest `limit` commented answers of one survey matching `f`.
+fn comments_of_survey(
+    conn: &mut DbConnection,
+    f: &ResponseFilter,
+    limit: i64,
+) -> Result<Vec<CommentRow>, AppError> {
+    let pg = matches!(conn, DbConnection::Postgres(_));
+    let mut q = responses::table
+        .left_join(contacts::table)
+        .left_join(followups::table.on(followups::response_id.eq(responses::id)))
+        .select((
+            ResponseRow::as_select(),
+            contacts::name.nullable(),
+            contacts::email.nullable(),
+            contacts::erased_at.nullable(),
+            followups::id.nullable(),
+        ))
+        .filter(responses::comment.is_not_null())
+        .filter(responses::comment.ne(""))
+        .order((responses::created_at.desc(), responses::id.desc()))
+        .into_boxed();
+    response_filters!(q, f, pg);
+    Ok(q.limit(limit).load(conn)?)
 }

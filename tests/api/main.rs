@@ -7,6 +7,7 @@ mod api_keys;
 mod app_auth;
 mod app_contacts;
 mod app_inbox;
+mod app_reports;
 mod app_settings;
 mod app_surveys;
 mod app_task;

@@ -12,7 +12,11 @@ fn t(s: &str) -> NaiveDateTime {
 
 /// Records answers through the API (link invitations, one contact each), then moves each
 /// answer (and its invitation's send time) to the given time. Returns response ids.
-async fn answers_at(app: &TestApp, survey: &Value, answers: &[(i32, &str, Value)]) -> Vec<String> {
+pub async fn answers_at(
+    app: &TestApp,
+    survey: &Value,
+    answers: &[(i32, &str, Value)],
+) -> Vec<String> {
     let contacts: Vec<Value> = answers
         .iter()
         .enumerate()
@@ -73,7 +77,7 @@ async fn rebuild_rollups(app: &TestApp) {
     .unwrap();
 }
 
-async fn report(app: &TestApp, survey: &Value, query: &str) -> Value {
+pub async fn report(app: &TestApp, survey: &Value, query: &str) -> Value {
     let a = app
         .get(&format!(
             "/api/v1/surveys/{}/report?{query}",

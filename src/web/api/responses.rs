@@ -104,6 +104,7 @@ fn response_filter(
         category: category.map(|c| c.as_str().to_string()),
         since: since.map(|t| t.0.naive_utc()),
         until: until.map(|t| t.0.naive_utc()),
+        ..Default::default()
     })
 }
 

@@ -1,6 +1,7 @@
 //! The support-lead workspace under `/app`: sign-in, the team, the inbox of follow-up tasks,
-//! the task page, the surveys (list, editor, invitations, send queue), contacts and (admins)
-//! settings: API keys and webhooks. Handlers call the same use cases as the API.
+//! the task page, the dashboards (`reports`), the surveys (list, editor, invitations, send
+//! queue), contacts and (admins) settings: API keys and webhooks. Handlers call the same use
+//! cases as the API.
 //!
 //! Rules:
 //! - Every page but sign-in needs a session (`Signed`); without one, GET redirects to
@@ -12,9 +13,11 @@
 //! - Readers see pages without action forms; their POSTs are refused (403).
 
 mod auth;
+mod charts;
 mod contacts;
 pub mod inbox;
 pub mod page;
+mod reports;
 mod settings;
 mod surveys;
 mod task;
@@ -64,11 +67,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/app/followups/live", web::get().to(inbox::live))
         .route("/app/views", web::post().to(inbox::save_view))
         .route("/app/views/{id}/delete", web::post().to(inbox::delete_view))
+        .route("/app/reports", web::get().to(reports::kind_page))
+        .route("/app/reports/responses.csv", web::get().to(reports::csv))
         .configure(contacts::configure)
         .configure(settings::configure)
         .configure(surveys::configure)
         // The task page: `{id}` routes only, after the inbox's literal ones.
-        .configure(task::configure);
+        .configure(task::configure)
+        // A survey's dashboard: GET only, after every literal `/app/surveys/…` route.
+        .route("/app/surveys/{id}", web::get().to(reports::survey_page));
 }
 
 /// `/app`: the inbox.

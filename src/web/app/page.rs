@@ -118,6 +118,9 @@ pub enum PageError {
     Forbidden(String),
     NotFound(&'static str),
     BadRequest(String),
+    /// A well-formed request whose parameters cannot be used (e.g. a dashboard's period):
+    /// 422 with a page that says which and how to fix it.
+    Unprocessable(String),
     Conflict(String),
     TooMany(u64),
     Failure(AppError),
@@ -158,6 +161,7 @@ impl PageError {
             }
             PageError::NotFound(_) => StatusCode::NOT_FOUND,
             PageError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            PageError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             PageError::Conflict(_) => StatusCode::CONFLICT,
             PageError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
             PageError::Failure(AppError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
@@ -203,6 +207,12 @@ impl PageError {
                 "That did not work",
                 m,
                 Some(("/app/followups", "Back to the inbox")),
+            ),
+            PageError::Unprocessable(m) => message(
+                status,
+                "Check the address",
+                m,
+                Some(("/app/reports", "Back to reports")),
             ),
             PageError::Conflict(m) => message(
                 status,
