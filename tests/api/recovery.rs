@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use closeloop::domain::Role;
 use reqwest::Method;
 use serde_json::{json, Value};
 
@@ -346,6 +347,33 @@ async fn resolved_detractors_are_asked_again_once_and_the_recovery_block_counts_
     let kind = app.get("/api/v1/reports?kind=nps").await;
     assert_eq!(kind.status, 200, "{}", kind.text);
     assert_eq!(kind.body["recovery"], report.body["recovery"]);
+    // The survey's dashboard shows the same funnel, overall and per outcome.
+    let reader = app
+        .sign_in("rita@acme.test", "Rita Reader", Role::Reader)
+        .await;
+    let (status, page) = app
+        .get_page(&format!("/app/surveys/{sid}"), &reader.cookie)
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let at = page
+        .find("id=\"recovery-total\"")
+        .expect("the recovery block");
+    let tag = &page[at..at + page[at..].find('>').unwrap()];
+    for (attr, want) in [
+        ("data-followed-up", "5"),
+        ("data-resurveyed", "4"),
+        ("data-answered", "3"),
+        ("data-recovered", "2"),
+        ("data-share", "66.67"),
+    ] {
+        assert!(
+            tag.contains(&format!("{attr}=\"{want}\"")),
+            "{attr} in {tag}"
+        );
+    }
+    assert!(page.contains("20.77–93.85 %"), "the interval on the page");
+    assert!(page.contains("data-who=\"explained\" data-recovered=\"1\""));
+    assert!(page.contains("data-who=\"lea@acme.test\" data-recovered=\"1\""));
     // A period before the unhappy answers has nothing.
     let old = app
         .get(&format!(

@@ -34,6 +34,7 @@ use super::Signed;
 use crate::context::AppState;
 use crate::domain::{now, SurveyKind};
 use crate::reports::loop_metrics::{loop_metrics, LoopStats};
+use crate::reports::recovery::RecoveryCounts;
 use crate::reports::{self, feed, Range, Report, Summary};
 use crate::store::reports::Scope;
 use crate::store::responses::ResponseFilter;
@@ -394,6 +395,51 @@ impl LoopRow {
     }
 }
 
+/// A row of the recovery tables: the funnel of one group of resolved tasks.
+pub struct RecoveryRow {
+    pub who: String,
+    pub followed_up: i64,
+    pub resurveyed: i64,
+    pub answered: i64,
+    pub recovered: i64,
+    /// "66.67 %", or "–" when nobody answered.
+    pub share: String,
+    /// "20.77–93.85 %", or empty.
+    pub ci: String,
+    /// "+2.33", or "–".
+    pub change: String,
+    /// The raw share, for tests (`data-share`); empty when none.
+    pub share_raw: String,
+}
+
+impl RecoveryRow {
+    fn of(who: String, c: &RecoveryCounts) -> RecoveryRow {
+        RecoveryRow {
+            who,
+            followed_up: c.followed_up,
+            resurveyed: c.resurveyed,
+            answered: c.answered,
+            recovered: c.recovered,
+            share: c
+                .recovered_share
+                .map(|p| format!("{} %", charts::num(p)))
+                .unwrap_or_else(|| "–".into()),
+            ci: c
+                .recovered_ci95
+                .map(|[lo, hi]| format!("{}–{} %", charts::num(lo), charts::num(hi)))
+                .unwrap_or_default(),
+            change: c
+                .average_score_change
+                .map(|d| {
+                    let sign = if d > 0.0 { "+" } else { "" };
+                    format!("{sign}{}", charts::num(d))
+                })
+                .unwrap_or_else(|| "–".into()),
+            share_raw: c.recovered_share.map(|p| p.to_string()).unwrap_or_default(),
+        }
+    }
+}
+
 /// A comment of the feed.
 pub struct CommentView {
     pub id: String,
@@ -438,6 +484,11 @@ struct DashPage {
     loop_total: LoopRow,
     loop_rows: Vec<LoopRow>,
     outcomes: Vec<(String, i64)>,
+    recovery_total: RecoveryRow,
+    recovery_by_outcome: Vec<RecoveryRow>,
+    recovery_by_assignee: Vec<RecoveryRow>,
+    /// The lowest re-survey score that counts as recovered (7 NPS, 4 CSAT).
+    recovered_from: i32,
     comments: Vec<CommentView>,
     feed_first: i64,
     more_href: Option<String>,
@@ -993,6 +1044,30 @@ async fn dashboard(
             })
             .collect(),
         outcomes: metrics.outcomes.clone(),
+        recovery_total: RecoveryRow::of("All".into(), &report.recovery.totals),
+        recovery_by_outcome: report
+            .recovery
+            .by_outcome
+            .iter()
+            .map(|o| {
+                let who = o
+                    .outcome
+                    .as_deref()
+                    .unwrap_or("no outcome")
+                    .replace('_', " ");
+                RecoveryRow::of(who, &o.counts)
+            })
+            .collect(),
+        recovery_by_assignee: report
+            .recovery
+            .by_assignee
+            .iter()
+            .map(|a| {
+                let who = a.assignee.clone().unwrap_or_else(|| "Unassigned".into());
+                RecoveryRow::of(who, &a.counts)
+            })
+            .collect(),
+        recovered_from: report.recovery.recovered_from_score,
         comments,
         feed_first: offset + 1,
         more_href: more.then(|| page_href(q.page + 1)),
