@@ -764,7 +764,8 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
         },
     );
     let segments = r.segment.as_ref().map(|key| {
-        let rows: Vec<SegmentInput> = r
+        // Unhappiest first (segments without a score last), so the one to act on is on top.
+        let mut rows: Vec<SegmentInput> = r
             .segments
             .iter()
             .map(|s| {
@@ -777,10 +778,16 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
                 }
             })
             .collect();
+        rows.sort_by(|a, b| match (a.value, b.value) {
+            (Some(x), Some(y)) => x.total_cmp(&y),
+            (Some(_), None) => std::cmp::Ordering::Less,
+            (None, Some(_)) => std::cmp::Ordering::Greater,
+            (None, None) => a.label.cmp(&b.label),
+        });
         charts::segments(
             format!("{measure} by {key}"),
             format!(
-                "{measure} for each value of the contact property {key}, with the number of answers; fewer than {} answers is flagged as a small sample.",
+                "{measure} for each value of the contact property {key}, lowest first, with the number of answers; fewer than {} answers is flagged as a small sample.",
                 charts::SMALL_N
             ),
             measure,
