@@ -19,6 +19,10 @@ pub const HALF: f64 = 600.0;
 const LEFT: f64 = 52.0;
 const RIGHT: f64 = 12.0;
 const TOP: f64 = 14.0;
+/// About the width of one character of chart text, in view-box units (for what fits).
+const CHAR_W: f64 = 6.6;
+/// How much larger chart text is set on phones (20 units instead of 12).
+const NARROW_SCALE: f64 = 20.0 / 12.0;
 
 fn c(v: f64) -> String {
     format!("{v:.1}")
@@ -286,6 +290,8 @@ pub struct Bars {
     pub bars: Vec<Bar>,
     /// Whether each bar's value is written above it (few bars).
     pub values: bool,
+    /// Whether the values also fit on phones (else they are shown on wide screens only).
+    pub values_narrow: bool,
     /// Per bar: whether its axis label is shown, and whether only on wide screens.
     pub shown: Vec<bool>,
     pub wide_only: Vec<bool>,
@@ -322,20 +328,25 @@ pub fn bars(
     let step = (x1 - x0) / items.len().max(1) as f64;
     let w = (step * 0.7).min(48.0);
     let y = |v: f64| bottom - v.max(0.0) / top * (bottom - TOP - 8.0);
-    let grid = (0..=4)
+    let steps = grid_steps(top);
+    let grid = (0..=steps)
         .map(|i| {
-            let v = top * i as f64 / 4.0;
+            let v = top * i as f64 / steps as f64;
             Tick {
                 y: c(y(v)),
                 label: grid_label(v),
             }
         })
         .collect();
-    let every = if items.len() <= 14 {
-        1
-    } else {
-        label_every(items.len())
-    };
+    // Axis labels and values only where they fit: a label every `every` bars, values when
+    // the widest fits its bar's slot (the data table and the tooltips have them all).
+    let widest = |f: &dyn Fn(&BarInput) -> usize| items.iter().map(f).max().unwrap_or(0);
+    let label_w = widest(&|b| b.label.chars().count()) as f64 * CHAR_W + 6.0;
+    let every = ((label_w / step).ceil() as usize).max(1);
+    let value_w = widest(&|b| b.text.chars().count()) as f64 * CHAR_W + 2.0;
+    let values_fit = value_w <= step;
+    // Phones set the text at 20 units instead of 12 (see the stylesheet).
+    let values_narrow = value_w * NARROW_SCALE <= step;
     let bars: Vec<Bar> = items
         .iter()
         .enumerate()
@@ -365,7 +376,7 @@ pub fn bars(
         })
         .collect();
     let shown = (0..items.len()).map(|i| i % every == 0).collect();
-    let narrow_every = if items.len() <= 11 { 1 } else { every * 2 };
+    let narrow_every = ((label_w * NARROW_SCALE / step).ceil() as usize).max(every);
     let wide_only = (0..items.len()).map(|i| i % narrow_every != 0).collect();
     Bars {
         id,
@@ -378,12 +389,24 @@ pub fn bars(
         baseline: c(bottom),
         label_y: c(bottom + 18.0),
         grid,
-        values: items.len() <= 14,
+        values: values_fit,
+        values_narrow,
         bars,
         shown,
         wide_only,
         legend,
         table,
+    }
+}
+
+/// How many grid steps divide `top` (from [`nice_top`]) into round numbers: fifths of
+/// 2.5 and 5 (50, 100, …), quarters of 1 and 2 (25, 50, …).
+fn grid_steps(top: f64) -> usize {
+    let m = top / 10f64.powf(top.log10().floor());
+    if (m - 2.5).abs() < 1e-9 || (m - 5.0).abs() < 1e-9 {
+        5
+    } else {
+        4
     }
 }
 

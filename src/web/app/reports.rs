@@ -674,7 +674,11 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
             label: label(p),
             value: p.response_rate,
             class: "c-rate",
-            text: pct(p.response_rate),
+            // Whole percents on the bars; the data table has the exact figure.
+            text: p
+                .response_rate
+                .map(|v| format!("{v:.0} %"))
+                .unwrap_or_default(),
         })
         .collect();
     let bucket_table = Table {
