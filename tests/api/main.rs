@@ -27,5 +27,6 @@ mod parallel;
 mod queues;
 mod reports;
 mod spec;
+mod standard_webhooks;
 mod surveys;
 mod webhooks;
