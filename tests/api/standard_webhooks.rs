@@ -14,7 +14,8 @@ use crate::webhooks::{
     Received, Receiver,
 };
 
-/// Printed when the stock verifier is missing; `.ci/run` fails the run if it appears.
+/// Printed when the stock verifier is missing. `.ci/run` sets `REQUIRE_STANDARDWEBHOOKS=1`,
+/// which turns the skip into a failure.
 const NOT_INSTALLED: &str =
     "STANDARD WEBHOOKS VERIFIER NOT RUN: the `standardwebhooks` Python package is not installed \
 (python3 -m pip install standardwebhooks==1.1.0)";
@@ -69,6 +70,10 @@ fn stock_library_installed() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !ok {
+        assert!(
+            std::env::var_os("REQUIRE_STANDARDWEBHOOKS").is_none(),
+            "{NOT_INSTALLED}, and REQUIRE_STANDARDWEBHOOKS is set"
+        );
         eprintln!("{NOT_INSTALLED}");
     }
     ok
@@ -166,6 +171,28 @@ async fn a_410_answer_disables_the_webhook_with_a_reason(engine: Engine) {
     assert!(on.body["disabled_reason"].is_null(), "{}", on.text);
     let r = send_test(&app, &hook, &receiver, 2).await;
     wait_delivery(&app, &hook, r.header("webhook-id"), "delivered").await;
+}
+
+async fn a_redirect_is_a_failure_and_is_not_followed(engine: Engine) {
+    let app = fast_app(engine, &[]).await;
+    let receiver = Receiver::start(&[307], 200).await;
+    // The redirect points back at the receiver: following it would show as a second request.
+    receiver.add_error_header("Location", &format!("{}/moved", receiver.url));
+    let (hook, _) = subscribe(&app, &receiver.url, &["response.created"]).await;
+    let r = send_test(&app, &hook, &receiver, 1).await;
+    let d = wait_delivery(&app, &hook, r.header("webhook-id"), "failed").await;
+    assert_eq!(d["last_status_code"], 307);
+    assert!(
+        d["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{d}"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 1, "not followed, not retried");
+    let w = app.get(&format!("/api/v1/webhooks/{hook}")).await;
+    assert_eq!(w.body["active"], true, "a 3xx does not disable");
 }
 
 /// The next attempt of the only delivery of `hook`, in seconds after its first attempt.
@@ -484,6 +511,7 @@ fn disabled_emails(app: &TestApp) -> Vec<(String, String, String)> {
 each_engine!(
     a_stock_standard_webhooks_library_verifies_a_real_delivery,
     a_410_answer_disables_the_webhook_with_a_reason,
+    a_redirect_is_a_failure_and_is_not_followed,
     retry_after_sets_the_next_attempt_of_429_and_5xx,
     a_rotated_secret_signs_beside_the_old_one_for_the_overlap,
     after_the_overlap_only_the_new_secret_signs,
