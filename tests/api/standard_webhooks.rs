@@ -345,6 +345,15 @@ async fn after_the_overlap_only_the_new_secret_signs(engine: Engine) {
     assert_eq!(signatures(&r).len(), 1, "{}", r.header("webhook-signature"));
     check_signed(&r, &new, "webhook.test");
     assert!(!signed_with(&r, &old));
+    let admin = app.sign_in("boss@acme.test", "Bea Boss", Role::Admin).await;
+    let (_, page) = app
+        .get_page(&format!("/app/settings/webhooks/{hook}"), &admin.cookie)
+        .await;
+    assert!(
+        page.contains("The current one stops signing at once."),
+        "{page}"
+    );
+    assert!(!page.contains("previous secret still signs"), "{page}");
     if stock_library_installed() {
         assert!(stock_verify(&old, &r, &r.body).unwrap().is_err());
         assert!(stock_verify(&new, &r, &r.body).unwrap().is_ok());
@@ -393,6 +402,7 @@ async fn the_settings_page_rotates_the_secret_and_shows_it_once(engine: Engine) 
         "{page}"
     );
     assert!(!page.contains(&old), "the secret is never shown again");
+    assert!(page.contains("keeps signing beside it for a day"), "{page}");
 
     // Without the CSRF token: refused, nothing changes.
     let res = app

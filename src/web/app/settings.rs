@@ -517,6 +517,8 @@ struct WebhookPage {
     disabled_reason: Option<String>,
     /// Until when the previous secret still signs, during a rotation's overlap.
     previous_until: Option<When>,
+    /// How long an old secret signs after a rotation, in words (`None`: not at all).
+    overlap: Option<String>,
     events: Vec<EventBox>,
     deliveries: Vec<DeliveryItem>,
     more: bool,
@@ -600,6 +602,12 @@ async fn hook_page(
                 .filter(|t| *t > at)
                 .map(|t| when(t, at)),
             disabled_reason: row.disabled_reason,
+            overlap: match state.settings.webhook_rotation_overlap_hours {
+                0 => None,
+                24 => Some("a day".into()),
+                1 => Some("an hour".into()),
+                h => Some(format!("{h} hours")),
+            },
             id: row.id,
             url,
             active,
