@@ -500,6 +500,65 @@ async fn an_endpoint_failing_for_the_set_time_is_disabled_and_its_admins_are_ema
     assert_eq!(w.body["active"], true, "{}", w.text);
 }
 
+async fn secrets_made_before_the_migration_keep_their_key_bytes(engine: Engine) {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    use base64::Engine as _;
+    use closeloop::store::{DbConnection, POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS};
+    use diesel::migration::MigrationSource;
+    use diesel::RunQueryDsl;
+    use diesel_migrations::MigrationHarness;
+
+    let app = fast_app(engine, &[]).await;
+    let key = [0xfbu8; 32];
+    let old = format!("whsec_{}", URL_SAFE_NO_PAD.encode(key));
+    assert!(old.contains('-') && old.contains('_'), "{old}");
+    let hook = "whk_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2";
+    let stored = {
+        let old = old.clone();
+        crate::helpers::with_db(&app, move |conn| {
+            // Back to the schema before the migration, a webhook as it was stored then, and
+            // the migration again.
+            let mine = |name: String| name.ends_with("_webhook_standard");
+            macro_rules! redo {
+                ($c:expr, $set:expr, $backend:ty) => {{
+                    let m = MigrationSource::<$backend>::migrations(&$set)
+                        .unwrap()
+                        .into_iter()
+                        .find(|m| mine(m.name().to_string()))
+                        .expect("the migration");
+                    $c.revert_migration(&*m).unwrap();
+                    diesel::sql_query(format!(
+                        "INSERT INTO webhooks (id, url, secret, events, active, created_at) \
+VALUES ('{hook}', 'http://127.0.0.1:9/hook', '{old}', '[\"response.created\"]', TRUE, CURRENT_TIMESTAMP)"
+                    ))
+                    .execute($c)
+                    .unwrap();
+                    $c.run_migration(&*m).unwrap();
+                }};
+            }
+            match conn {
+                DbConnection::Sqlite(c) => redo!(c, SQLITE_MIGRATIONS, diesel::sqlite::Sqlite),
+                DbConnection::Postgres(c) => redo!(c, POSTGRES_MIGRATIONS, diesel::pg::Pg),
+            }
+            closeloop::store::webhooks::get(conn, hook).unwrap().secret
+        })
+        .await
+    };
+    assert_eq!(stored, format!("whsec_{}", STANDARD.encode(key)));
+
+    // Deliveries are signed with the same key bytes.
+    let receiver = Receiver::start(&[], 200).await;
+    let a = app
+        .patch(
+            &format!("/api/v1/webhooks/{hook}"),
+            json!({"url": receiver.url}),
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let r = send_test(&app, hook, &receiver, 1).await;
+    check_signed(&r, &stored, "webhook.test");
+}
+
 /// The "Webhook disabled" emails in the app's outbox folder: (to, subject, plain text).
 fn disabled_emails(app: &TestApp) -> Vec<(String, String, String)> {
     let Ok(dir) = std::fs::read_dir(app.outbox.path()) else {
@@ -527,5 +586,6 @@ each_engine!(
     after_the_overlap_only_the_new_secret_signs,
     rotating_needs_an_admin_and_a_live_webhook,
     the_settings_page_rotates_the_secret_and_shows_it_once,
+    secrets_made_before_the_migration_keep_their_key_bytes,
     an_endpoint_failing_for_the_set_time_is_disabled_and_its_admins_are_emailed,
 );
