@@ -147,6 +147,14 @@ async fn a_410_answer_disables_the_webhook_with_a_reason(engine: Engine) {
     let w = app.get(&format!("/api/v1/webhooks/{hook}")).await;
     assert_eq!(w.body["active"], false, "{}", w.text);
     assert_eq!(w.body["disabled_reason"], "the endpoint answered 410 Gone");
+    let admin = app.sign_in("boss@acme.test", "Bea Boss", Role::Admin).await;
+    let (_, page) = app
+        .get_page(&format!("/app/settings/webhooks/{hook}"), &admin.cookie)
+        .await;
+    assert!(
+        page.contains("Closeloop turned this webhook off: the endpoint answered 410 Gone."),
+        "{page}"
+    );
     // Nothing more is sent: events are not queued, a test is refused.
     let s = app.nps_survey().await;
     app.post(
