@@ -111,6 +111,11 @@ pub struct Settings {
     pub email_lease_seconds: u64,
     /// The same for webhook deliveries.
     pub webhook_lease_seconds: u64,
+    /// A webhook whose every delivery has failed for this long is disabled and its admins are
+    /// emailed (Standard Webhooks: 5 days).
+    pub webhook_disable_after_hours: u64,
+    /// How long the previous secret keeps signing beside the new one after a rotation.
+    pub webhook_rotation_overlap_hours: u64,
     /// This process's stable name on its queue claims (`INSTANCE_ID`); unset: the host name
     /// and the bound port (see `Settings::instance_id`).
     pub instance_id: Option<String>,
@@ -441,6 +446,20 @@ impl Settings {
             3,
             86400,
         )?;
+        let webhook_disable_after_hours = number(
+            get("WEBHOOK_DISABLE_AFTER_HOURS"),
+            "WEBHOOK_DISABLE_AFTER_HOURS",
+            120,
+            0,
+            8760,
+        )?;
+        let webhook_rotation_overlap_hours = number(
+            get("WEBHOOK_ROTATION_OVERLAP_HOURS"),
+            "WEBHOOK_ROTATION_OVERLAP_HOURS",
+            24,
+            0,
+            720,
+        )?;
         let instance_id = match get("INSTANCE_ID").map(|v| v.trim().to_string()) {
             None => None,
             Some(v) if v.len() <= 200 && v.chars().all(|c| c.is_ascii_graphic()) => Some(v),
@@ -507,6 +526,8 @@ impl Settings {
             webhook_timeout_seconds,
             email_lease_seconds,
             webhook_lease_seconds,
+            webhook_disable_after_hours,
+            webhook_rotation_overlap_hours,
             instance_id,
             alert_delay_seconds,
             worker_stall_seconds,
@@ -572,6 +593,8 @@ mod tests {
         assert_eq!(s.webhook_max_attempts, 10);
         assert_eq!(s.webhook_retry_base_seconds, 10);
         assert_eq!(s.webhook_timeout_seconds, 10);
+        assert_eq!(s.webhook_disable_after_hours, 120);
+        assert_eq!(s.webhook_rotation_overlap_hours, 24);
         assert_eq!(
             s.followup_outcomes,
             [

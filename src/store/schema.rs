@@ -140,6 +140,10 @@ diesel::table! {
         active -> Bool,
         created_at -> Timestamp,
         deleted_at -> Nullable<Timestamp>,
+        previous_secret -> Nullable<Text>,
+        previous_secret_expires_at -> Nullable<Timestamp>,
+        failing_since -> Nullable<Timestamp>,
+        disabled_reason -> Nullable<Text>,
     }
 }
 

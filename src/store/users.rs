@@ -48,6 +48,16 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<UserRow>, AppError> {
         .load(conn)?)
 }
 
+/// The email addresses of the active admins, oldest member first.
+pub fn active_admin_emails(conn: &mut DbConnection) -> Result<Vec<String>, AppError> {
+    Ok(users::table
+        .filter(users::active.eq(true))
+        .filter(users::role.eq("admin"))
+        .order((users::created_at.asc(), users::id.asc()))
+        .select(users::email)
+        .load(conn)?)
+}
+
 pub fn count_active_admins(conn: &mut DbConnection) -> Result<i64, AppError> {
     Ok(users::table
         .filter(users::active.eq(true))

@@ -24,9 +24,32 @@ pub struct WebhookRow {
     pub active: bool,
     pub created_at: NaiveDateTime,
     pub deleted_at: Option<NaiveDateTime>,
+    /// The secret before the last rotation; it signs beside `secret` until
+    /// `previous_secret_expires_at`.
+    pub previous_secret: Option<String>,
+    pub previous_secret_expires_at: Option<NaiveDateTime>,
+    /// When the current run of failed attempts began (`None` after a success).
+    pub failing_since: Option<NaiveDateTime>,
+    /// Why the service turned this webhook off (410 Gone, failing for days); `None` when it
+    /// is active or an admin paused it.
+    pub disabled_reason: Option<String>,
 }
 
 impl WebhookRow {
+    /// The secrets that sign a request sent at `at`: the current one, then the previous one
+    /// while a rotation's overlap lasts.
+    pub fn signing_secrets(&self, at: NaiveDateTime) -> Vec<&str> {
+        let mut secrets = vec![self.secret.as_str()];
+        if let (Some(previous), Some(until)) =
+            (&self.previous_secret, self.previous_secret_expires_at)
+        {
+            if at < until {
+                secrets.push(previous);
+            }
+        }
+        secrets
+    }
+
     /// The subscribed events (unknown stored names are skipped).
     pub fn event_list(&self) -> Vec<Event> {
         serde_json::from_str::<Vec<String>>(&self.events)
@@ -164,6 +187,37 @@ pub fn update(
         }
         diesel::update(webhooks::table.find(id))
             .set(changes)
+            .execute(conn)?;
+        if changes.active == Some(true) {
+            // Turned on again: a fresh start for the failing-for-days rule.
+            diesel::update(webhooks::table.find(id))
+                .set((
+                    webhooks::disabled_reason.eq(None::<String>),
+                    webhooks::failing_since.eq(None::<NaiveDateTime>),
+                ))
+                .execute(conn)?;
+        }
+        get(conn, id)
+    })
+}
+
+/// Replaces the secret of a webhook that is not deleted with `new_secret`; the old one keeps
+/// signing until `overlap_until` (a rotation during an overlap drops the oldest secret).
+/// Returns the updated row (404 when it does not exist or was deleted).
+pub fn rotate_secret(
+    conn: &mut DbConnection,
+    id: &str,
+    new_secret: &str,
+    overlap_until: NaiveDateTime,
+) -> Result<WebhookRow, AppError> {
+    conn.transaction(|conn| {
+        let row = get(conn, id)?;
+        diesel::update(webhooks::table.find(id))
+            .set((
+                webhooks::secret.eq(new_secret),
+                webhooks::previous_secret.eq(Some(&row.secret)),
+                webhooks::previous_secret_expires_at.eq(Some(overlap_until)),
+            ))
             .execute(conn)?;
         get(conn, id)
     })
@@ -408,17 +462,26 @@ pub enum Outcome {
     Retry { at: NaiveDateTime, error: String },
     /// Given up: a permanent answer, attempts exhausted, or the webhook was deleted.
     Failed { error: String },
+    /// A 410 Gone: the delivery fails and the webhook is disabled.
+    Gone { error: String },
 }
 
+/// `disabled_reason` of a webhook whose endpoint answered 410 Gone.
+pub const GONE: &str = "the endpoint answered 410 Gone";
+
 /// Records one delivery's attempt and outcome in its own transaction, as soon as it is known:
-/// the attempt is logged, and the delivery moves on if worker `me` still holds it.
+/// the attempt is logged, and the delivery moves on if worker `me` still holds it. The
+/// webhook's failing run moves too: a success ends it; a failed attempt starts it, and a run
+/// older than `disable_after` disables the webhook, as does a 410 ([`Outcome::Gone`]). Returns
+/// the webhook, with its `disabled_reason`, when this call disabled it.
 pub fn record_one(
     conn: &mut DbConnection,
     me: &str,
     c: &Claimed,
     attempt: Option<&Attempt>,
     outcome: &Outcome,
-) -> Result<(), AppError> {
+    disable_after: TimeDelta,
+) -> Result<Option<WebhookRow>, AppError> {
     conn.transaction(|conn| {
         let t = now();
         let id = &c.delivery.id;
@@ -439,43 +502,89 @@ pub fn record_one(
             .filter(webhook_deliveries::status.eq("delivering"))
             .filter(webhook_deliveries::claimed_by.eq(me));
         let code = attempt.and_then(|a| a.status_code);
-        match outcome {
-            Outcome::Delivered => {
-                diesel::update(target)
-                    .set((
-                        webhook_deliveries::status.eq("delivered"),
-                        webhook_deliveries::delivered_at.eq(Some(t)),
-                        webhook_deliveries::last_status_code.eq(code),
-                        webhook_deliveries::last_error.eq(None::<String>),
-                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        webhook_deliveries::claimed_by.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-            }
-            Outcome::Retry { at, error } => {
-                diesel::update(target)
-                    .set((
-                        webhook_deliveries::status.eq("pending"),
-                        webhook_deliveries::next_attempt_at.eq(*at),
-                        webhook_deliveries::last_status_code.eq(code),
-                        webhook_deliveries::last_error.eq(Some(error)),
-                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        webhook_deliveries::claimed_by.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-            }
-            Outcome::Failed { error } => {
-                diesel::update(target)
-                    .set((
-                        webhook_deliveries::status.eq("failed"),
-                        webhook_deliveries::last_status_code.eq(code),
-                        webhook_deliveries::last_error.eq(Some(error)),
-                        webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
-                        webhook_deliveries::claimed_by.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-            }
+        let (status, error) = match outcome {
+            Outcome::Delivered => ("delivered", None),
+            Outcome::Retry { error, .. } => ("pending", Some(error)),
+            Outcome::Failed { error } | Outcome::Gone { error } => ("failed", Some(error)),
+        };
+        let next_attempt_at = match outcome {
+            Outcome::Retry { at, .. } => *at,
+            _ => c.delivery.next_attempt_at,
+        };
+        let delivered_at = matches!(outcome, Outcome::Delivered).then_some(t);
+        let moved = diesel::update(target)
+            .set((
+                webhook_deliveries::status.eq(status),
+                webhook_deliveries::next_attempt_at.eq(next_attempt_at),
+                webhook_deliveries::delivered_at.eq(delivered_at),
+                webhook_deliveries::last_status_code.eq(code),
+                webhook_deliveries::last_error.eq(error),
+                webhook_deliveries::claimed_until.eq(None::<NaiveDateTime>),
+                webhook_deliveries::claimed_by.eq(None::<String>),
+            ))
+            .execute(conn)?;
+        match attempt {
+            Some(a) if moved == 1 => track_failing(conn, &c.webhook.id, a, outcome, disable_after),
+            _ => Ok(None),
         }
-        Ok(())
     })
+}
+
+/// Moves a webhook's failing run after one attempt (see [`record_one`]).
+fn track_failing(
+    conn: &mut DbConnection,
+    webhook_id: &str,
+    attempt: &Attempt,
+    outcome: &Outcome,
+    disable_after: TimeDelta,
+) -> Result<Option<WebhookRow>, AppError> {
+    let hook = webhooks::table
+        .find(webhook_id)
+        .select(WebhookRow::as_select())
+        .first(conn)?;
+    if matches!(outcome, Outcome::Delivered) {
+        if hook.failing_since.is_some() {
+            diesel::update(webhooks::table.find(webhook_id))
+                .set(webhooks::failing_since.eq(None::<NaiveDateTime>))
+                .execute(conn)?;
+        }
+        return Ok(None);
+    }
+    let since = hook.failing_since.unwrap_or(attempt.attempted_at);
+    let reason = if matches!(outcome, Outcome::Gone { .. }) {
+        Some(GONE.to_string())
+    } else if now() - since >= disable_after {
+        Some(format!(
+            "every delivery failed since {} (more than {} hours)",
+            crate::domain::utc(since).format("%Y-%m-%d %H:%M UTC"),
+            disable_after.num_hours()
+        ))
+    } else {
+        None
+    };
+    let disable = reason.is_some() && hook.live();
+    let mut changed = diesel::update(webhooks::table.find(webhook_id))
+        .set(webhooks::failing_since.eq(Some(since)))
+        .execute(conn)?;
+    if disable {
+        changed = diesel::update(
+            webhooks::table
+                .find(webhook_id)
+                .filter(webhooks::active.eq(true)),
+        )
+        .set((
+            webhooks::active.eq(false),
+            webhooks::disabled_reason.eq(reason),
+        ))
+        .execute(conn)?;
+    }
+    if !disable || changed == 0 {
+        return Ok(None);
+    }
+    Ok(Some(
+        webhooks::table
+            .find(webhook_id)
+            .select(WebhookRow::as_select())
+            .first(conn)?,
+    ))
 }

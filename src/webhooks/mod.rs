@@ -4,8 +4,15 @@
 //! transaction: one `webhook_deliveries` row is written per live webhook subscribed to the
 //! event, so an event is queued exactly when the change commits, and a crash loses nothing.
 //! The [`WebhookWorker`] claims due deliveries (with a lease, and `FOR UPDATE SKIP LOCKED` on
-//! PostgreSQL), POSTs them signed (see [`signing`]), logs every attempt in `webhook_attempts`
-//! and retries transient failures with exponential backoff.
+//! PostgreSQL), POSTs them signed as Standard Webhooks v1 says (see [`signing`]), logs every
+//! attempt in `webhook_attempts` and retries transient failures (honouring `Retry-After`).
+//!
+//! Secrets: `whsec_` + standard padded base64 of 32 random bytes, stored as they are (a
+//! deployment's own database holds them, like the SMTP password), because the service must sign
+//! with them. Secrets made before Standard Webhooks were the same 32 bytes in URL-safe unpadded
+//! base64; migration `2026-11-27-000011_webhook_standard` re-encoded them in the standard
+//! alphabet, so their key bytes did not change. [`rotate_secret`] replaces a secret; the
+//! previous one keeps signing beside it for `WEBHOOK_ROTATION_OVERLAP_HOURS` (24).
 //!
 //! After committing a transaction that enqueued, call `AppState::wake_webhooks.notify_one()`
 //! so the worker sends at once; otherwise it finds the delivery on its next poll
@@ -17,15 +24,16 @@ pub mod worker;
 use diesel::Connection;
 use serde_json::{json, Value};
 
+use crate::config::Settings;
 use crate::context::AppState;
-use crate::domain::{new_id, new_secret, now, IdPrefix};
+use crate::domain::{new_id, now, IdPrefix};
 use crate::error::AppError;
 use crate::store::models::{FollowupRow, ResponseRow};
 use crate::store::webhooks as store;
 use crate::store::DbConnection;
 use crate::views;
 
-pub use signing::{sign, verify, TOLERANCE_SECS};
+pub use signing::{new_secret, secret_key, sign, signature_header, verify, TOLERANCE_SECS};
 pub use worker::WebhookWorker;
 
 pub use crate::domain::Event;
@@ -39,9 +47,9 @@ pub const INACTIVE: &str = "webhook inactive";
 pub const TEST_EVENT: &str = "webhook.test";
 
 /// Queues `event` with `data` for every live webhook subscribed to it, inside the caller's
-/// transaction. Each delivery gets its own id and payload
-/// `{"id": "dlv_…", "event": "…", "created_at": "…", "data": …}`. With no subscriber this is
-/// one small query and no write.
+/// transaction. Each delivery gets its own id (its `webhook-id` header) and the payload
+/// `{"type": "…", "timestamp": "<RFC 3339>", "data": …}`. With no subscriber this is one small
+/// query and no write.
 pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usize, AppError> {
     let hooks = store::subscribers(conn, event)?;
     if hooks.is_empty() {
@@ -65,9 +73,8 @@ fn delivery_row(
 ) -> store::DeliveryRow {
     let id = new_id(IdPrefix::Delivery);
     let payload = json!({
-        "id": id,
-        "event": event,
-        "created_at": crate::domain::utc(t),
+        "type": event,
+        "timestamp": crate::domain::utc(t),
         "data": data,
     });
     store::DeliveryRow {
@@ -144,11 +151,15 @@ pub async fn create(
     let row = store::WebhookRow {
         id: new_id(IdPrefix::Webhook),
         url: url.trim().to_string(),
-        secret: new_secret("whsec_"),
+        secret: new_secret(),
         events: serde_json::to_string(&names).map_err(AppError::internal)?,
         active: true,
         created_at: now(),
         deleted_at: None,
+        previous_secret: None,
+        previous_secret_expires_at: None,
+        failing_since: None,
+        disabled_reason: None,
     };
     let saved = row.clone();
     state
@@ -327,6 +338,90 @@ pub async fn redeliver(
         .await?;
     state.wake_webhooks.notify_one();
     Ok(row)
+}
+
+/// Gives a webhook a new secret (returned here, once). The old one keeps signing beside it,
+/// in the same `webhook-signature` header, for `WEBHOOK_ROTATION_OVERLAP_HOURS`, so receivers
+/// can switch without losing a delivery. Works on paused webhooks too; 404 for an unknown or
+/// deleted one.
+pub async fn rotate_secret(state: &AppState, id: &str) -> Result<store::WebhookRow, AppError> {
+    let id = id.to_string();
+    let until =
+        now() + chrono::TimeDelta::hours(state.settings.webhook_rotation_overlap_hours as i64);
+    let secret = new_secret();
+    state
+        .db
+        .write(move |conn| store::rotate_secret(conn, &id, &secret, until))
+        .await
+}
+
+/// Emails every active admin that the service disabled `hook` (its `disabled_reason`), inside
+/// the caller's transaction (the outbox sends it).
+pub fn queue_disabled_email(
+    conn: &mut DbConnection,
+    hook: &store::WebhookRow,
+    settings: &Settings,
+) -> Result<usize, AppError> {
+    let admins = crate::store::users::active_admin_emails(conn)?;
+    let page = format!(
+        "{}/app/settings/webhooks/{}",
+        settings.public_url.as_str().trim_end_matches('/'),
+        hook.id
+    );
+    let target = display_url(&hook.url);
+    let reason = hook.disabled_reason.as_deref().unwrap_or("it kept failing");
+    let subject = format!("Webhook disabled: {target}");
+    let text = format!(
+        "Closeloop turned off the webhook {id} to {target}: {reason}.\n\n\
+Nothing more is sent to it. Fix the endpoint, then turn the webhook on again (and redeliver \
+what it missed) at {page}\n",
+        id = hook.id,
+    );
+    let esc = crate::email::message::escape_html;
+    let html = crate::email::message::team_page(
+        &subject,
+        &format!(
+            "<p style=\"margin:0 0 12px\">Closeloop turned off the webhook {id} to <strong>{target}</strong>: {reason}.</p>\
+<p style=\"margin:0 0 12px\">Nothing more is sent to it. Fix the endpoint, then turn the webhook on again (and redeliver what it missed):</p>\
+<p style=\"margin:0\"><a href=\"{page}\">{page}</a></p>",
+            id = esc(&hook.id),
+            target = esc(&target),
+            reason = esc(reason),
+            page = esc(&page),
+        ),
+    );
+    for to in &admins {
+        crate::store::emails::enqueue(
+            conn,
+            crate::store::emails::NewEmail {
+                kind: "webhook_disabled",
+                to,
+                subject: &subject,
+                body_text: &text,
+                in_reply_to: None,
+                followup_id: None,
+                from_name: Some("Closeloop"),
+                reply_to: None,
+                body_html: Some(&html),
+                send_at: None,
+            },
+        )?;
+    }
+    Ok(admins.len())
+}
+
+/// A webhook URL fit for an email: no credentials, query or fragment.
+fn display_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut u) => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.set_fragment(None);
+            u.to_string()
+        }
+        Err(_) => "(an invalid URL)".into(),
+    }
 }
 
 fn inactive() -> AppError {

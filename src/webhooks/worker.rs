@@ -6,17 +6,21 @@
 //! each attempt and outcome as soon as it is known (a crash repeats at most the requests in
 //! flight; a restarted process with the same id takes its old claims back at once). A panic
 //! in one delivery is caught: that delivery fails and the worker goes on. Each delivery moves
-//! on: a 2xx answer → `delivered`; a timeout, connection error, 408,
-//! 429 or 5xx → back to `pending` with exponential backoff (`failed` once
-//! `WEBHOOK_MAX_ATTEMPTS` attempts were made); any other answer (3xx, 4xx) → `failed` at once.
-//! Redirects are not followed.
+//! on, as the Standard Webhooks spec says: a 2xx answer → `delivered`; a timeout, connection
+//! error, 408, 429 or 5xx → back to `pending`, due after the answer's `Retry-After` (seconds or
+//! an HTTP date, at most [`RETRY_AFTER_MAX_SECS`]) or else after exponential backoff (`failed`
+//! once `WEBHOOK_MAX_ATTEMPTS` attempts were made); 410 Gone → `failed` and the webhook is
+//! disabled; any other answer (3xx, 4xx) → `failed` at once. Redirects are not followed. A
+//! webhook whose every attempt has failed for `WEBHOOK_DISABLE_AFTER_HOURS` is disabled too, and
+//! the workspace admins are emailed (in the transaction that disables it).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
+use diesel::Connection;
 use futures_util::stream::{self, StreamExt};
-use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, USER_AGENT};
+use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use tokio::sync::Notify;
 
 use crate::config::Settings;
@@ -32,6 +36,8 @@ const BATCH: i64 = 100;
 const CONCURRENCY: usize = 16;
 /// Bytes of a failed answer's body kept in the attempt log.
 const ERROR_BODY_BYTES: usize = 200;
+/// The longest `Retry-After` honoured: one day (a longer one is cut to this).
+pub const RETRY_AFTER_MAX_SECS: i64 = 86_400;
 
 #[derive(Clone)]
 pub struct WebhookWorker {
@@ -141,14 +147,35 @@ impl WebhookWorker {
     /// Records one delivery's attempt and outcome at once (a few tries).
     async fn record(&self, c: Claimed, attempt: Option<Attempt>, outcome: Outcome) {
         let job = Arc::new((c, attempt, outcome));
+        let disable_after = TimeDelta::hours(self.settings.webhook_disable_after_hours as i64);
         for n in 0..5u32 {
-            let (me, job2) = (self.instance.clone(), job.clone());
+            let (me, job2, settings) = (self.instance.clone(), job.clone(), self.settings.clone());
             match self
                 .db
-                .write(move |conn| store::record_one(conn, &me, &job2.0, job2.1.as_ref(), &job2.2))
+                .write(move |conn| {
+                    conn.transaction(|conn| {
+                        let disabled = store::record_one(
+                            conn,
+                            &me,
+                            &job2.0,
+                            job2.1.as_ref(),
+                            &job2.2,
+                            disable_after,
+                        )?;
+                        if let Some(hook) = &disabled {
+                            super::queue_disabled_email(conn, hook, &settings)?;
+                        }
+                        Ok(disabled)
+                    })
+                })
                 .await
             {
-                Ok(()) => return,
+                Ok(disabled) => {
+                    if let Some(hook) = disabled {
+                        tracing::warn!(webhook = %hook.id, reason = hook.disabled_reason.as_deref().unwrap_or_default(), "webhook disabled; the admins are emailed");
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(delivery = %job.0.delivery.id, error = %e, "cannot record the webhook delivery; trying again");
                     tokio::time::sleep(Duration::from_millis(200 << n)).await;
@@ -173,25 +200,40 @@ impl WebhookWorker {
             );
         }
         let body = c.delivery.payload.clone().into_bytes();
-        let timestamp = chrono::Utc::now().timestamp();
-        let signature = super::sign(&c.webhook.secret, timestamp, &body);
         let attempted_at = now();
+        let timestamp = attempted_at.and_utc().timestamp();
+        let secrets = c.webhook.signing_secrets(attempted_at);
+        let Some(signature) = super::signature_header(&secrets, &c.delivery.id, timestamp, &body)
+        else {
+            return (
+                None,
+                Outcome::Failed {
+                    error: "the webhook's secret is not a whsec_ secret; rotate it".into(),
+                },
+            );
+        };
         let started = Instant::now();
         let sent = self
             .client
             .post(&c.webhook.url)
-            .header("Closeloop-Signature", signature)
-            .header("Closeloop-Event", &c.delivery.event)
-            .header("Closeloop-Delivery", &c.delivery.id)
+            .header("webhook-id", &c.delivery.id)
+            .header("webhook-timestamp", timestamp.to_string())
+            .header("webhook-signature", signature)
             .body(body)
             .send()
             .await;
+        let mut retry_after = None;
         let (status_code, error, transient) = match sent {
             Ok(mut res) => {
                 let status = res.status();
                 if status.is_success() {
                     (Some(status.as_u16() as i32), None, false)
                 } else {
+                    retry_after = res
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| parse_retry_after(v, chrono::Utc::now()));
                     let snippet = read_snippet(&mut res).await;
                     let mut error = format!("HTTP {status}");
                     if status.is_redirection() {
@@ -217,6 +259,7 @@ impl WebhookWorker {
         };
         let outcome = match error {
             None => Outcome::Delivered,
+            Some(error) if status_code == Some(410) => Outcome::Gone { error },
             Some(error) if !transient => Outcome::Failed { error },
             Some(error) if c.delivery.attempts >= self.settings.webhook_max_attempts => {
                 Outcome::Failed {
@@ -224,10 +267,12 @@ impl WebhookWorker {
                 }
             }
             Some(error) => {
-                let delay = backoff(
-                    self.settings.webhook_retry_base_seconds,
-                    c.delivery.attempts,
-                );
+                let delay = retry_after.unwrap_or_else(|| {
+                    backoff(
+                        self.settings.webhook_retry_base_seconds,
+                        c.delivery.attempts,
+                    )
+                });
                 tracing::warn!(delivery = %c.delivery.id, webhook = %c.webhook.id, attempt = c.delivery.attempts, error = %error, "webhook delivery failed, will retry");
                 Outcome::Retry {
                     at: now() + delay,
@@ -285,6 +330,20 @@ impl WebhookWorker {
     }
 }
 
+/// The wait a `Retry-After` value asks for: delay-seconds or an HTTP date (RFC 9110), at
+/// `now`. A date in the past is no wait; anything over [`RETRY_AFTER_MAX_SECS`] is cut to it;
+/// an unreadable value is `None` (the usual backoff applies).
+pub fn parse_retry_after(value: &str, now: chrono::DateTime<chrono::Utc>) -> Option<TimeDelta> {
+    let value = value.trim();
+    let secs = if let Ok(secs) = value.parse::<u64>() {
+        secs.min(RETRY_AFTER_MAX_SECS as u64) as i64
+    } else {
+        let at = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+        (at.with_timezone(&chrono::Utc) - now).num_seconds()
+    };
+    Some(TimeDelta::seconds(secs.clamp(0, RETRY_AFTER_MAX_SECS)))
+}
+
 /// The start of an error answer's body, as text on one line.
 async fn read_snippet(res: &mut reqwest::Response) -> String {
     let mut buf = Vec::new();
@@ -321,5 +380,30 @@ fn describe(e: &reqwest::Error, settings: &Settings) -> String {
         kind.to_string()
     } else {
         format!("{kind}: {}", detail.join(": "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_is_capped() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T08:49:37Z")
+            .unwrap()
+            .with_timezone(&chrono::Utc);
+        let secs = |v: &str| parse_retry_after(v, now).map(|d| d.num_seconds());
+        assert_eq!(secs("120"), Some(120));
+        assert_eq!(secs(" 0 "), Some(0));
+        assert_eq!(secs("Thu, 26 Nov 2026 08:59:37 GMT"), Some(600));
+        assert_eq!(secs("Thu, 26 Nov 2026 08:00:00 GMT"), Some(0), "past: now");
+        assert_eq!(secs("999999999"), Some(RETRY_AFTER_MAX_SECS));
+        assert_eq!(
+            secs("Sat, 26 Dec 2026 08:49:37 GMT"),
+            Some(RETRY_AFTER_MAX_SECS)
+        );
+        assert_eq!(secs("-5"), None);
+        assert_eq!(secs("soon"), None);
+        assert_eq!(secs(""), None);
     }
 }

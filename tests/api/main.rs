@@ -30,5 +30,6 @@ mod queues;
 mod recovery;
 mod reports;
 mod spec;
+mod standard_webhooks;
 mod surveys;
 mod webhooks;

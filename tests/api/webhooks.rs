@@ -4,6 +4,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use serde_json::{json, Value};
@@ -26,7 +28,7 @@ pub(crate) struct Received {
     path: String,
     /// Lower-cased names.
     headers: HashMap<String, String>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
     /// Unix seconds when it arrived.
     at: i64,
 }
@@ -36,7 +38,7 @@ impl Received {
         self.headers.get(name).map(String::as_str).unwrap_or("")
     }
 
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("the body is JSON")
     }
 }
@@ -47,6 +49,8 @@ impl Received {
 pub(crate) struct Receiver {
     pub(crate) url: String,
     got: Arc<Mutex<Vec<Received>>>,
+    /// Header lines added to every answer that is not a 2xx (e.g. `Retry-After: 60`).
+    extra: Arc<Mutex<String>>,
 }
 
 impl Receiver {
@@ -55,23 +59,33 @@ impl Receiver {
         let port = listener.local_addr().unwrap().port();
         let got = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script.iter().copied().collect::<VecDeque<_>>()));
-        let (g, s) = (got.clone(), script.clone());
+        let extra = Arc::new(Mutex::new(String::new()));
+        let (g, s, e) = (got.clone(), script.clone(), extra.clone());
         tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                tokio::spawn(serve(stream, g.clone(), s.clone(), then));
+                tokio::spawn(serve(stream, g.clone(), s.clone(), e.clone(), then));
             }
         });
         Receiver {
             url: format!("http://127.0.0.1:{port}/hook"),
             got,
+            extra,
         }
+    }
+
+    /// Adds `name: value` to every later answer that is not a 2xx.
+    pub(crate) fn add_error_header(&self, name: &str, value: &str) {
+        self.extra
+            .lock()
+            .unwrap()
+            .push_str(&format!("{name}: {value}\r\n"));
     }
 
     pub(crate) fn count(&self) -> usize {
         self.got.lock().unwrap().len()
     }
 
-    fn all(&self) -> Vec<Received> {
+    pub(crate) fn all(&self) -> Vec<Received> {
         self.got.lock().unwrap().clone()
     }
 
@@ -89,6 +103,7 @@ async fn serve(
     mut stream: TcpStream,
     got: Arc<Mutex<Vec<Received>>>,
     script: Arc<Mutex<VecDeque<u16>>>,
+    extra: Arc<Mutex<String>>,
     then: u16,
 ) {
     let mut buf = Vec::new();
@@ -145,8 +160,13 @@ async fn serve(
             status = 200;
         }
         let text = format!("answer {status}");
+        let extra = if (200..300).contains(&status) {
+            String::new()
+        } else {
+            extra.lock().unwrap().clone()
+        };
         let answer = format!(
-            "HTTP/1.1 {status} Scripted\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n{text}",
+            "HTTP/1.1 {status} Scripted\r\ncontent-type: text/plain\r\n{extra}content-length: {}\r\n\r\n{text}",
             text.len()
         );
         if stream.write_all(answer.as_bytes()).await.is_err() {
@@ -155,13 +175,25 @@ async fn serve(
     }
 }
 
-/// The signature as a receiver computes it, independently of the service's code.
-fn expected_signature(secret: &str, t: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-    mac.update(t.as_bytes());
-    mac.update(b".");
+/// The Standard Webhooks signature entry a receiver expects for `secret`, computed here
+/// independently of the service's code: HMAC-SHA256 keyed with the base64-decoded secret
+/// after `whsec_`, over `{id}.{timestamp}.{body}`, in standard base64.
+pub(crate) fn expected_signature(secret: &str, id: &str, t: &str, body: &[u8]) -> String {
+    let key = STANDARD
+        .decode(secret.strip_prefix("whsec_").expect("whsec_ secret"))
+        .expect("standard base64 after whsec_");
+    let mut mac = Hmac::<Sha256>::new_from_slice(&key).unwrap();
+    mac.update(format!("{id}.{t}.").as_bytes());
     mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
+    format!("v1,{}", STANDARD.encode(mac.finalize().into_bytes()))
+}
+
+/// The space-separated entries of a request's `webhook-signature`.
+pub(crate) fn signatures(r: &Received) -> Vec<String> {
+    r.header("webhook-signature")
+        .split(' ')
+        .map(str::to_string)
+        .collect()
 }
 
 /// Checks the headers and signature of one request; returns the parsed body.
@@ -170,16 +202,19 @@ pub(crate) fn check_signed(r: &Received, secret: &str, event: &str) -> Value {
     assert_eq!(r.path, "/hook");
     assert_eq!(r.header("content-type"), "application/json");
     assert_eq!(r.header("user-agent"), "Closeloop-Webhooks/1");
-    assert_eq!(r.header("closeloop-event"), event);
-    let sig = r.header("closeloop-signature");
-    let (t_part, v1_part) = sig.split_once(',').expect("t=…,v1=…");
-    let t = t_part.strip_prefix("t=").expect("t= first");
-    let v1 = v1_part.strip_prefix("v1=").expect("v1= second");
-    assert_eq!(v1, expected_signature(secret, t, &r.body), "bad signature");
     assert!(
-        v1.chars()
-            .all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)),
-        "lowercase hex: {v1}"
+        !r.headers.keys().any(|k| k.starts_with("closeloop-")),
+        "no Closeloop-* headers any more: {:?}",
+        r.headers
+    );
+    let id = r.header("webhook-id");
+    assert!(id.starts_with("dlv_"), "{id}");
+    let t = r.header("webhook-timestamp");
+    let expected = expected_signature(secret, id, t, &r.body);
+    assert!(
+        signatures(r).contains(&expected),
+        "bad signature: {:?}, expected {expected}",
+        r.header("webhook-signature")
     );
     let t: i64 = t.parse().expect("unix seconds");
     assert!(
@@ -188,13 +223,14 @@ pub(crate) fn check_signed(r: &Received, secret: &str, event: &str) -> Value {
         r.at
     );
     let body = r.json();
-    assert_eq!(body["event"], event);
-    assert_eq!(body["id"], r.header("closeloop-delivery"));
-    assert!(body["id"].as_str().unwrap().starts_with("dlv_"), "{body}");
-    let created = body["created_at"].as_str().unwrap();
+    assert_eq!(body["type"], event);
+    let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 3, "type, timestamp and data: {body}");
+    assert!(body["data"].is_object(), "{body}");
+    let stamp = body["timestamp"].as_str().unwrap();
     assert!(
-        chrono::DateTime::parse_from_rfc3339(created).is_ok() && created.ends_with('Z'),
-        "{created}"
+        chrono::DateTime::parse_from_rfc3339(stamp).is_ok() && stamp.ends_with('Z'),
+        "{stamp}"
     );
     body
 }
@@ -480,10 +516,7 @@ async fn answers_reach_the_receiver_signed(engine: Engine) {
     assert_eq!(body["data"]["score"], 9);
     assert_eq!(body["data"]["category"], "promoter");
     assert_eq!(body["data"]["previous_score"], 3);
-    assert_ne!(
-        got[0].header("closeloop-delivery"),
-        got[1].header("closeloop-delivery")
-    );
+    assert_ne!(got[0].header("webhook-id"), got[1].header("webhook-id"));
 
     // A double submit that changes nothing sends nothing.
     answer(&app, json!({"invitation_token": token, "score": 9})).await;
@@ -522,7 +555,7 @@ async fn answers_reach_the_receiver_signed(engine: Engine) {
 
     // Every delivery is recorded as delivered, with its one attempt and payload.
     for r in &got {
-        let id = r.header("closeloop-delivery");
+        let id = r.header("webhook-id");
         let d = wait_delivery(&app, &hook, id, "delivered").await;
         assert_eq!(d["webhook_id"], hook.as_str());
         assert_eq!(d["attempt_count"], 1);
@@ -532,16 +565,12 @@ async fn answers_reach_the_receiver_signed(engine: Engine) {
         assert!(d["attempts"][0]["duration_ms"].as_i64().unwrap() >= 0);
         assert!(d["delivered_at"].is_string());
         assert!(d["next_attempt_at"].is_null());
-        assert_eq!(d["event"], r.header("closeloop-event"));
+        assert_eq!(d["event"], r.json()["type"]);
         assert_eq!(d["payload"], r.json(), "the payload is the body sent");
     }
     let list = deliveries(&app, &hook).await;
     assert_eq!(list.len(), 4);
-    assert_eq!(
-        list[3]["id"],
-        got[0].header("closeloop-delivery"),
-        "newest first"
-    );
+    assert_eq!(list[3]["id"], got[0].header("webhook-id"), "newest first");
 }
 
 async fn a_failing_receiver_gets_the_same_delivery_until_it_succeeds(engine: Engine) {
@@ -552,9 +581,9 @@ async fn a_failing_receiver_gets_the_same_delivery_until_it_succeeds(engine: Eng
     answer(&app, json!({"survey_id": s["id"], "score": 8})).await;
 
     let got = receiver.wait_for(3, 15).await;
-    let id = got[0].header("closeloop-delivery").to_string();
+    let id = got[0].header("webhook-id").to_string();
     for r in &got {
-        assert_eq!(r.header("closeloop-delivery"), id, "retries keep the id");
+        assert_eq!(r.header("webhook-id"), id, "retries keep the id");
         assert_eq!(r.body, got[0].body, "retries send the same body");
         check_signed(r, &secret, "response.created");
     }
@@ -581,7 +610,7 @@ async fn a_4xx_answer_is_not_retried(engine: Engine) {
     let s = app.nps_survey().await;
     answer(&app, json!({"survey_id": s["id"], "score": 8})).await;
     let got = receiver.wait_for(1, 10).await;
-    let id = got[0].header("closeloop-delivery");
+    let id = got[0].header("webhook-id");
     let d = wait_delivery(&app, &hook, id, "failed").await;
     assert_eq!(d["attempt_count"], 1);
     assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
@@ -629,7 +658,7 @@ async fn timeouts_and_connection_errors_are_retried_then_given_up(engine: Engine
     answer(&app, json!({"survey_id": s["id"], "score": 8})).await;
 
     let got = slow.wait_for(2, 15).await;
-    let id = got[0].header("closeloop-delivery");
+    let id = got[0].header("webhook-id");
     let d = wait_delivery(&app, &slow_hook, id, "delivered").await;
     assert_eq!(d["attempt_count"], 2);
     assert!(d["attempts"][0]["status_code"].is_null());
@@ -682,7 +711,7 @@ async fn a_webhook_gets_only_its_events(engine: Engine) {
     // A promoter: no follow-up task, so no follow-up event either.
     answer(&app, json!({"invitation_token": token, "score": 9})).await;
     let got = responses.wait_for(1, 10).await;
-    assert_eq!(got[0].header("closeloop-event"), "response.created");
+    assert_eq!(got[0].json()["type"], "response.created");
     assert_eq!(deliveries(&app, &created_hook).await.len(), 1);
     assert!(deliveries(&app, &updates_hook).await.is_empty());
     assert!(deliveries(&app, &followup_hook).await.is_empty());
@@ -815,8 +844,7 @@ async fn two_workers_on_one_postgres_deliver_each_event_once() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let got = receiver.all();
     assert_eq!(got.len(), 150, "no delivery was sent twice");
-    let ids: std::collections::HashSet<&str> =
-        got.iter().map(|r| r.header("closeloop-delivery")).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), 150);
 }
 
@@ -852,8 +880,7 @@ async fn a_receiver_slower_than_the_lease_gets_each_delivery_once_from_two_repli
     // Past the lease again: a replica that took deliveries over would send them now.
     tokio::time::sleep(Duration::from_millis(4500)).await;
     let got = receiver.all();
-    let ids: std::collections::HashSet<&str> =
-        got.iter().map(|r| r.header("closeloop-delivery")).collect();
+    let ids: std::collections::HashSet<&str> = got.iter().map(|r| r.header("webhook-id")).collect();
     assert_eq!(ids.len(), 4);
     assert_eq!(got.len(), 4, "no delivery was sent twice");
 }
@@ -991,7 +1018,7 @@ async fn a_test_event_reaches_the_receiver_and_redeliver_sends_it_again(engine: 
     let id = a.body["id"].as_str().unwrap().to_string();
     let got = receiver.wait_for(1, 10).await;
     let body = check_signed(&got[0], &secret, "webhook.test");
-    assert_eq!(body["id"], id);
+    assert_eq!(got[0].header("webhook-id"), id);
     assert_eq!(body["data"]["webhook_id"], hook);
     let d = wait_delivery(&app, &hook, &id, "delivered").await;
     assert_eq!(d["attempts"].as_array().unwrap().len(), 1);
@@ -1007,7 +1034,7 @@ async fn a_test_event_reaches_the_receiver_and_redeliver_sends_it_again(engine: 
     assert_eq!(a.status, 202, "{}", a.text);
     assert_eq!(a.body["id"], id);
     let got = receiver.wait_for(2, 10).await;
-    assert_eq!(got[1].header("closeloop-delivery"), id);
+    assert_eq!(got[1].header("webhook-id"), id);
     assert_eq!(got[1].body, got[0].body, "the same payload");
     check_signed(&got[1], &secret, "webhook.test");
     let d = eventually(10, "two attempts", || async {

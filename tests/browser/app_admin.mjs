@@ -56,11 +56,12 @@ async function startReceiver() {
   return { url: `http://127.0.0.1:${srv.address().port}/hook`, got };
 }
 
-/** Checks the `Closeloop-Signature` of a received request with `secret`. */
+/** Whether a received request carries a Standard Webhooks v1 signature made with `secret`. */
 function signatureOk(r, secret) {
-  const [t, v1] = String(r.headers['closeloop-signature'] || '').split(',');
-  const mac = crypto.createHmac('sha256', secret).update(`${t.slice(2)}.${r.body}`).digest('hex');
-  return v1 === `v1=${mac}`;
+  const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64');
+  const signed = `${r.headers['webhook-id']}.${r.headers['webhook-timestamp']}.${r.body}`;
+  const mac = crypto.createHmac('sha256', key).update(signed).digest('base64');
+  return String(r.headers['webhook-signature'] || '').split(' ').includes(`v1,${mac}`);
 }
 
 async function main() {
@@ -206,7 +207,7 @@ async function main() {
     await must('a test event reaches the receiver, signed', async () => {
       await submitBy(page, () => page.getByRole('button', { name: 'Send a test event' }).click());
       const r = await waitFor('a request at the receiver', () => receiver.got[0], 15_000);
-      assert.equal(r.headers['closeloop-event'], 'webhook.test');
+      assert.equal(JSON.parse(r.body).type, 'webhook.test');
       assert.ok(signatureOk(r, secret), 'the signature checks with the secret shown');
       await waitFor(
         'the attempt in the log',
@@ -228,7 +229,7 @@ async function main() {
     await must('redeliver sends the same delivery again', async () => {
       await submitBy(page, () => page.getByRole('button', { name: /^Redeliver/ }).first().click());
       await waitFor('a second request', () => receiver.got[1], 15_000);
-      assert.equal(receiver.got[1].headers['closeloop-delivery'], receiver.got[0].headers['closeloop-delivery']);
+      assert.equal(receiver.got[1].headers['webhook-id'], receiver.got[0].headers['webhook-id']);
       await waitFor(
         'two attempts in the log',
         async () => {
@@ -240,6 +241,22 @@ async function main() {
       );
     });
     await inspect(page, 'app-admin-webhook');
+    await must('rotating the secret shows the new one once; both sign for the overlap', async () => {
+      await submitBy(page, () => page.getByRole('button', { name: 'Rotate secret' }).click());
+      const fresh = await page.getByLabel('Signing secret').inputValue();
+      assert.match(fresh, /^whsec_[A-Za-z0-9+/]{43}=$/);
+      assert.notEqual(fresh, secret);
+      await inspect(page, 'app-admin-webhook-rotated');
+      await page.getByRole('link', { name: 'Back to the webhook' }).click();
+      assert.ok(!(await page.content()).includes(fresh), 'shown once');
+      assert.match(await page.locator('#secret-h + p + p').innerText(), /previous secret still signs until/);
+      const before = receiver.got.length;
+      await submitBy(page, () => page.getByRole('button', { name: 'Send a test event' }).click());
+      const r = await waitFor('a request signed after the rotation', () => receiver.got[before], 15_000);
+      assert.equal(String(r.headers['webhook-signature']).split(' ').length, 2);
+      assert.ok(signatureOk(r, fresh), 'signed with the new secret');
+      assert.ok(signatureOk(r, secret), 'and with the previous one');
+    });
     await check('no script errors on any page', () => assert.deepEqual(errors, []));
   } finally {
     await browser.close();

@@ -107,7 +107,8 @@ pub fn configure(cfg: &mut ServiceConfig) {
             .service(webhooks::remove)
             .service(webhooks::test)
             .service(webhooks::deliveries)
-            .service(webhooks::redeliver),
+            .service(webhooks::redeliver)
+            .service(webhooks::rotate_secret),
     )
     .service(ops::healthz)
     .service(ops::readyz)

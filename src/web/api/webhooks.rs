@@ -70,6 +70,11 @@ pub struct Webhook {
     pub events: Vec<Event>,
     /// Whether events are delivered (deleted webhooks disappear from the API).
     pub active: bool,
+    /// Why Closeloop turned the webhook off, when it did: the endpoint answered 410 Gone, or
+    /// every delivery failed for `WEBHOOK_DISABLE_AFTER_HOURS` (the admins were emailed).
+    /// Absent when active or paused by an admin; cleared when it is turned on again.
+    #[schema(example = "the endpoint answered 410 Gone")]
+    pub disabled_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -78,6 +83,7 @@ impl From<WebhookRow> for Webhook {
         Webhook {
             events: row.event_list(),
             active: row.live(),
+            disabled_reason: row.disabled_reason,
             id: row.id,
             url: row.url,
             created_at: utc(row.created_at),
@@ -94,10 +100,23 @@ pub struct CreatedWebhook {
     pub events: Vec<Event>,
     pub active: bool,
     pub created_at: DateTime<Utc>,
-    /// Verifies the `Closeloop-Signature` header of each request. Store it now: it is not
-    /// shown again.
-    #[schema(example = "whsec_3q2-7wEXAMPLEtMXsu0Jc3tqf9cWq3ZL8v2sR1aQx0b")]
+    /// The Standard Webhooks signing secret: `whsec_` + standard base64 of 32 random bytes
+    /// (the HMAC key). Any Standard Webhooks library verifies requests with it. Store it now:
+    /// it is not shown again.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwEXAMPLEkeyA=")]
     pub secret: String,
+}
+
+/// A webhook's new secret, shown only here.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    #[schema(example = "whk_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
+    pub id: String,
+    /// The new signing secret (`whsec_…`). Store it now: it is not shown again.
+    #[schema(example = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSwEXAMPLEkeyA=")]
+    pub secret: String,
+    /// Until when the previous secret keeps signing too (`webhook-signature` lists both).
+    pub previous_secret_expires_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -132,7 +151,8 @@ impl From<AttemptRow> for DeliveryAttempt {
 /// One event sent to one webhook, with every attempt.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Delivery {
-    /// Also the `Closeloop-Delivery` header and the payload's `id`: receivers deduplicate by it.
+    /// Also the `webhook-id` header, the same on every retry and redelivery: receivers
+    /// deduplicate by it.
     #[schema(example = "dlv_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2")]
     pub id: String,
     pub webhook_id: String,
@@ -153,7 +173,7 @@ pub struct Delivery {
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
     pub created_at: DateTime<Utc>,
-    /// The JSON body sent: `{id, event, created_at, data}`.
+    /// The JSON body sent: `{type, timestamp, data}`.
     #[schema(value_type = Object)]
     pub payload: Value,
 }
@@ -185,13 +205,18 @@ pub struct DeliveryList {
 
 /// Create a webhook
 ///
-/// Closeloop POSTs each subscribed event to `url` as JSON
-/// `{"id": "dlv_…", "event": "response.created", "created_at": "…", "data": {…}}`, with the
-/// headers `Closeloop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>`,
-/// `Closeloop-Event` and `Closeloop-Delivery` (the same on retries: deduplicate by it). A 2xx
-/// answer is success; timeouts, connection errors, 408, 429 and 5xx are retried with
-/// exponential backoff; other answers fail the delivery at once. The `secret` is returned
-/// only here.
+/// Closeloop POSTs each subscribed event to `url` as a Standard Webhooks v1 message
+/// (standardwebhooks.com): the JSON body `{"type": "response.created", "timestamp": "<RFC
+/// 3339>", "data": {…}}` with the headers `webhook-id` (the delivery id, the same on every
+/// retry: deduplicate by it), `webhook-timestamp` (Unix seconds of the attempt) and
+/// `webhook-signature: v1,<base64 HMAC-SHA256(key, "{webhook-id}.{webhook-timestamp}.{body}")>`,
+/// the key being the base64-decoded `secret` after `whsec_`; any Standard Webhooks library
+/// verifies it. A 2xx answer is success. Timeouts, connection errors, 408, 429 and 5xx are
+/// retried, after the answer's `Retry-After` (at most a day) or with exponential backoff;
+/// 410 Gone disables the webhook; other answers (3xx: redirects are not followed, 4xx) fail
+/// the delivery at once. A webhook whose every delivery has failed for 5 days
+/// (`WEBHOOK_DISABLE_AFTER_HOURS`) is disabled and the admins are emailed. The `secret` is
+/// returned only here (see `POST /webhooks/{id}/rotate-secret`).
 #[utoipa::path(
     operation_id = "create_webhook",
     tag = "webhooks",
@@ -475,7 +500,7 @@ pub async fn test(
 /// Redeliver a delivery
 ///
 /// Sends a delivery again, now, with the same id and payload (receivers deduplicate by
-/// `Closeloop-Delivery`): the new attempt is added to its log. Works on delivered and failed
+/// `webhook-id`): the new attempt is added to its log. Works on delivered and failed
 /// deliveries, and makes a pending one due at once. Retries after it follow the usual backoff
 /// while attempts remain (`WEBHOOK_MAX_ATTEMPTS`).
 #[utoipa::path(
@@ -504,4 +529,37 @@ pub async fn redeliver(
     check_id(&delivery_id, IdPrefix::Delivery, "delivery")?;
     let (row, attempts) = webhooks::redeliver(&state, &id, &delivery_id).await?;
     Ok(HttpResponse::Accepted().json(Delivery::from_rows(row, attempts)))
+}
+
+/// Rotate a webhook's secret
+///
+/// Gives the webhook a new signing secret, returned only here. The previous secret keeps
+/// signing beside it for 24 hours (`WEBHOOK_ROTATION_OVERLAP_HOURS`): during that time
+/// `webhook-signature` carries two space-separated entries, `v1,<new> v1,<old>`, and a
+/// receiver that still has the old secret keeps verifying. Rotating again during the overlap
+/// drops the oldest secret at once. Works on paused webhooks too.
+#[utoipa::path(
+    operation_id = "rotate_webhook_secret",
+    tag = "webhooks",
+    params(("id" = String, Path, description = "Webhook id", pattern = "^whk_[0-9A-HJKMNP-TV-Za-hjkmnp-tv-z]{26}$")),
+    responses(
+        (status = 200, description = "The new secret, shown only now", body = RotatedSecret),
+        (status = 404, description = "No such webhook (or it was deleted)", body = crate::web::error::ErrorBody)
+    )
+)]
+#[post("/webhooks/{id}/rotate-secret")]
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<String>,
+) -> Result<web::Json<RotatedSecret>, AppError> {
+    caller.require(Role::Admin)?;
+    let id = id.into_inner();
+    check_id(&id, IdPrefix::Webhook, "webhook")?;
+    let row = webhooks::rotate_secret(&state, &id).await?;
+    Ok(web::Json(RotatedSecret {
+        previous_secret_expires_at: utc(row.previous_secret_expires_at.unwrap_or(row.created_at)),
+        id: row.id,
+        secret: row.secret,
+    }))
 }

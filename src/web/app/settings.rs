@@ -38,6 +38,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::post().to(update_webhook),
         )
         .route(
+            "/app/settings/webhooks/{id}/rotate-secret",
+            web::post().to(rotate_secret),
+        )
+        .route(
             "/app/settings/webhooks/{id}/test",
             web::post().to(test_webhook),
         )
@@ -478,13 +482,16 @@ pub async fn create_webhook(
             ),
             label: "Signing secret",
             secret: row.secret.clone(),
-            usage: "Each request carries Closeloop-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, \"<t>.<body>\")>; check it before trusting the body.".into(),
+            usage: SIGNING_USAGE.into(),
             back: format!("/app/settings/webhooks/{}", row.id),
             back_text: "Go to the webhook",
         }
         .render(),
     ))
 }
+
+/// How a receiver checks a request, under a shown secret.
+const SIGNING_USAGE: &str = "Requests follow Standard Webhooks v1: verify the webhook-id, webhook-timestamp and webhook-signature headers with this secret (any Standard Webhooks library does it) before trusting the body.";
 
 pub struct AttemptItem {
     pub at: When,
@@ -513,6 +520,12 @@ struct WebhookPage {
     id: String,
     url: String,
     active: bool,
+    /// Why the service turned the webhook off, if it did.
+    disabled_reason: Option<String>,
+    /// Until when the previous secret still signs, during a rotation's overlap.
+    previous_until: Option<When>,
+    /// How long an old secret signs after a rotation, in words (`None`: not at all).
+    overlap: Option<String>,
     events: Vec<EventBox>,
     deliveries: Vec<DeliveryItem>,
     more: bool,
@@ -591,6 +604,17 @@ async fn hook_page(
         WebhookPage {
             l: Layout::signed("Webhook", signed, "settings"),
             csrf: signed.csrf().to_string(),
+            previous_until: row
+                .previous_secret_expires_at
+                .filter(|t| *t > at)
+                .map(|t| when(t, at)),
+            disabled_reason: row.disabled_reason,
+            overlap: match state.settings.webhook_rotation_overlap_hours {
+                0 => None,
+                24 => Some("a day".into()),
+                1 => Some("an hour".into()),
+                h => Some(format!("{h} hours")),
+            },
             id: row.id,
             url,
             active,
@@ -687,6 +711,43 @@ pub async fn test_webhook(
             d.id
         ),
     )))
+}
+
+/// `POST /app/settings/webhooks/{id}/rotate-secret`: a new signing secret, shown once; the
+/// old one keeps signing beside it for `WEBHOOK_ROTATION_OVERLAP_HOURS`.
+pub async fn rotate_secret(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    signed: Signed,
+    id: web::Path<String>,
+    form: web::Form<ActionForm>,
+) -> Result<HttpResponse, PageError> {
+    signed.check_csrf(&req, form.csrf_token.as_deref())?;
+    signed.require(Role::Admin)?;
+    check_hook_id(&id)?;
+    let row = webhooks::rotate_secret(&state, &id).await?;
+    tracing::info!(webhook = %row.id, by = %signed.member().id, "webhook secret rotated in the workspace");
+    let until = row
+        .previous_secret_expires_at
+        .map(|t| when(t, now()).abs)
+        .unwrap_or_default();
+    Ok(html(
+        StatusCode::OK,
+        SecretPage {
+            l: Layout::signed("Secret rotated", &signed, "settings"),
+            heading: "New signing secret".into(),
+            what: format!(
+                "Requests to {} are now signed with this secret, and with the previous one too until {until}. Copy it now and give it to the receiver: it is shown only this once.",
+                row.url
+            ),
+            label: "Signing secret",
+            secret: row.secret,
+            usage: SIGNING_USAGE.into(),
+            back: format!("/app/settings/webhooks/{}", row.id),
+            back_text: "Back to the webhook",
+        }
+        .render(),
+    ))
 }
 
 /// `POST /app/settings/webhooks/{id}/deliveries/{delivery}/redeliver`.
