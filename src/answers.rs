@@ -84,10 +84,14 @@ pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTi
 /// wakes the workers that send what it queued. Every front door calls this.
 pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppError> {
     let rules = Rules::from_settings(&state.settings);
+    let kind = answer.survey.kind.clone();
     let outcome = state
         .db
         .write_grouped(move |conn| record_in_tx(conn, &answer, &rules))
         .await?;
+    if let Recorded::Created(r) = &outcome.recorded {
+        state.metrics.answer_recorded(&kind, &r.category);
+    }
     // Wake the workers only when there is something for them: a woken worker claims in a
     // write transaction, which competes with answers for SQLite's one writer.
     if !outcome.tasks.is_empty() {

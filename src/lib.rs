@@ -19,6 +19,7 @@ pub mod followups;
 pub mod i18n;
 pub mod invitations;
 pub mod members;
+pub mod queues;
 pub mod reports;
 pub mod startup;
 pub mod store;

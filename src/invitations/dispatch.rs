@@ -14,7 +14,6 @@
 //! A panic while building or sending one message is caught: that message is `failed` with
 //! the panic's text and the worker goes on.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -231,7 +230,7 @@ impl Dispatcher {
             Ok(o) => o,
             Err(panic) => {
                 let text = panic;
-                self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
+                self.metrics.send_panicked();
                 tracing::error!(email = %row.id, panic = %text, "building or sending the email panicked; marked failed");
                 EmailOutcome::Failed {
                     error: format!("could not build or send the message: {text}"),
@@ -239,12 +238,8 @@ impl Dispatcher {
             }
         };
         match &outcome {
-            EmailOutcome::Sent { .. } => {
-                self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
-            }
-            EmailOutcome::Failed { .. } => {
-                self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
-            }
+            EmailOutcome::Sent { .. } => self.metrics.email_sent(&row.kind),
+            EmailOutcome::Failed { .. } => self.metrics.email_failed(&row.kind),
             _ => {}
         }
         outcome
@@ -305,15 +300,12 @@ impl Dispatcher {
                         None => self.send_one_guarded(&c).await,
                     };
                     match &outcome {
-                        Outcome::Sent { .. } | Outcome::ReminderSent => {
-                            self.metrics.emails_sent.fetch_add(1, Ordering::Relaxed);
-                        }
+                        Outcome::Sent { .. } => self.metrics.email_sent("invitation"),
+                        Outcome::ReminderSent => self.metrics.email_sent("reminder"),
                         Outcome::Stopped {
                             status: "failed", ..
-                        }
-                        | Outcome::ReminderFailed { .. } => {
-                            self.metrics.emails_failed.fetch_add(1, Ordering::Relaxed);
-                        }
+                        } => self.metrics.email_failed("invitation"),
+                        Outcome::ReminderFailed { .. } => self.metrics.email_failed("reminder"),
                         _ => {}
                     }
                     let id = c.invitation.id.clone();
@@ -353,7 +345,7 @@ impl Dispatcher {
             Ok(outcome) => outcome,
             Err(panic) => {
                 let text = panic;
-                self.metrics.send_panics.fetch_add(1, Ordering::Relaxed);
+                self.metrics.send_panicked();
                 tracing::error!(invitation = %c.invitation.id, panic = %text, "building or sending the survey email panicked; marked failed");
                 let error = format!("could not build or send the message: {text}");
                 if c.reminder {

@@ -244,3 +244,11 @@ pub fn erase_address(conn: &mut DbConnection, address: &str) -> Result<(), AppEr
         .execute(conn)?;
     Ok(())
 }
+
+/// The email outbox queue for `/metrics`: pending rows, how many are due, the oldest due.
+pub fn queue_state(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+) -> Result<super::QueueState, AppError> {
+    Ok(super::queue_state!(conn, emails, "pending", t))
+}

@@ -632,3 +632,25 @@ pub fn any(conn: &mut DbConnection) -> Result<bool, AppError> {
         .optional()?
         .is_some())
 }
+
+/// Follow-up tasks open, in progress, and (of those) overdue at `t`, for `/metrics`.
+pub fn backlog(conn: &mut DbConnection, t: NaiveDateTime) -> Result<(i64, i64, i64), AppError> {
+    use diesel::dsl::count_star;
+    let by_status: Vec<(String, i64)> = followups::table
+        .filter(followups::status.eq_any(OPEN_STATUSES))
+        .group_by(followups::status)
+        .select((followups::status, count_star()))
+        .load(conn)?;
+    let of = |s: &str| {
+        by_status
+            .iter()
+            .find(|(status, _)| status == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    let overdue: i64 = followups::table
+        .filter(followups::status.eq_any(OPEN_STATUSES))
+        .filter(followups::due_at.lt(t))
+        .select(count_star())
+        .first(conn)?;
+    Ok((of("open"), of("in_progress"), overdue))
+}

@@ -570,3 +570,11 @@ pub fn mark_delivered(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Re
         .execute(conn)?;
     Ok(())
 }
+
+/// The invitation queue for `/metrics`: scheduled rows, how many are due, the oldest due.
+pub fn queue_state(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+) -> Result<super::QueueState, AppError> {
+    Ok(super::queue_state!(conn, invitations, "scheduled", t))
+}

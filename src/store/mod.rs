@@ -39,6 +39,40 @@ macro_rules! due_queue_ids {
 }
 pub(crate) use due_queue_ids;
 
+/// The state of a lease-based queue table for `/metrics`: rows waiting in `$waiting`, how
+/// many of them are due at `$now`, and the oldest due one's `next_attempt_at`. Two counts.
+macro_rules! queue_state {
+    ($conn:expr, $table:ident, $waiting:expr, $now:expr) => {{
+        use diesel::dsl::{count_star, min};
+        use $crate::store::schema::$table as q;
+        let waiting: i64 = q::table
+            .filter(q::status.eq($waiting))
+            .select(count_star())
+            .first($conn)?;
+        let (due, oldest_due): (i64, Option<chrono::NaiveDateTime>) = q::table
+            .filter(q::status.eq($waiting).and(q::next_attempt_at.le($now)))
+            .select((count_star(), min(q::next_attempt_at)))
+            .first($conn)?;
+        $crate::store::QueueState {
+            waiting,
+            due,
+            oldest_due,
+        }
+    }};
+}
+pub(crate) use queue_state;
+
+/// What [`queue_state!`] reads from one queue table.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct QueueState {
+    /// Rows waiting for their time (or their next attempt).
+    pub waiting: i64,
+    /// Of those, the rows whose time has come.
+    pub due: i64,
+    /// The earliest `next_attempt_at` among waiting rows, when one is due.
+    pub oldest_due: Option<chrono::NaiveDateTime>,
+}
+
 /// Extends to `$until` the lease of those of `$ids` in a queue table that worker `$me` still
 /// holds (status `$working`, claimed by it): the heartbeat of a worker that is still on them.
 /// Returns how many it still holds.
@@ -247,6 +281,22 @@ impl Db {
             engine,
             checkout,
         })
+    }
+
+    /// Each pool's connections in use and idle, by name (`read`, and `write` on SQLite where
+    /// writes have their own pool). No query: r2d2 keeps the counts.
+    pub fn pool_states(&self) -> Vec<(&'static str, u32, u32)> {
+        let state = |pool: &DbPool| {
+            let s = pool.state();
+            (s.connections - s.idle_connections, s.idle_connections)
+        };
+        let (used, idle) = state(&self.pool);
+        let mut out = vec![("read", used, idle)];
+        if self.engine == Engine::Sqlite {
+            let (used, idle) = state(&self.write_pool);
+            out.push(("write", used, idle));
+        }
+        out
     }
 
     /// The same pools with another connection checkout timeout (background workers wait

@@ -588,3 +588,11 @@ fn track_failing(
             .first(conn)?,
     ))
 }
+
+/// The webhook delivery queue for `/metrics`: pending rows, how many are due, the oldest due.
+pub fn queue_state(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+) -> Result<super::QueueState, AppError> {
+    Ok(super::queue_state!(conn, webhook_deliveries, "pending", t))
+}

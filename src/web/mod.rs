@@ -103,7 +103,7 @@ pub async fn request_log(
     if let Some(m) = metrics {
         m.record(&method, &route, status, elapsed.as_secs_f64());
     }
-    tracing::info!(request_id = %request_id, method = %method, route = %route, status, latency_ms = format!("{latency_ms:.2}"), "request");
+    tracing::info!(request_id = %request_id, method = %method, route = %route, status, latency_ms = (latency_ms * 100.0).round() / 100.0, "request");
     if let Ok(v) = HeaderValue::from_str(&request_id) {
         res.headers_mut().insert(REQUEST_ID.clone(), v);
     }

@@ -146,6 +146,16 @@ impl WebhookWorker {
 
     /// Records one delivery's attempt and outcome at once (a few tries).
     async fn record(&self, c: Claimed, attempt: Option<Attempt>, outcome: Outcome) {
+        let word = match &outcome {
+            Outcome::Delivered => "delivered",
+            Outcome::Retry { .. } => "retry",
+            Outcome::Failed { .. } => "failed",
+            Outcome::Gone { .. } => "gone",
+        };
+        self.metrics.webhook_delivery(word);
+        if let Outcome::Failed { error } | Outcome::Gone { error } = &outcome {
+            tracing::warn!(delivery = %c.delivery.id, webhook = %c.webhook.id, attempts = c.delivery.attempts, error = %error, "webhook delivery failed for good");
+        }
         let job = Arc::new((c, attempt, outcome));
         let disable_after = TimeDelta::hours(self.settings.webhook_disable_after_hours as i64);
         for n in 0..5u32 {

@@ -103,25 +103,30 @@ fn an_unreachable_database_stops_start_up_with_the_cause() {
     assert!(stderr.contains("cannot connect to PostgreSQL"), "{stderr}");
 }
 
-/// At start the server says where it listens, which engine it uses and which migrations it
-/// applied, so a newcomer sees at once what happened.
-#[test]
-fn the_server_logs_its_url_engine_and_migrations_at_start() {
+/// A server on a fresh SQLite file, logging at `info` in `format`, read up to its
+/// "closeloop is serving" line: the child, the rest of its log, and what it logged so far.
+fn start_server(
+    dir: &std::path::Path,
+    format: &str,
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStderr>>,
+    String,
+) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let db = format!("sqlite://{}", dir.path().join("start.db").display());
+    let db = format!("sqlite://{}", dir.join("start.db").display());
     let mut child = Command::new(env!("CARGO_BIN_EXE_closeloop"))
         .env("DATABASE_URL", &db)
         .env("BIND_ADDR", "127.0.0.1:0")
-        .env("OUTBOX_DIR", dir.path().join("outbox"))
+        .env("OUTBOX_DIR", dir.join("outbox"))
         .env("RUST_LOG", "info")
-        .env("LOG_FORMAT", "text")
+        .env("LOG_FORMAT", format)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
     let mut seen = String::new();
-    for line in BufReader::new(stderr).lines() {
+    for line in lines.by_ref() {
         let line = line.unwrap();
         seen.push_str(&line);
         seen.push('\n');
@@ -129,6 +134,15 @@ fn the_server_logs_its_url_engine_and_migrations_at_start() {
             break;
         }
     }
+    (child, lines, seen)
+}
+
+/// At start the server says where it listens, which engine it uses and which migrations it
+/// applied, so a newcomer sees at once what happened.
+#[test]
+fn the_server_logs_its_url_engine_and_migrations_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, _, seen) = start_server(dir.path(), "text");
     child.kill().unwrap();
     let _ = child.wait();
     assert!(seen.contains("applied database migrations"), "{seen}");
@@ -137,4 +151,36 @@ fn the_server_logs_its_url_engine_and_migrations_at_start() {
         "{seen}"
     );
     assert!(seen.contains("url=http://127.0.0.1:"), "{seen}");
+}
+
+/// A JSON request log line carries `latency_ms` as a number, so log tools can graph it.
+#[test]
+fn json_request_logs_carry_latency_ms_as_a_number() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, lines, seen) = start_server(dir.path(), "json");
+    let serving: serde_json::Value = serde_json::from_str(seen.trim().lines().last().unwrap())
+        .unwrap_or_else(|e| panic!("{e}: {seen}"));
+    let url = serving["url"].as_str().unwrap_or_else(|| panic!("{seen}"));
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut request = None;
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(&line.unwrap()).unwrap();
+        if v["message"] == "request" && v["route"] == "/healthz" {
+            request = Some(v);
+            break;
+        }
+    }
+    child.kill().unwrap();
+    let _ = child.wait();
+    let request = request.expect("a request log line");
+    assert!(request["latency_ms"].is_number(), "{request}");
+    assert_eq!(request["status"], 200, "{request}");
 }

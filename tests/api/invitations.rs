@@ -565,7 +565,9 @@ async fn a_permanent_5xx_reply_marks_the_invitation_failed_with_the_reply(engine
     assert!(inv["last_error"].as_str().unwrap().contains("550"), "{inv}");
     let metrics = app.send(Method::GET, "/metrics", None, None).await;
     assert!(
-        metrics.text.contains("closeloop_emails_failed_total 1"),
+        metrics
+            .text
+            .contains(r#"closeloop_emails_failed_total{kind="invitation"} 1"#),
         "{}",
         metrics.text
     );
@@ -791,14 +793,8 @@ async fn two_dispatchers_on_one_postgres_send_each_invitation_once() {
     assert_eq!(got_after.len(), 300, "no invitation was sent twice");
     let recipients: HashSet<String> = got.iter().flat_map(|r| r.to.clone()).collect();
     assert_eq!(recipients.len(), 300);
-    let by_replica = replica_metrics
-        .emails_sent
-        .load(std::sync::atomic::Ordering::Relaxed);
-    let by_first = app
-        .app_state
-        .metrics
-        .emails_sent
-        .load(std::sync::atomic::Ordering::Relaxed);
+    let by_replica = replica_metrics.emails_sent_of("invitation");
+    let by_first = app.app_state.metrics.emails_sent_of("invitation");
     assert_eq!(by_first + by_replica, 300);
     assert!(
         by_first > 0 && by_replica > 0,

@@ -21,6 +21,7 @@ mod hostile;
 mod inbox;
 mod invitations;
 mod layers;
+mod metrics;
 mod openapi;
 mod ops;
 mod outage;

@@ -104,15 +104,27 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 
 /// Metrics
 ///
-/// Prometheus text format: request counts by status class and route latency totals.
+/// OpenMetrics text (Prometheus scrapes it): request counts and a latency histogram by
+/// route pattern, emails by kind, worker liveness, database pool connections, build info.
 #[utoipa::path(
     operation_id = "metrics",
     tag = "ops",
-    responses((status = 200, description = "Prometheus metrics", content_type = "text/plain", body = String))
+    responses((status = 200, description = "Prometheus metrics", content_type = "application/openmetrics-text", body = String))
 )]
 #[get("/metrics")]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    crate::queues::refresh(&state.db, &state.metrics).await;
+    let pools: Vec<_> = state
+        .db
+        .pool_states()
+        .into_iter()
+        .map(|(name, in_use, idle)| (name, crate::telemetry::PoolState { in_use, idle }))
+        .collect();
     HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render_with(state.settings.stall_seconds()))
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(
+            state
+                .metrics
+                .render_with(state.settings.stall_seconds(), &pools),
+        )
 }
