@@ -226,6 +226,285 @@ fn bad(name: &'static str, problem: impl Into<String>) -> ConfigError {
     }
 }
 
+/// One environment variable: its name, its default as a person reads it, and what it does.
+#[derive(Debug, Clone, Copy)]
+pub struct EnvVar {
+    pub name: &'static str,
+    pub default: &'static str,
+    pub about: &'static str,
+}
+
+/// Every environment variable Closeloop reads: name, default, what it does. `closeloop --help`
+/// and `closeloop config` print it; a test checks that `from_lookup` reads exactly these and
+/// that the README's configuration table lists them.
+pub const ENV_VARS: &[EnvVar] = &[
+    EnvVar {
+        name: "DATABASE_URL",
+        default: "sqlite://closeloop.db",
+        about: "sqlite://FILE (or a plain path), or postgres://user:pass@host:port/db",
+    },
+    EnvVar {
+        name: "DB_POOL_SIZE",
+        default: "4 (SQLite), 10 (PostgreSQL)",
+        about: "connections in the pool (1–200); SQLite writes always use one connection",
+    },
+    EnvVar {
+        name: "DB_CHECKOUT_TIMEOUT_MS",
+        default: "1500",
+        about: "how long a request waits for a database connection before it answers 503 with Retry-After (100–60000); background workers wait up to 30 s",
+    },
+    EnvVar {
+        name: "BIND_ADDR",
+        default: "127.0.0.1:8080",
+        about: "where the HTTP server listens (loopback by default)",
+    },
+    EnvVar {
+        name: "HTTP_WORKERS",
+        default: "number of CPUs",
+        about: "HTTP worker threads (1–256)",
+    },
+    EnvVar {
+        name: "PUBLIC_URL",
+        default: "http://localhost:8080",
+        about: "base of every link put in an email or returned by the API",
+    },
+    EnvVar {
+        name: "SMTP_URL",
+        default: "unset",
+        about: "lettre SMTP URL: smtp://host:25 (plain), smtp://user:pass@host:587?tls=required (STARTTLS), smtps://user:pass@host (implicit TLS); unset → emails written to OUTBOX_DIR",
+    },
+    EnvVar {
+        name: "SMTP_FROM",
+        default: "Closeloop <surveys@localhost>",
+        about: "envelope and header sender; survey emails show the survey's brand as the name",
+    },
+    EnvVar {
+        name: "SMTP_POOL_SIZE",
+        default: "16",
+        about: "pooled SMTP connections (1–100)",
+    },
+    EnvVar {
+        name: "OUTBOX_DIR",
+        default: "./outbox",
+        about: "where .eml files go when there is no SMTP",
+    },
+    EnvVar {
+        name: "TEAM_EMAIL",
+        default: "unset",
+        about: "where new follow-up alerts and the daily overdue digest go",
+    },
+    EnvVar {
+        name: "DISPATCHER",
+        default: "on",
+        about: "off stops this process from sending emails (another replica sends them)",
+    },
+    EnvVar {
+        name: "DISPATCH_INTERVAL_MS",
+        default: "1000",
+        about: "how often an idle worker looks for due work (new work wakes it at once)",
+    },
+    EnvVar {
+        name: "EMAIL_BATCH_SIZE",
+        default: "500",
+        about: "invitations claimed per batch (1–5000)",
+    },
+    EnvVar {
+        name: "EMAIL_CONCURRENCY",
+        default: "32",
+        about: "emails sent at once per process (1–1000)",
+    },
+    EnvVar {
+        name: "EMAIL_MAX_ATTEMPTS",
+        default: "8",
+        about: "attempts before a transiently failing email is failed (1–100)",
+    },
+    EnvVar {
+        name: "EMAIL_RETRY_BASE_SECONDS",
+        default: "30",
+        about: "first retry delay; doubles per attempt, capped at 1 h, ±20 % jitter (0–86400)",
+    },
+    EnvVar {
+        name: "EMAIL_LEASE_SECONDS",
+        default: "300",
+        about: "how long a claim on a queued invitation or email lasts without a heartbeat; a live worker extends it every third of it (3–86400)",
+    },
+    EnvVar {
+        name: "INSTANCE_ID",
+        default: "host name : bound port",
+        about: "this process's name on its queue claims; a restart with the same name takes its old claims back at once (see [The send queue](#distribution-invitations-and-email))",
+    },
+    EnvVar {
+        name: "WORKER_STALL_SECONDS",
+        default: "120",
+        about: "a background worker that has not looped (or handled a message) for this long makes /readyz answer 503 (at least 3 idle polls)",
+    },
+    EnvVar {
+        name: "ALERT_DELAY_SECONDS",
+        default: "120",
+        about: "grace period before a new (or reopened) follow-up's alert, so it carries the final score and comment (0–86400)",
+    },
+    EnvVar {
+        name: "FOLLOWUP_SLA_HOURS",
+        default: "48",
+        about: "a new follow-up is due this many hours after the answer (1–8760)",
+    },
+    EnvVar {
+        name: "FOLLOWUP_SLA_BUSINESS_DAYS",
+        default: "false",
+        about: "true: count the SLA in business hours, Monday–Friday UTC (48 h = 2 business days)",
+    },
+    EnvVar {
+        name: "FOLLOWUP_RESOLVE_ON_RAISE",
+        default: "true",
+        about: "resolve a task (outcome score_raised) when the customer raises the score out of the unhappy range",
+    },
+    EnvVar {
+        name: "FOLLOWUP_OUTCOMES",
+        default: "resolved_issue,explained,compensated,feature_request,no_action_needed,could_not_reach",
+        about: "the outcomes a person may give when closing a task: comma-separated identifiers (a lowercase letter, then lowercase letters, digits or _; up to 50 characters; no duplicates; not score_raised, which only the system sets)",
+    },
+    EnvVar {
+        name: "DIGEST_HOUR_UTC",
+        default: "8",
+        about: "hour from which the daily overdue digest is sent (0–23)",
+    },
+    EnvVar {
+        name: "RESURVEY_CHECK_SECONDS",
+        default: "60",
+        about: "how often the dispatcher looks for re-surveys that are due (resurvey_after_days; 0 = every round)",
+    },
+    EnvVar {
+        name: "PUBLIC_LINK_PER_MINUTE",
+        default: "30",
+        about: "public link answers (POSTs) per minute per client address; page views are not counted",
+    },
+    EnvVar {
+        name: "PUBLIC_LINK_BURST",
+        default: "20",
+        about: "burst allowed above that rate; past it → 429 page in the survey's brand with Retry-After",
+    },
+    EnvVar {
+        name: "TRUSTED_PROXIES",
+        default: "empty",
+        about: "comma-separated addresses or CIDRs (e.g. 10.0.0.0/8, ::1) of reverse proxies; when the TCP peer is one of them, the client address is the nearest untrusted hop of Forwarded (for=) or else X-Forwarded-For",
+    },
+    EnvVar {
+        name: "WEBHOOKS",
+        default: "on",
+        about: "off stops this process from delivering webhooks (events are still queued; another replica delivers them)",
+    },
+    EnvVar {
+        name: "WEBHOOK_TIMEOUT_SECONDS",
+        default: "10",
+        about: "per-request timeout of a webhook delivery, connect and answer (1–300)",
+    },
+    EnvVar {
+        name: "WEBHOOK_MAX_ATTEMPTS",
+        default: "10",
+        about: "attempts before a transiently failing delivery is marked failed (1–100)",
+    },
+    EnvVar {
+        name: "WEBHOOK_RETRY_BASE_SECONDS",
+        default: "10",
+        about: "first retry delay; doubles per attempt, capped at 1 h, ±20 % jitter (0–3600; 0 retries at once)",
+    },
+    EnvVar {
+        name: "WEBHOOK_LEASE_SECONDS",
+        default: "300",
+        about: "like EMAIL_LEASE_SECONDS, for webhook deliveries (3–86400)",
+    },
+    EnvVar {
+        name: "WEBHOOK_DISABLE_AFTER_HOURS",
+        default: "120",
+        about: "a webhook whose every attempt has failed for this long (5 days, as Standard Webhooks says) is disabled and the admins are emailed (0–8760; 0 disables at the first failed attempt, which the tests use)",
+    },
+    EnvVar {
+        name: "WEBHOOK_ROTATION_OVERLAP_HOURS",
+        default: "24",
+        about: "how long the previous secret keeps signing beside the new one after a rotation (0–720; 0 drops it at once, which the tests use)",
+    },
+    EnvVar {
+        name: "SESSION_IDLE_HOURS",
+        default: "12",
+        about: "a workspace session ends after this many hours without a request (1–720)",
+    },
+    EnvVar {
+        name: "SESSION_MAX_DAYS",
+        default: "30",
+        about: "... and this many days after sign-in at the latest (1–365)",
+    },
+    EnvVar {
+        name: "MAX_BODY_BYTES",
+        default: "1048576",
+        about: "largest accepted JSON body (1 KiB–64 MiB); larger → 413",
+    },
+    EnvVar {
+        name: "RUST_LOG",
+        default: "info",
+        about: "log filter (warn, closeloop=debug, …)",
+    },
+    EnvVar {
+        name: "LOG_FORMAT",
+        default: "text",
+        about: "text or json (one JSON object per line)",
+    },
+];
+
+/// The environment variables as `closeloop --help` lists them: one per line, with the default.
+pub fn env_help() -> String {
+    let mut out = String::from("Environment variables (all optional):\n");
+    for v in ENV_VARS {
+        out.push_str(&format!(
+            "  {} [default: {}]\n      {}\n",
+            v.name, v.default, v.about
+        ));
+    }
+    out
+}
+
+/// The effective value of every environment variable, as `closeloop config` prints it:
+/// `(name, value, from_default)`, the value being what `lookup` gives (secrets masked) or
+/// else the default. Passwords in URLs and every variable whose name says SECRET, PASSWORD,
+/// TOKEN or KEY are masked.
+/// Defaults that depend on the machine or the engine are shown as `settings` worked them out.
+pub fn effective(
+    settings: &Settings,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, String, bool)> {
+    ENV_VARS
+        .iter()
+        .map(|v| match lookup(v.name).filter(|x| !x.trim().is_empty()) {
+            Some(value) => (v.name, mask(v.name, value.trim()), false),
+            None => {
+                let default = match v.name {
+                    "DB_POOL_SIZE" => settings.db_pool_size.to_string(),
+                    "HTTP_WORKERS" => settings.http_workers.to_string(),
+                    _ => v.default.to_string(),
+                };
+                (v.name, default, true)
+            }
+        })
+        .collect()
+}
+
+/// `value` of variable `name` with its secrets replaced by `********`.
+pub fn mask(name: &str, value: &str) -> String {
+    const HIDDEN: &str = "********";
+    if ["SECRET", "PASSWORD", "TOKEN", "KEY"]
+        .iter()
+        .any(|w| name.contains(w))
+    {
+        return HIDDEN.into();
+    }
+    match url::Url::parse(value) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some(HIDDEN));
+            u.to_string()
+        }
+        _ => value.to_string(),
+    }
+}
+
 impl Settings {
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -579,6 +858,51 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn the_table_lists_exactly_the_variables_the_parser_reads() {
+        let read = std::sync::Mutex::new(std::collections::BTreeSet::new());
+        Settings::from_lookup(|k| {
+            read.lock().unwrap().insert(k.to_string());
+            None
+        })
+        .unwrap();
+        let read = read.into_inner().unwrap();
+        let listed: std::collections::BTreeSet<String> =
+            ENV_VARS.iter().map(|v| v.name.to_string()).collect();
+        assert_eq!(read, listed, "ENV_VARS and Settings::from_lookup disagree");
+    }
+
+    #[test]
+    fn config_masks_passwords_and_secrets_and_shows_defaults() {
+        let env: HashMap<&str, &str> = [
+            ("DATABASE_URL", "postgres://app:hunter2@db:5432/closeloop"),
+            ("SMTP_URL", "smtps://mailer:s3cret@smtp.example.com"),
+            ("BIND_ADDR", "0.0.0.0:9000"),
+        ]
+        .into();
+        let lookup = |k: &str| env.get(k).map(|v| v.to_string());
+        let s = Settings::from_lookup(lookup).unwrap();
+        let all = effective(&s, lookup);
+        let get = |n: &str| all.iter().find(|(name, _, _)| *name == n).unwrap().clone();
+        assert_eq!(
+            get("DATABASE_URL").1,
+            "postgres://app:********@db:5432/closeloop"
+        );
+        assert_eq!(
+            get("SMTP_URL").1,
+            "smtps://mailer:********@smtp.example.com"
+        );
+        assert!(!format!("{all:?}").contains("hunter2") && !format!("{all:?}").contains("s3cret"));
+        assert_eq!(
+            get("BIND_ADDR"),
+            ("BIND_ADDR", "0.0.0.0:9000".into(), false)
+        );
+        assert_eq!(get("SMTP_POOL_SIZE"), ("SMTP_POOL_SIZE", "16".into(), true));
+        // An engine-dependent default is the one in effect: PostgreSQL's pool of 10.
+        assert_eq!(get("DB_POOL_SIZE"), ("DB_POOL_SIZE", "10".into(), true));
+        assert_eq!(mask("SIGNING_SECRET", "whsec_abc"), "********");
     }
 
     #[test]

@@ -1,10 +1,10 @@
 //! The `closeloop` command: `serve` (the default), `migrate`, `rebuild-rollups`, `openapi`,
-//! `api-key create`, `user create`, `demo` and `healthcheck`.
+//! `api-key create`, `user create`, `demo`, `config` and `healthcheck`.
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use closeloop::config::Settings;
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use closeloop::config::{self, Settings};
 use closeloop::domain::Role;
 
 /// Closeloop: self-hosted NPS and CSAT surveys with a closed feedback loop.
@@ -32,6 +32,8 @@ enum Command {
     Openapi,
     /// Exit 0 when the server on BIND_ADDR answers /healthz (for container health checks).
     Healthcheck,
+    /// Check the configuration and print every setting's effective value (secrets masked).
+    Config,
     /// Fill a fresh database with believable demo data (3 surveys, 300 contacts, 90 days of
     /// invitations, ~2,000 answers, follow-ups in every status); a one-time sign-in link for
     /// the demo admin is printed alone on the last line. Refuses a database with data.
@@ -71,7 +73,14 @@ enum UserCommand {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // `--help` ends with every environment variable and its default (`-h` stays short).
+    let matches = Cli::command()
+        .after_long_help(config::env_help())
+        .get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let command = cli.command.unwrap_or(Command::Serve);
     if let Command::Openapi = command {
         match serde_json::to_string_pretty(&closeloop::web::api::openapi()) {
@@ -92,6 +101,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+
     closeloop::telemetry::init(&settings.log_level, settings.log_format);
     let result = match command {
         Command::Serve => serve(settings),
@@ -109,6 +119,16 @@ fn main() -> ExitCode {
             create_user(&settings, &email, &name, role)
         }
         Command::Healthcheck => healthcheck(&settings),
+        Command::Config => {
+            // Settings::from_env above has checked every value; print what is in effect.
+            for (name, value, from_default) in
+                config::effective(&settings, |n| std::env::var(n).ok())
+            {
+                let note = if from_default { "  # default" } else { "" };
+                println!("{name}={value}{note}");
+            }
+            Ok(())
+        }
         Command::Demo { force } => demo(&settings, force),
         Command::RebuildRollups => (|| {
             let db = closeloop::store::Db::connect(

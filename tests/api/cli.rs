@@ -184,3 +184,75 @@ fn json_request_logs_carry_latency_ms_as_a_number() {
     assert!(request["latency_ms"].is_number(), "{request}");
     assert_eq!(request["status"], 200, "{request}");
 }
+
+/// The README's configuration table: `(name, default)` per row.
+fn readme_settings() -> Vec<(String, String)> {
+    let readme = include_str!("../../README.md");
+    readme
+        .lines()
+        .filter_map(|l| {
+            let rest = l.strip_prefix("| `")?;
+            let (name, rest) = rest.split_once("` | ")?;
+            if !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+                return None;
+            }
+            let default = rest.split(" | ").next()?.replace('`', "");
+            Some((name.to_string(), default))
+        })
+        .collect()
+}
+
+#[test]
+fn help_lists_every_setting_of_the_readme_with_its_default() {
+    let out = closeloop("sqlite://unused.db", &["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    let readme = readme_settings();
+    assert!(readme.len() >= 40, "the README table was not found");
+    for (name, default) in &readme {
+        assert!(
+            help.contains(&format!("  {name} [default: {default}]")),
+            "{name} (default {default}) is missing from --help:\n{help}"
+        );
+    }
+    let listed = help.lines().filter(|l| l.contains(" [default: ")).count();
+    assert_eq!(
+        listed,
+        readme.len(),
+        "--help lists a setting the README does not"
+    );
+}
+
+#[test]
+fn config_prints_the_effective_settings_with_secrets_masked() {
+    let out = Command::new(env!("CARGO_BIN_EXE_closeloop"))
+        .arg("config")
+        .env("DATABASE_URL", "sqlite://unused.db")
+        .env("SMTP_URL", "smtp://mailer:s3cret-pass@smtp.example.com:587")
+        .env("SMTP_POOL_SIZE", "7")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains("s3cret-pass"), "{text}");
+    assert!(
+        text.contains("SMTP_URL=smtp://mailer:********@smtp.example.com:587\n"),
+        "{text}"
+    );
+    assert!(text.contains("SMTP_POOL_SIZE=7\n"), "{text}");
+    assert!(text.contains("DB_POOL_SIZE=4  # default\n"), "{text}");
+    assert_eq!(text.lines().count(), readme_settings().len(), "{text}");
+    // A bad value is refused as at start-up.
+    let bad = Command::new(env!("CARGO_BIN_EXE_closeloop"))
+        .arg("config")
+        .env("SMTP_POOL_SIZE", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("SMTP_POOL_SIZE"));
+}
