@@ -10,13 +10,14 @@ that breaks such a rule; every check stays on for every operation.
 - A report's range cut into `interval` buckets gives at most 1000 buckets (compares three).
 - `send_at` is at most a year from now (depends on the clock).
 - A follow-up's `outcome` must be one of `FOLLOWUP_OUTCOMES` (configuration, so the document
-  says "a string"): a generated string outcome is replaced by one of the default list that CI
-  runs with.
+  says "a string" of a pattern): a generated outcome that fits the pattern is replaced by one
+  of the default list that CI runs with (one that breaks the pattern is left, as negative data).
 - A response's score is 0-10 for an NPS survey but 1-5 for a CSAT one (depends on the survey
   the id names): the document says 0-10, and a generated valid score is moved into 1-5,
   valid for both kinds.
 """
 
+import re
 from datetime import date, datetime, timedelta, timezone
 
 import schemathesis
@@ -106,6 +107,8 @@ OUTCOMES = [
     "no_action_needed",
     "could_not_reach",
 ]
+# `UpdateFollowup.outcome`'s pattern in the OpenAPI document.
+OUTCOME_PATTERN = re.compile(r"[a-z][a-z0-9_]{0,49}")
 
 
 @schemathesis.hook
@@ -113,7 +116,9 @@ def map_case(ctx, case):
     op = case.operation
     if (op.method.upper(), op.path) == ("PATCH", "/api/v1/followups/{id}") and isinstance(case.body, dict):
         outcome = case.body.get("outcome")
-        if isinstance(outcome, str) and outcome not in OUTCOMES:
+        # Only a schema-valid outcome (the document's pattern) is moved into the list: one that
+        # breaks the pattern is negative data, which the server must refuse, so it stays.
+        if isinstance(outcome, str) and OUTCOME_PATTERN.fullmatch(outcome) and outcome not in OUTCOMES:
             case.body["outcome"] = OUTCOMES[len(outcome) % len(OUTCOMES)]
     if (op.method.upper(), op.path) == ("POST", "/api/v1/responses") and isinstance(case.body, dict):
         score = case.body.get("score")
