@@ -212,10 +212,22 @@ pub fn record_in_tx(
     for task in &tasks {
         webhook_events += match task {
             TaskEvent::Created(t) => {
-                webhooks::enqueue_followup(conn, true, t, "created", "system")?
+                let how = webhooks::payload::TaskChange {
+                    change: "created",
+                    actor: "system",
+                    note: None,
+                    public_url: &rules.public_url,
+                };
+                webhooks::enqueue_followup(conn, true, "open", t, how)?
             }
-            TaskEvent::Updated(t) => {
-                webhooks::enqueue_followup(conn, false, t, "answer_changed", "customer")?
+            TaskEvent::Updated(t, before) => {
+                let how = webhooks::payload::TaskChange {
+                    change: "answer_changed",
+                    actor: "customer",
+                    note: None,
+                    public_url: &rules.public_url,
+                };
+                webhooks::enqueue_followup(conn, false, before, t, how)?
             }
         };
     }

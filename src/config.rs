@@ -98,6 +98,9 @@ pub struct Settings {
     pub digest_hour_utc: u32,
     /// How often (seconds) the dispatcher looks for re-surveys that are due (0: every round).
     pub resurvey_check_seconds: u64,
+    /// How often (seconds) the dispatcher looks for tasks that became overdue, to send
+    /// `followup.overdue` (0: every round).
+    pub followup_overdue_check_seconds: u64,
     /// Whether this process runs the webhook delivery worker.
     pub webhooks: bool,
     /// Attempts before a transiently failing webhook delivery is marked `failed`.
@@ -372,6 +375,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "RESURVEY_CHECK_SECONDS",
         default: "60",
         about: "how often the dispatcher looks for re-surveys that are due (resurvey_after_days; 0 = every round)",
+    },
+    EnvVar {
+        name: "FOLLOWUP_OVERDUE_CHECK_SECONDS",
+        default: "60",
+        about: "how often the dispatcher looks for follow-ups that passed their due time, to send the followup.overdue webhook once per task (0 = every round)",
     },
     EnvVar {
         name: "PUBLIC_LINK_PER_MINUTE",
@@ -672,6 +680,13 @@ impl Settings {
             0,
             86400,
         )?;
+        let followup_overdue_check_seconds = number(
+            get("FOLLOWUP_OVERDUE_CHECK_SECONDS"),
+            "FOLLOWUP_OVERDUE_CHECK_SECONDS",
+            60,
+            0,
+            86400,
+        )?;
         let dispatcher = match get("DISPATCHER").as_deref().map(str::trim) {
             None | Some("on") => true,
             Some("off") => false,
@@ -799,6 +814,7 @@ impl Settings {
             followup_resolve_on_raise,
             digest_hour_utc,
             resurvey_check_seconds,
+            followup_overdue_check_seconds,
             webhooks,
             webhook_max_attempts,
             webhook_retry_base_seconds,

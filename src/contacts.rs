@@ -11,6 +11,7 @@ use crate::error::AppError;
 use crate::store::contacts::ContactFilter;
 use crate::store::models::{ContactRow, FollowupRow, InvitationRow, ResponseRow, SurveyRow};
 use crate::store::{contacts, emails, followups, invitations, responses, surveys};
+use crate::webhooks;
 
 /// How long after unsubscribing the customer can undo it from the unsubscribe page.
 pub const RESUBSCRIBE_DAYS: i64 = 30;
@@ -86,11 +87,16 @@ pub async fn by_token(
             match change {
                 SubscriptionChange::None => {}
                 SubscriptionChange::Unsubscribe => {
-                    if contact.unsubscribed_at.is_none() {
+                    if contacts::unsubscribe(conn, &contact.id)? {
                         tracing::info!(contact = %contact.id, invitation = %invitation.id, via = "unsubscribe page", "contact unsubscribed");
                         contacts::log(conn, &contact.id, UNSUBSCRIBED, CUSTOMER)?;
+                        webhooks::enqueue_unsubscribed(
+                            conn,
+                            &contact.id,
+                            CUSTOMER,
+                            Some(&invitation),
+                        )?;
                     }
-                    contacts::unsubscribe(conn, &contact.id)?;
                 }
                 SubscriptionChange::Resubscribe => {
                     let before = subscription(&contact, survey.clone());
@@ -120,7 +126,9 @@ pub async fn by_token(
         })
     };
     if write {
-        state.db.write(work).await
+        let done = state.db.write(work).await;
+        state.wake_webhooks.notify_one();
+        done
     } else {
         state.db.run(work).await
     }
@@ -142,16 +150,18 @@ pub async fn set_unsubscribed(
 ) -> Result<ContactRow, AppError> {
     let id = id.to_string();
     let actor = actor.to_string();
-    state
+    let row = state
         .db
         .write(move |conn| {
             conn.transaction(|conn| {
                 let before = contacts::get(conn, &id)?;
                 match (unsubscribed, before.unsubscribed_at.is_some()) {
                     (true, false) => {
-                        contacts::unsubscribe(conn, &id)?;
-                        contacts::log(conn, &id, UNSUBSCRIBED, &actor)?;
-                        tracing::info!(contact = %id, by = %actor, "contact unsubscribed");
+                        if contacts::unsubscribe(conn, &id)? {
+                            contacts::log(conn, &id, UNSUBSCRIBED, &actor)?;
+                            tracing::info!(contact = %id, by = %actor, "contact unsubscribed");
+                            webhooks::enqueue_unsubscribed(conn, &id, &actor, None)?;
+                        }
                     }
                     (false, true) => {
                         contacts::resubscribe(conn, &id)?;
@@ -163,12 +173,15 @@ pub async fn set_unsubscribed(
                 contacts::get(conn, &id)
             })
         })
-        .await
+        .await;
+    state.wake_webhooks.notify_one();
+    row
 }
 
 /// Erases a person: name, email, external id and properties are cleared, their comments and
 /// the follow-up notes about them are blanked, pending invitations are cancelled and queued
-/// emails to them are dropped. Scores, categories and counts stay, so reports keep their
+/// emails to them are dropped, and the webhook deliveries about them (queued or logged) are
+/// scrubbed of their personal data (`webhooks::scrub_contact`). Scores, categories and counts stay, so reports keep their
 /// anonymous aggregates. The contact then answers 404.
 pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
     let id = id.to_string();
@@ -185,6 +198,7 @@ pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
                 if let Some(email) = row.email {
                     emails::erase_address(conn, &email)?;
                 }
+                webhooks::scrub_contact(conn, &id)?;
                 Ok(())
             })
         })

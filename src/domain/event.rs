@@ -18,14 +18,32 @@ pub enum Event {
     /// A follow-up task changed (status, assignee, score).
     #[serde(rename = "followup.updated")]
     FollowupUpdated,
+    /// A follow-up task was closed (status `resolved` or `dismissed`), with its `outcome`
+    /// and the closing note, if any. `followup.updated` is sent for the same change too.
+    #[serde(rename = "followup.resolved")]
+    FollowupResolved,
+    /// An open or in-progress task passed its due time (sent once per task).
+    #[serde(rename = "followup.overdue")]
+    FollowupOverdue,
+    /// A contact unsubscribed (the unsubscribe page, the API or the workspace); once per
+    /// change, not on a repeat.
+    #[serde(rename = "contact.unsubscribed")]
+    ContactUnsubscribed,
+    /// An email invitation failed for good (a permanent SMTP error, or out of attempts).
+    #[serde(rename = "invitation.failed")]
+    InvitationFailed,
 }
 
 impl Event {
-    pub const ALL: [Event; 4] = [
+    pub const ALL: [Event; 8] = [
         Event::ResponseCreated,
         Event::ResponseUpdated,
         Event::FollowupCreated,
         Event::FollowupUpdated,
+        Event::FollowupResolved,
+        Event::FollowupOverdue,
+        Event::ContactUnsubscribed,
+        Event::InvitationFailed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -34,6 +52,10 @@ impl Event {
             Event::ResponseUpdated => "response.updated",
             Event::FollowupCreated => "followup.created",
             Event::FollowupUpdated => "followup.updated",
+            Event::FollowupResolved => "followup.resolved",
+            Event::FollowupOverdue => "followup.overdue",
+            Event::ContactUnsubscribed => "contact.unsubscribed",
+            Event::InvitationFailed => "invitation.failed",
         }
     }
 

@@ -63,7 +63,8 @@ impl Rules {
 #[derive(Debug, Clone)]
 pub enum TaskEvent {
     Created(FollowupRow),
-    Updated(FollowupRow),
+    /// The task after the change, and its status before it.
+    Updated(FollowupRow, String),
 }
 
 /// When a task answered at `start` is due.
@@ -187,9 +188,10 @@ pub fn on_response(
     } else if !score_changed && before.comment == response.comment {
         return Ok(Vec::new());
     }
-    Ok(vec![TaskEvent::Updated(followups::update(
-        conn, &task.id, &changes,
-    )?)])
+    Ok(vec![TaskEvent::Updated(
+        followups::update(conn, &task.id, &changes)?,
+        task.status.clone(),
+    )])
 }
 
 fn create(

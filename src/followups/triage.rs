@@ -170,7 +170,13 @@ fn change_in_tx(
         what.push("note");
     }
     let row = followups::update(conn, id, &changes)?;
-    webhooks::enqueue_followup(conn, false, &row, &what.join(","), actor)?;
+    let how = webhooks::payload::TaskChange {
+        change: &what.join(","),
+        actor,
+        note,
+        public_url: &rules.public_url,
+    };
+    webhooks::enqueue_followup(conn, false, &task.status, &row, how)?;
     let mut emailed = false;
     if let Some(to) = newly_assigned {
         if to.parse::<lettre::Address>().is_ok() && actor != format!("user:{to}") {
@@ -189,6 +195,7 @@ pub async fn add_note(
     actor: &str,
 ) -> Result<ActivityRow, AppError> {
     let (id, text, actor) = (id.to_string(), text.to_string(), actor.to_string());
+    let public_url = super::Rules::from_settings(&state.settings).public_url;
     let row = state
         .db
         .write(move |conn| {
@@ -197,7 +204,13 @@ pub async fn add_note(
                 followups::touch(conn, &id, now())?;
                 let note = followups::log(conn, &id, "note", &actor, Some(&text), None)?;
                 let task = followups::get(conn, &id)?;
-                webhooks::enqueue_followup(conn, false, &task, "note", &actor)?;
+                let how = webhooks::payload::TaskChange {
+                    change: "note",
+                    actor: &actor,
+                    note: Some(&text),
+                    public_url: &public_url,
+                };
+                webhooks::enqueue_followup(conn, false, &task.status, &task, how)?;
                 Ok(note)
             })
         })
@@ -223,6 +236,7 @@ pub async fn reply(
         .as_ref()
         .map(|m| m.email.to_string());
     let (id, actor) = (id.to_string(), actor.to_string());
+    let public_url = super::Rules::from_settings(&state.settings).public_url;
     let subject = subject.map(|s| s.trim().to_string());
     let body = body.trim().to_string();
     let queued = state
@@ -285,7 +299,13 @@ pub async fn reply(
                     Some(json!({"email_id": email.id, "subject": subject, "to": to})),
                 )?;
                 let task = followups::get(conn, &id)?;
-                webhooks::enqueue_followup(conn, false, &task, "replied", &actor)?;
+                let how = webhooks::payload::TaskChange {
+                    change: "replied",
+                    actor: &actor,
+                    note: None,
+                    public_url: &public_url,
+                };
+                webhooks::enqueue_followup(conn, false, &task.status, &task, how)?;
                 Ok((email, activity))
             })
         })

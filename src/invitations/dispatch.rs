@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
+use diesel::Connection;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::Notify;
 
@@ -53,6 +54,10 @@ pub struct Dispatcher {
     pub instance: Arc<str>,
     /// When this process last looked for due re-surveys.
     pub resurvey_checked: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// When this process last looked for tasks that became overdue.
+    pub overdue_checked: Arc<std::sync::Mutex<Option<std::time::Instant>>>,
+    /// Woken when webhook deliveries were queued (`invitation.failed`, `followup.overdue`).
+    pub wake_webhooks: Arc<Notify>,
 }
 
 impl crate::context::AppState {
@@ -67,6 +72,8 @@ impl crate::context::AppState {
             digest_checked: Default::default(),
             instance: self.instance_id.clone(),
             resurvey_checked: Default::default(),
+            overdue_checked: Default::default(),
+            wake_webhooks: self.wake_webhooks.clone(),
         }
     }
 }
@@ -124,7 +131,33 @@ impl Dispatcher {
             handled += 1;
         }
         handled += self.resurveys_due().await?;
+        self.overdue_due().await?;
         Ok(handled)
+    }
+
+    /// Queues `followup.overdue` for tasks that passed their due time (at most every
+    /// `FOLLOWUP_OVERDUE_CHECK_SECONDS`; see `webhooks::queue_overdue`). Not counted as
+    /// handled work: a scan that finds tasks sends no email.
+    async fn overdue_due(&self) -> anyhow::Result<usize> {
+        let every = Duration::from_secs(self.settings.followup_overdue_check_seconds);
+        {
+            let Ok(mut last) = self.overdue_checked.lock() else {
+                return Ok(0);
+            };
+            if last.is_some_and(|at| at.elapsed() < every) {
+                return Ok(0);
+            }
+            *last = Some(std::time::Instant::now());
+        }
+        let public_url = crate::followups::Rules::from_settings(&self.settings).public_url;
+        let n = self
+            .db
+            .write(move |conn| crate::webhooks::queue_overdue(conn, &public_url, now()))
+            .await?;
+        if n > 0 {
+            self.wake_webhooks.notify_one();
+        }
+        Ok(n)
     }
 
     /// Makes the re-survey invitations that are due (at most every `RESURVEY_CHECK_SECONDS`);
@@ -326,10 +359,34 @@ impl Dispatcher {
             let (me, job2) = (self.instance.clone(), job.clone());
             match self
                 .db
-                .write(move |conn| invitations::record_one(conn, &me, &job2.0, &job2.1))
+                .write(move |conn| {
+                    conn.transaction(|conn| {
+                        let moved = invitations::record_one(conn, &me, &job2.0, &job2.1)?;
+                        // The outbox rule: the event commits with the failure it reports.
+                        if let (
+                            true,
+                            Outcome::Stopped {
+                                status: "failed",
+                                reason,
+                            },
+                        ) = (moved, &job2.1)
+                        {
+                            let inv = &job2.0.invitation;
+                            return Ok(crate::webhooks::enqueue_invitation_failed(
+                                conn, inv, reason,
+                            )? > 0);
+                        }
+                        Ok(false)
+                    })
+                })
                 .await
             {
-                Ok(()) => return,
+                Ok(queued) => {
+                    if queued {
+                        self.wake_webhooks.notify_one();
+                    }
+                    return;
+                }
                 Err(e) => {
                     tracing::warn!(invitation = %job.0.invitation.id, error = %e, "cannot record the send outcome; trying again");
                     tokio::time::sleep(Duration::from_millis(200 << attempt)).await;

@@ -254,11 +254,13 @@ pub fn clear_personal_data(
 }
 
 /// Unsubscribes a contact (once; repeating is harmless) and suppresses their scheduled
-/// email invitations.
-pub fn unsubscribe(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
+/// email invitations. Returns whether this call unsubscribed them (false: they already
+/// were), decided by the conditional update itself, so two concurrent calls cannot both
+/// see `true`.
+pub fn unsubscribe(conn: &mut DbConnection, id: &str) -> Result<bool, AppError> {
     conn.transaction(|conn| {
         let t = now();
-        diesel::update(
+        let changed = diesel::update(
             contacts::table
                 .find(id)
                 .filter(contacts::unsubscribed_at.is_null()),
@@ -280,7 +282,7 @@ pub fn unsubscribe(conn: &mut DbConnection, id: &str) -> Result<(), AppError> {
             invitations::updated_at.eq(t),
         ))
         .execute(conn)?;
-        Ok(())
+        Ok(changed == 1)
     })
 }
 

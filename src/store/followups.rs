@@ -654,3 +654,50 @@ pub fn backlog(conn: &mut DbConnection, t: NaiveDateTime) -> Result<(i64, i64, i
         .first(conn)?;
     Ok((of("open"), of("in_progress"), overdue))
 }
+
+/// The tasks whose `followup.overdue` event is still to be sent: open or in progress and not
+/// yet notified. The partial index `followups_overdue_pending` (migration
+/// `2026-11-28-000101_webhook_events`) has this predicate word for word, so both engines can
+/// use it; keep the two the same.
+pub const OVERDUE_PENDING: &str =
+    "overdue_notified_at IS NULL AND status IN ('open', 'in_progress')";
+
+/// Up to `limit` tasks that passed their due time at `t` and whose overdue event is not yet
+/// queued, soonest due first. Read through `followups_overdue_pending` (keyed by `due_at`, over
+/// the pending tasks only), so a scan costs O(rows due), however many tasks were ever overdue.
+pub fn overdue_pending(
+    conn: &mut DbConnection,
+    t: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<String>, AppError> {
+    use diesel::dsl::sql;
+    use diesel::sql_types::Bool;
+    Ok(followups::table
+        .filter(sql::<Bool>(OVERDUE_PENDING))
+        .filter(followups::due_at.le(t))
+        .order(followups::due_at)
+        .limit(limit)
+        .select(followups::id)
+        .load(conn)?)
+}
+
+/// Marks the overdue event of task `id` as queued at `t`, if no one did yet and the task is
+/// still open and past due: the conditional update is the claim, so of two replicas that
+/// scanned the same task only one gets `true` (PostgreSQL re-checks the condition after the
+/// other's commit). Call it in the transaction that queues the event.
+pub fn claim_overdue(
+    conn: &mut DbConnection,
+    id: &str,
+    t: NaiveDateTime,
+) -> Result<bool, AppError> {
+    let changed = diesel::update(
+        followups::table
+            .find(id)
+            .filter(followups::overdue_notified_at.is_null())
+            .filter(followups::status.eq_any(OPEN_STATUSES))
+            .filter(followups::due_at.le(t)),
+    )
+    .set(followups::overdue_notified_at.eq(Some(t)))
+    .execute(conn)?;
+    Ok(changed == 1)
+}

@@ -364,16 +364,18 @@ pub enum Outcome {
 
 /// Records the outcome of one claimed invitation in its own transaction, as soon as it is
 /// known (so a crash repeats at most the messages in flight). Only a row that worker `me`
-/// still holds (`sending`, claimed by `me`) moves on; reminders need no claim.
+/// still holds (`sending`, claimed by `me`) moves on; reminders need no claim. Returns
+/// whether the row moved (false: another worker had taken it over, or a reminder).
 pub fn record_one(
     conn: &mut DbConnection,
     me: &str,
     c: &Claimed,
     outcome: &Outcome,
-) -> Result<(), AppError> {
+) -> Result<bool, AppError> {
     conn.transaction(|conn| {
         let t = now();
         let mut tally = crate::store::rollups::Tally::default();
+        let mut moved = false;
         let id = &c.invitation.id;
         let target = invitations::table
             .find(id)
@@ -392,6 +394,7 @@ pub fn record_one(
                         invitations::updated_at.eq(t),
                     ))
                     .execute(conn)?;
+                moved = changed == 1;
                 if changed == 1 {
                     // The contact counts as surveyed from the moment the email went out.
                     diesel::update(contacts::table.find(&c.contact.id))
@@ -407,7 +410,7 @@ pub fn record_one(
                 } else {
                     (Some(reason.clone()), None)
                 };
-                diesel::update(target)
+                moved = diesel::update(target)
                     .set((
                         invitations::status.eq(*status),
                         invitations::reason.eq(reason_col),
@@ -416,7 +419,8 @@ pub fn record_one(
                         invitations::claimed_by.eq(None::<String>),
                         invitations::updated_at.eq(t),
                     ))
-                    .execute(conn)?;
+                    .execute(conn)?
+                    == 1;
             }
             Outcome::Retry { at, error } => {
                 diesel::update(target)
@@ -451,7 +455,8 @@ pub fn record_one(
             }
         }
         // Counters last, one upsert per row (see `Tally`).
-        tally.flush(conn)
+        tally.flush(conn)?;
+        Ok(moved)
     })
 }
 

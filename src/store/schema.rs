@@ -116,6 +116,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         resurvey_invitation_id -> Nullable<Text>,
+        overdue_notified_at -> Nullable<Timestamp>,
     }
 }
 
@@ -162,6 +163,7 @@ diesel::table! {
         last_error -> Nullable<Text>,
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
+        contact_id -> Nullable<Text>,
     }
 }
 

@@ -596,3 +596,40 @@ pub fn queue_state(
 ) -> Result<super::QueueState, AppError> {
     Ok(super::queue_state!(conn, webhook_deliveries, "pending", t))
 }
+
+/// Notes that deliveries `ids` carry data about contact `contact_id` (see
+/// [`deliveries_about_contact`]).
+pub fn set_deliveries_contact(
+    conn: &mut DbConnection,
+    ids: &[String],
+    contact_id: &str,
+) -> Result<(), AppError> {
+    diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
+        .set(webhook_deliveries::contact_id.eq(Some(contact_id)))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The id and payload of every delivery (queued, sent or failed) about contact `contact_id`.
+pub fn deliveries_about_contact(
+    conn: &mut DbConnection,
+    contact_id: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    Ok(webhook_deliveries::table
+        .filter(webhook_deliveries::contact_id.eq(contact_id))
+        .select((webhook_deliveries::id, webhook_deliveries::payload))
+        .load(conn)?)
+}
+
+/// Replaces the payload of delivery `id` (erasing a contact scrubs it).
+pub fn set_payload(conn: &mut DbConnection, id: &str, payload: &str) -> Result<(), AppError> {
+    diesel::update(webhook_deliveries::table.find(id))
+        .set(webhook_deliveries::payload.eq(payload))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Whether any live webhook subscribes to `event` (so building its payload is worth it).
+pub fn has_subscribers(conn: &mut DbConnection, event: Event) -> Result<bool, AppError> {
+    Ok(!subscribers(conn, event)?.is_empty())
+}

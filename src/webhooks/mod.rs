@@ -18,6 +18,7 @@
 //! so the worker sends at once; otherwise it finds the delivery on its next poll
 //! (`DISPATCH_INTERVAL_MS`).
 
+pub mod payload;
 pub mod signing;
 pub mod worker;
 
@@ -31,7 +32,6 @@ use crate::error::AppError;
 use crate::store::models::{FollowupRow, ResponseRow};
 use crate::store::webhooks as store;
 use crate::store::DbConnection;
-use crate::views;
 
 pub use signing::{new_secret, secret_key, sign, signature_header, verify, TOLERANCE_SECS};
 pub use worker::WebhookWorker;
@@ -51,6 +51,17 @@ pub const TEST_EVENT: &str = "webhook.test";
 /// `{"type": "…", "timestamp": "<RFC 3339>", "data": …}`. With no subscriber this is one small
 /// query and no write.
 pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usize, AppError> {
+    enqueue_about(conn, event, data, None)
+}
+
+/// [`enqueue`] for an event whose data carries contact `contact_id`'s personal data: the
+/// deliveries remember the contact, so erasing it scrubs them ([`scrub_contact`]).
+pub fn enqueue_about(
+    conn: &mut DbConnection,
+    event: Event,
+    data: Value,
+    contact_id: Option<&str>,
+) -> Result<usize, AppError> {
     let hooks = store::subscribers(conn, event)?;
     if hooks.is_empty() {
         return Ok(0);
@@ -61,7 +72,16 @@ pub fn enqueue(conn: &mut DbConnection, event: Event, data: Value) -> Result<usi
         .map(|hook| delivery_row(hook.id, event.as_str(), &data, t))
         .collect();
     store::insert_deliveries(conn, &rows)?;
+    if let Some(contact) = contact_id {
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        store::set_deliveries_contact(conn, &ids, contact)?;
+    }
     Ok(rows.len())
+}
+
+/// Serialises an event's data.
+fn to_data(data: &impl serde::Serialize) -> Result<Value, AppError> {
+    serde_json::to_value(data).map_err(AppError::internal)
 }
 
 /// A new pending delivery of `event` with `data` to webhook `webhook_id`, due at `t`.
@@ -94,53 +114,193 @@ fn delivery_row(
 }
 
 /// Queues `response.created` (no `before`) or `response.updated` for a recorded answer. The
-/// data is the response as `GET /api/v1/responses/{id}` shows it; updates add
-/// `previous_score`. An update that changed neither the score nor the comment (a double
-/// submit) sends nothing.
+/// data is the response as `GET /api/v1/responses/{id}` shows it, with its `contact` and
+/// `survey` ([`payload::ResponseEvent`]); updates add `previous_score`. An update that
+/// changed neither the score nor the comment (a double submit) sends nothing.
 pub fn enqueue_response(
     conn: &mut DbConnection,
     before: Option<&ResponseRow>,
     after: &ResponseRow,
 ) -> Result<usize, AppError> {
-    let mut data =
-        serde_json::to_value(views::Response::from(after.clone())).map_err(AppError::internal)?;
-    let Some(before) = before else {
-        return enqueue(conn, Event::ResponseCreated, data);
+    let event = match before {
+        None => Event::ResponseCreated,
+        Some(b) if b.score == after.score && b.comment == after.comment => return Ok(0),
+        Some(_) => Event::ResponseUpdated,
     };
-    if before.score == after.score && before.comment == after.comment {
+    if !store::has_subscribers(conn, event)? {
         return Ok(0);
     }
-    if let Value::Object(map) = &mut data {
-        map.insert("previous_score".into(), json!(before.score));
-    }
-    enqueue(conn, Event::ResponseUpdated, data)
+    let data = payload::response_event(conn, after, before.map(|b| b.score))?;
+    enqueue_about(conn, event, to_data(&data)?, after.contact_id.as_deref())
 }
 
-/// Queues `followup.created` / `followup.updated` for a task (data: the task as the API
-/// shows it, plus `change`: what happened, e.g. `status_changed`, `assigned`, `note`).
+/// Queues `followup.created` (`created`) or `followup.updated` for a task (data: the task as
+/// the API shows it with `change`, `actor`, `note`, `contact`, `survey` and `url`, see
+/// [`payload::FollowupEvent`]). When the change closed the task (`previous_status` open or in
+/// progress, the task now `resolved` or `dismissed`), `followup.resolved` is queued too,
+/// with the same data.
 pub fn enqueue_followup(
     conn: &mut DbConnection,
     created: bool,
+    previous_status: &str,
     task: &FollowupRow,
-    change: &str,
-    actor: &str,
+    how: payload::TaskChange<'_>,
 ) -> Result<usize, AppError> {
-    let mut data =
-        serde_json::to_value(views::Followup::from(task.clone())).map_err(AppError::internal)?;
-    let actor_name = crate::store::users::actor_name(conn, actor)?;
-    if let Value::Object(map) = &mut data {
-        map.insert("change".into(), json!(change));
-        map.insert("actor".into(), json!(actor));
-        map.insert("actor_name".into(), json!(actor_name));
-    }
-    let event = if created {
+    let closed = crate::store::followups::OPEN_STATUSES.contains(&previous_status)
+        && crate::store::followups::CLOSED_STATUSES.contains(&task.status.as_str());
+    let first = if created {
         Event::FollowupCreated
     } else {
         Event::FollowupUpdated
     };
-    enqueue(conn, event, data)
+    let mut events = vec![first];
+    if closed && !created {
+        events.push(Event::FollowupResolved);
+    }
+    let mut wanted = Vec::new();
+    for e in events {
+        if store::has_subscribers(conn, e)? {
+            wanted.push(e);
+        }
+    }
+    if wanted.is_empty() {
+        return Ok(0);
+    }
+    let data = to_data(&payload::followup_event(conn, task, how)?)?;
+    let mut n = 0;
+    for e in wanted {
+        n += enqueue_about(conn, e, data.clone(), task.contact_id.as_deref())?;
+    }
+    Ok(n)
 }
 
+/// Queues `contact.unsubscribed` for a contact that was just unsubscribed (call it only when
+/// the unsubscribe changed something). `invitation` is the invitation whose unsubscribe link
+/// was used, if any. Erased contacts send nothing.
+pub fn enqueue_unsubscribed(
+    conn: &mut DbConnection,
+    contact_id: &str,
+    actor: &str,
+    invitation: Option<&crate::store::models::InvitationRow>,
+) -> Result<usize, AppError> {
+    if !store::has_subscribers(conn, Event::ContactUnsubscribed)? {
+        return Ok(0);
+    }
+    let Some(row) = crate::store::contacts::find_any(conn, contact_id)? else {
+        return Ok(0);
+    };
+    if row.erased_at.is_some() {
+        return Ok(0);
+    }
+    let via = if invitation.is_some() {
+        "unsubscribe_page"
+    } else if actor.starts_with("api-key:") {
+        "api"
+    } else {
+        "workspace"
+    };
+    let survey = match invitation {
+        Some(inv) => Some(payload::survey(conn, &inv.survey_id)?),
+        None => None,
+    };
+    let data = payload::ContactUnsubscribedEvent {
+        contact: payload::ContactContext::from(&row),
+        unsubscribed_at: crate::domain::utc(row.unsubscribed_at.unwrap_or_else(now)),
+        via: via.into(),
+        actor: actor.into(),
+        invitation_id: invitation.map(|i| i.id.clone()),
+        survey,
+    };
+    enqueue_about(
+        conn,
+        Event::ContactUnsubscribed,
+        to_data(&data)?,
+        Some(contact_id),
+    )
+}
+
+/// Queues `invitation.failed` for an email invitation that just failed for good with `error`.
+pub fn enqueue_invitation_failed(
+    conn: &mut DbConnection,
+    invitation: &crate::store::models::InvitationRow,
+    error: &str,
+) -> Result<usize, AppError> {
+    if !store::has_subscribers(conn, Event::InvitationFailed)? {
+        return Ok(0);
+    }
+    let data = payload::invitation_failed_event(conn, invitation, error, now())?;
+    enqueue_about(
+        conn,
+        Event::InvitationFailed,
+        to_data(&data)?,
+        Some(&invitation.contact_id),
+    )
+}
+
+/// Takes an erased contact's personal data out of every delivery about them (queued, sent
+/// or failed), inside the erase transaction: see [`payload`] for what is scrubbed. Returns
+/// how many payloads changed.
+pub fn scrub_contact(conn: &mut DbConnection, contact_id: &str) -> Result<usize, AppError> {
+    let mut n = 0;
+    for (id, body) in store::deliveries_about_contact(conn, contact_id)? {
+        if let Some(clean) = payload::scrubbed(&body, contact_id) {
+            store::set_payload(conn, &id, &clean)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Tasks claimed per overdue scan transaction.
+pub const OVERDUE_BATCH: i64 = 100;
+
+/// Queues `followup.overdue` once for each open task that passed its due time and has not
+/// had it yet, [`OVERDUE_BATCH`] at a time; returns how many tasks were claimed. Each task is
+/// claimed by a conditional update in the transaction that queues its event, so replicas
+/// scanning at the same time send it exactly once. The scan reads an index over pending
+/// tasks keyed by due time: O(rows due). Tasks that become overdue while no webhook
+/// subscribes are marked too (the event is not sent later).
+pub fn queue_overdue(
+    conn: &mut DbConnection,
+    public_url: &str,
+    t: chrono::NaiveDateTime,
+) -> Result<usize, AppError> {
+    let mut claimed = 0;
+    loop {
+        let ids = crate::store::followups::overdue_pending(conn, t, OVERDUE_BATCH)?;
+        let found = ids.len();
+        claimed += conn.transaction(|conn| {
+            let mut n = 0;
+            for id in &ids {
+                if !crate::store::followups::claim_overdue(conn, id, t)? {
+                    continue;
+                }
+                n += 1;
+                if !store::has_subscribers(conn, Event::FollowupOverdue)? {
+                    continue;
+                }
+                let task = crate::store::followups::get(conn, id)?;
+                let how = payload::TaskChange {
+                    change: "overdue",
+                    actor: "system",
+                    note: None,
+                    public_url,
+                };
+                let data = to_data(&payload::followup_event(conn, &task, how)?)?;
+                enqueue_about(
+                    conn,
+                    Event::FollowupOverdue,
+                    data,
+                    task.contact_id.as_deref(),
+                )?;
+            }
+            Ok::<_, AppError>(n)
+        })?;
+        if (found as i64) < OVERDUE_BATCH {
+            return Ok(claimed);
+        }
+    }
+}
 /// Creates a webhook for `events` at `url`, with a new signing secret (shown once).
 pub async fn create(
     state: &AppState,
