@@ -655,12 +655,15 @@ pub fn backlog(conn: &mut DbConnection, t: NaiveDateTime) -> Result<(i64, i64, i
     Ok((of("open"), of("in_progress"), overdue))
 }
 
-/// The tasks whose `followup.overdue` event is still to be sent: open or in progress and not
-/// yet notified. The partial index `followups_overdue_pending` (migration
+/// The tasks whose `followup.overdue` event is still to be sent: not closed (open or in
+/// progress) and not yet notified. The partial index `followups_overdue_pending` (migration
 /// `2026-11-28-000101_webhook_events`) has this predicate word for word, so both engines can
-/// use it; keep the two the same.
+/// use it; keep the two the same. It says `NOT IN` the closed statuses rather than `IN` the
+/// open ones so that SQLite's planner, which has no statistics, cannot prefer
+/// `followups_status_due` (status, due_at): that one would also read every open task that is
+/// overdue and was already announced.
 pub const OVERDUE_PENDING: &str =
-    "overdue_notified_at IS NULL AND status IN ('open', 'in_progress')";
+    "overdue_notified_at IS NULL AND status NOT IN ('resolved', 'dismissed')";
 
 /// Up to `limit` tasks that passed their due time at `t` and whose overdue event is not yet
 /// queued, soonest due first. Read through `followups_overdue_pending` (keyed by `due_at`, over

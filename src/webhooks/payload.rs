@@ -28,7 +28,7 @@ use crate::views;
 /// they process it on the workspace's behalf. After the contact is erased, only `id` is left
 /// and `erased` is true.
 #[derive(Debug, Clone, Serialize, ToSchema)]
-#[schema(example = json!({"id": "ctc_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2", "email": "ada@example.com", "name": "Ada Lovelace", "external_id": "cus_42", "properties": {"plan": "pro", "value": 12000}, "erased": false}))]
+#[schema(example = json!({"id": "con_01JDQ7Z3M4X5Y6Z7A8B9C0D1E2", "email": "ada@example.com", "name": "Ada Lovelace", "external_id": "cus_42", "properties": {"plan": "pro", "value": 12000}, "erased": false}))]
 pub struct ContactContext {
     pub id: String,
     pub email: Option<String>,
@@ -290,19 +290,19 @@ mod tests {
     fn scrubbing_takes_out_the_contact_comment_and_note() {
         let payload = json!({"type": "followup.updated", "timestamp": "2026-01-01T00:00:00Z", "data": {
             "id": "fup_1", "comment": "Ada here, call me", "note": "called Ada", "score": 2,
-            "contact": {"id": "ctc_1", "email": "ada@example.com", "name": "Ada", "external_id": "c42",
+            "contact": {"id": "con_1", "email": "ada@example.com", "name": "Ada", "external_id": "c42",
                 "properties": {"plan": "pro"}, "erased": false}}})
         .to_string();
-        let out: Value = serde_json::from_str(&scrubbed(&payload, "ctc_1").unwrap()).unwrap();
+        let out: Value = serde_json::from_str(&scrubbed(&payload, "con_1").unwrap()).unwrap();
         assert_eq!(out["data"]["comment"], Value::Null);
         assert_eq!(out["data"]["note"], Value::Null);
         assert_eq!(out["data"]["score"], 2);
         assert_eq!(
             out["data"]["contact"],
-            json!({"id": "ctc_1", "email": null, "name": null, "external_id": null, "properties": {}, "erased": true})
+            json!({"id": "con_1", "email": null, "name": null, "external_id": null, "properties": {}, "erased": true})
         );
         assert!(!out.to_string().contains("ada"), "{out}");
         // Scrubbing again changes nothing.
-        assert_eq!(scrubbed(&out.to_string(), "ctc_1"), None);
+        assert_eq!(scrubbed(&out.to_string(), "con_1"), None);
     }
 }

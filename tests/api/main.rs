@@ -33,4 +33,5 @@ mod reports;
 mod spec;
 mod standard_webhooks;
 mod surveys;
+mod webhook_events;
 mod webhooks;

@@ -10,7 +10,7 @@ WHERE status IN ('open', 'in_progress') AND due_at <= CURRENT_TIMESTAMP;
 -- O(rows due now). The query repeats this predicate word for word
 -- (store::followups::OVERDUE_PENDING) so both planners can use the index.
 CREATE INDEX followups_overdue_pending ON followups (due_at)
-WHERE overdue_notified_at IS NULL AND status IN ('open', 'in_progress');
+WHERE overdue_notified_at IS NULL AND status NOT IN ('resolved', 'dismissed');
 
 -- The contact a delivery's payload is about (NULL: none), so erasing a contact can scrub
 -- the personal data out of its queued and logged deliveries.

@@ -35,7 +35,16 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         license(name = "MIT")
     ),
     modifiers(&BearerAuth),
-    components(schemas(crate::web::error::ErrorBody, crate::web::error::ErrorDetail)),
+    components(schemas(
+        crate::web::error::ErrorBody,
+        crate::web::error::ErrorDetail,
+        crate::webhooks::payload::ResponseEvent,
+        crate::webhooks::payload::FollowupEvent,
+        crate::webhooks::payload::ContactUnsubscribedEvent,
+        crate::webhooks::payload::InvitationFailedEvent,
+        crate::webhooks::payload::ContactContext,
+        crate::webhooks::payload::SurveyContext
+    )),
     tags(
         (name = "api-keys", description = "API keys and their roles (admin only)"),
         (name = "surveys", description = "NPS and CSAT surveys"),
@@ -44,7 +53,15 @@ Authenticate with `Authorization: Bearer <api key>` (create the first key with \
         (name = "responses", description = "Answers: one per invitation, or anonymous"),
         (name = "followups", description = "The feedback loop: a task for every unhappy answer"),
         (name = "reports", description = "NPS and CSAT with confidence intervals, trends and segments"),
-        (name = "webhooks", description = "Signed HTTP callbacks to other apps, with a delivery log (admin only)"),
+        (name = "webhooks", description = "Signed HTTP callbacks to other apps, with a delivery log (admin only). \
+Each delivery is a Standard Webhooks v1 POST with the body `{\"type\", \"timestamp\", \"data\"}`. \
+The `data` of each event has the schema named here: `response.created`, `response.updated` → `ResponseEvent`; \
+`followup.created`, `followup.updated`, `followup.resolved` (a task was closed: status `resolved` or `dismissed`, \
+with `outcome` and `note`; `followup.updated` is sent for the same change), `followup.overdue` (once per task, \
+when an open task passes `due_at`) → `FollowupEvent`; `contact.unsubscribed` → `ContactUnsubscribedEvent`; \
+`invitation.failed` → `InvitationFailedEvent`; `webhook.test` → `{webhook_id, message}`. Payloads carry personal \
+data (the contact's `ContactContext`: email, name, external id, properties; comments and notes): the receiver \
+processes it on your behalf. Erasing a contact scrubs it from queued and logged deliveries."),
         (name = "ops", description = "Health, readiness and metrics")
     )
 )]
