@@ -157,7 +157,9 @@ pub async fn set_unsubscribed(
                 let before = contacts::get(conn, &id)?;
                 match (unsubscribed, before.unsubscribed_at.is_some()) {
                     (true, false) => {
-                        if contacts::unsubscribe(conn, &id)? {
+                        // False when a concurrent request unsubscribed them first.
+                        let changed = contacts::unsubscribe(conn, &id)?;
+                        if changed {
                             contacts::log(conn, &id, UNSUBSCRIBED, &actor)?;
                             tracing::info!(contact = %id, by = %actor, "contact unsubscribed");
                             webhooks::enqueue_unsubscribed(conn, &id, &actor, None)?;
