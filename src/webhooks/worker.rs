@@ -259,7 +259,12 @@ impl WebhookWorker {
         // Hosts written as addresses are not resolved: the guard checks them here. Names go
         // through the client's `GuardedResolver`, which checks what it connects to.
         let literal = match url::Url::parse(&url) {
-            Ok(u) if !self.settings.webhook_allow_private => guard::check_literal(&u).err(),
+            Ok(u)
+                if !self.settings.webhook_allow_private
+                    && matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) =>
+            {
+                guard::check_literal(&u).err()
+            }
             _ => None,
         };
         let sent = match literal {
