@@ -359,7 +359,46 @@ async fn a_delivery_whose_host_now_resolves_private_is_refused(engine: Engine) {
     assert_eq!(receiver.count(), 0, "nothing reached the private address");
 }
 
+async fn the_workspace_forms_refuse_private_targets_with_the_reason(engine: Engine) {
+    let app = spawn_app_with(engine, &[GUARD_ON]).await;
+    let admin = app
+        .sign_in("boss@acme.test", "Bea Boss", closeloop::domain::Role::Admin)
+        .await;
+    let (status, _, page) = app
+        .post_as(
+            &admin,
+            "/app/settings/webhooks",
+            &[
+                ("url", "http://169.254.169.254/latest/meta-data"),
+                ("events", "response.created"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("link-local"), "{page}");
+    assert_eq!(app.get("/api/v1/webhooks").await.body["items"], json!([]));
+    let s = app.nps_survey().await;
+    let (status, _, page) = app
+        .post_as(
+            &admin,
+            &format!("/app/surveys/{}/edit", s["id"].as_str().unwrap()),
+            &[
+                ("name", "NPS"),
+                ("kind", "nps"),
+                ("locale", "en"),
+                ("slack_webhook_url", "https://127.0.0.1/services/x"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(
+        page.contains("Slack webhook URL points to a loopback address"),
+        "{page}"
+    );
+}
+
 each_engine!(
+    the_workspace_forms_refuse_private_targets_with_the_reason,
     a_detractor_is_posted_as_block_kit_after_the_grace_period,
     a_failing_slack_endpoint_is_retried_until_it_succeeds,
     a_survey_url_overrides_the_global_one_and_happy_answers_post_nothing,
