@@ -13,6 +13,13 @@
 //! disabled; any other answer (3xx, 4xx) → `failed` at once. Redirects are not followed. A
 //! webhook whose every attempt has failed for `WEBHOOK_DISABLE_AFTER_HOURS` is disabled too, and
 //! the workspace admins are emailed (in the transaction that disables it).
+//!
+//! The same outbox carries Slack messages (`kind = 'slack'`, see [`super::slack`]): their
+//! body is built from the task when they are sent, they are not signed, and they follow the
+//! same retry rules (a 410 fails the message; there is no webhook to disable). Every request
+//! goes through the SSRF guard ([`super::guard`]) unless `WEBHOOK_ALLOW_PRIVATE`: IP-literal
+//! hosts are checked before the request, names by the client's resolver, which hands the
+//! connector only addresses it checked. A refused request is a failed attempt, not retried.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
