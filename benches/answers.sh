@@ -22,7 +22,8 @@ run_engine() {
   export DATABASE_URL=$url
   $BIN migrate >/dev/null
   local key; key=$($BIN api-key create --name bench --role admin | tail -n 1)
-  RUST_LOG=warn BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox $BIN > "$work/$name.log" 2>&1 &
+  # WEBHOOK_ALLOW_PRIVATE: webhook receivers of a benchmark listen on 127.0.0.1.
+  RUST_LOG=warn WEBHOOK_ALLOW_PRIVATE=true BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox $BIN > "$work/$name.log" 2>&1 &
   local pid=$!
   wait_ready $port readyz
   local survey

@@ -18,7 +18,7 @@ trap cleanup EXIT
 export DATABASE_URL="sqlite://$work/soak.db"
 "$BIN" migrate >/dev/null
 key=$("$BIN" api-key create --name soak --role admin | tail -n 1)
-RUST_LOG=warn BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox PUBLIC_URL=http://127.0.0.1:$port \
+RUST_LOG=warn WEBHOOK_ALLOW_PRIVATE=true BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox PUBLIC_URL=http://127.0.0.1:$port \
   "$BIN" > "$out/server.log" 2>&1 &
 pid=$!
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done

@@ -119,6 +119,13 @@ pub struct Settings {
     pub webhook_disable_after_hours: u64,
     /// How long the previous secret keeps signing beside the new one after a rotation.
     pub webhook_rotation_overlap_hours: u64,
+    /// Allow webhook and Slack URLs whose host is or resolves to a loopback, private,
+    /// link-local or other non-public address (`WEBHOOK_ALLOW_PRIVATE`; off: the SSRF guard
+    /// refuses them, see `webhooks::guard`).
+    pub webhook_allow_private: bool,
+    /// Slack-format incoming webhook that gets each new follow-up (`SLACK_WEBHOOK_URL`); a
+    /// survey's own `slack_webhook_url` overrides it.
+    pub slack_webhook_url: Option<String>,
     /// This process's stable name on its queue claims (`INSTANCE_ID`); unset: the host name
     /// and the bound port (see `Settings::instance_id`).
     pub instance_id: Option<String>,
@@ -432,6 +439,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         about: "how long the previous secret keeps signing beside the new one after a rotation (0–720; 0 drops it at once, which the tests use)",
     },
     EnvVar {
+        name: "WEBHOOK_ALLOW_PRIVATE",
+        default: "false",
+        about: "allow webhook and Slack URLs on loopback, private, link-local (metadata) and other non-public addresses; off, they are refused when saved and at each delivery (the SSRF guard)",
+    },
+    EnvVar {
+        name: "SLACK_WEBHOOK_URL",
+        default: "unset",
+        about: "Slack (or Slack-format) incoming webhook that gets each new follow-up after ALERT_DELAY_SECONDS; a survey's slack_webhook_url overrides it (https://, or http:// with WEBHOOK_ALLOW_PRIVATE)",
+    },
+    EnvVar {
         name: "SESSION_IDLE_HOURS",
         default: "12",
         about: "a workspace session ends after this many hours without a request (1–720)",
@@ -495,9 +512,44 @@ pub fn effective(
         .collect()
 }
 
+/// What is wrong with a Slack incoming-webhook URL, in words that complete "the URL …":
+/// it must be an absolute `https://` URL with a host (`http://` too when private addresses are
+/// allowed, for a receiver on the LAN or in tests), of at most 2000 characters. Where the host
+/// points is the SSRF guard's business (`webhooks::guard`), checked when it is used.
+pub fn slack_url_problem(value: &str, allow_http: bool) -> Option<String> {
+    if value.chars().count() > 2000 {
+        return Some("must be at most 2000 characters long".into());
+    }
+    match url::Url::parse(value.trim()) {
+        Ok(u) if u.scheme() == "https" && u.host().is_some() => None,
+        Ok(u) if u.scheme() == "http" && u.host().is_some() && allow_http => None,
+        Ok(u) if u.scheme() == "http" && u.host().is_some() => {
+            Some("must be an https:// URL (http:// only with WEBHOOK_ALLOW_PRIVATE=true)".into())
+        }
+        _ => Some(if allow_http {
+            "must be an absolute http:// or https:// URL with a host".into()
+        } else {
+            "must be an absolute https:// URL with a host, such as https://hooks.slack.com/services/…".into()
+        }),
+    }
+}
+
 /// `value` of variable `name` with its secrets replaced by `********`.
 pub fn mask(name: &str, value: &str) -> String {
     const HIDDEN: &str = "********";
+    if name.ends_with("WEBHOOK_URL") {
+        // An incoming-webhook URL is a bearer credential: its path is the secret.
+        return match url::Url::parse(value) {
+            Ok(u) if u.host_str().is_some() => {
+                format!(
+                    "{}://{}/{HIDDEN}",
+                    u.scheme(),
+                    u.host_str().unwrap_or_default()
+                )
+            }
+            _ => HIDDEN.into(),
+        };
+    }
     if ["SECRET", "PASSWORD", "TOKEN", "KEY"]
         .iter()
         .any(|w| name.contains(w))
@@ -781,6 +833,15 @@ impl Settings {
             86400,
         )?;
         let followup_outcomes = outcomes(get("FOLLOWUP_OUTCOMES"))?;
+        let webhook_allow_private =
+            flag(get("WEBHOOK_ALLOW_PRIVATE"), "WEBHOOK_ALLOW_PRIVATE", false)?;
+        let slack_webhook_url = match get("SLACK_WEBHOOK_URL").map(|v| v.trim().to_string()) {
+            None => None,
+            Some(v) => match slack_url_problem(&v, webhook_allow_private) {
+                None => Some(v),
+                Some(problem) => return Err(bad("SLACK_WEBHOOK_URL", problem)),
+            },
+        };
         let session_idle_hours =
             number(get("SESSION_IDLE_HOURS"), "SESSION_IDLE_HOURS", 12, 1, 720)?;
         let session_max_days = number(get("SESSION_MAX_DAYS"), "SESSION_MAX_DAYS", 30, 1, 365)?;
@@ -823,6 +884,8 @@ impl Settings {
             webhook_lease_seconds,
             webhook_disable_after_hours,
             webhook_rotation_overlap_hours,
+            webhook_allow_private,
+            slack_webhook_url,
             instance_id,
             alert_delay_seconds,
             worker_stall_seconds,
@@ -919,6 +982,34 @@ mod tests {
         // An engine-dependent default is the one in effect: PostgreSQL's pool of 10.
         assert_eq!(get("DB_POOL_SIZE"), ("DB_POOL_SIZE", "10".into(), true));
         assert_eq!(mask("SIGNING_SECRET", "whsec_abc"), "********");
+        assert_eq!(
+            mask(
+                "SLACK_WEBHOOK_URL",
+                "https://hooks.slack.com/services/T0/B0/abcdef"
+            ),
+            "https://hooks.slack.com/********"
+        );
+    }
+
+    #[test]
+    fn the_slack_url_must_be_https_unless_private_addresses_are_allowed() {
+        let url = |v: &str, private: &str| {
+            settings(&[("SLACK_WEBHOOK_URL", v), ("WEBHOOK_ALLOW_PRIVATE", private)])
+                .map(|s| s.slack_webhook_url)
+        };
+        assert_eq!(
+            url("https://hooks.slack.com/services/T/B/x", "false").unwrap(),
+            Some("https://hooks.slack.com/services/T/B/x".into())
+        );
+        let e = url("http://127.0.0.1:9/x", "false").unwrap_err();
+        assert!(e.to_string().contains("https://"), "{e}");
+        assert!(url("http://127.0.0.1:9/x", "true").is_ok());
+        assert!(url("hooks.slack.com/x", "true").is_err());
+        assert!(
+            url("x", "maybe").is_err(),
+            "WEBHOOK_ALLOW_PRIVATE is a flag"
+        );
+        assert!(!settings(&[]).unwrap().webhook_allow_private);
     }
 
     #[test]

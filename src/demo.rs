@@ -79,8 +79,9 @@ pub fn fill(
         ));
     }
     let rules = Rules {
-        // No alerts for demo tasks: nothing is mailed for back-dated data.
+        // No alerts for demo tasks: nothing is mailed or posted for back-dated data.
         team_email: None,
+        slack_webhook_url: None,
         ..Rules::from_settings(settings)
     };
     let mut outcomes = settings.followup_outcomes.clone();
@@ -582,6 +583,7 @@ fn survey(
         archived_at: None,
         followup_assignee: None,
         resurvey_after_days: (kind == SurveyKind::Nps && !public_link).then_some(RESURVEY_DAYS),
+        slack_webhook_url: None,
     };
     crate::store::surveys::insert(conn, &row)?;
     Ok(row)

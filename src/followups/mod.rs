@@ -10,6 +10,8 @@
 //!   lowered into it again, a closed task is reopened. Nothing is deleted.
 //! - Assignment rule: a survey's `followup_assignee` gets new tasks and their alert email;
 //!   otherwise the alert goes to `TEAM_EMAIL` (when set).
+//! - Slack: a new task is also posted to the survey's `slack_webhook_url` or
+//!   `SLACK_WEBHOOK_URL`, after the same grace period (see `webhooks::slack`).
 //! - Emails to the team (the alert, the `followup_assigned` email when someone is given a
 //!   task, the daily overdue digest) name the customer (name, email, company, value), the
 //!   survey, the score and the comment, and link to the task's page
@@ -44,6 +46,8 @@ pub struct Rules {
     pub public_url: String,
     /// Grace period before a new (or reopened) task's alert goes out.
     pub alert_delay: TimeDelta,
+    /// `SLACK_WEBHOOK_URL`: where new tasks are posted when their survey names no URL.
+    pub slack_webhook_url: Option<String>,
 }
 
 impl Rules {
@@ -55,6 +59,7 @@ impl Rules {
             team_email: s.team_email.as_ref().map(|m| m.email.to_string()),
             public_url: s.public_url.as_str().trim_end_matches('/').to_string(),
             alert_delay: TimeDelta::seconds(s.alert_delay_seconds as i64),
+            slack_webhook_url: s.slack_webhook_url.clone(),
         }
     }
 }
@@ -243,6 +248,14 @@ fn create(
         )?;
     }
     queue_alert(conn, rules, &row)?;
+    // Slack: the survey's URL, else the global one; after the same grace period.
+    if let Some(url) = survey
+        .slack_webhook_url
+        .as_deref()
+        .or(rules.slack_webhook_url.as_deref())
+    {
+        crate::webhooks::slack::enqueue(conn, &row, url, now() + rules.alert_delay)?;
+    }
     Ok(row)
 }
 

@@ -41,6 +41,8 @@ pub struct SurveyRow {
     pub followup_assignee: Option<String>,
     /// Days after a resolved follow-up before its customer is asked again (none: never).
     pub resurvey_after_days: Option<i32>,
+    /// Slack incoming webhook for this survey's new follow-ups (overrides `SLACK_WEBHOOK_URL`).
+    pub slack_webhook_url: Option<String>,
 }
 
 /// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
@@ -63,6 +65,7 @@ pub struct SurveyChanges {
     pub archived_at: Option<Option<NaiveDateTime>>,
     pub followup_assignee: Option<Option<String>>,
     pub resurvey_after_days: Option<Option<i32>>,
+    pub slack_webhook_url: Option<Option<String>>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

@@ -35,6 +35,7 @@ diesel::table! {
         archived_at -> Nullable<Timestamp>,
         followup_assignee -> Nullable<Text>,
         resurvey_after_days -> Nullable<Integer>,
+        slack_webhook_url -> Nullable<Text>,
     }
 }
 
@@ -151,7 +152,7 @@ diesel::table! {
 diesel::table! {
     webhook_deliveries (id) {
         id -> Text,
-        webhook_id -> Text,
+        webhook_id -> Nullable<Text>,
         event -> Text,
         payload -> Text,
         status -> Text,
@@ -164,6 +165,9 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         contact_id -> Nullable<Text>,
+        kind -> Text,
+        target_url -> Nullable<Text>,
+        followup_id -> Nullable<Text>,
     }
 }
 

@@ -68,7 +68,8 @@ impl WebhookRow {
 #[diesel(table_name = webhook_deliveries)]
 pub struct DeliveryRow {
     pub id: String,
-    pub webhook_id: String,
+    /// The webhook; `None` for a Slack message (see [`SlackDeliveryRow`]).
+    pub webhook_id: Option<String>,
     pub event: String,
     pub payload: String,
     /// `pending → delivering → delivered | failed` (back to `pending` to retry).
@@ -79,6 +80,27 @@ pub struct DeliveryRow {
     pub last_status_code: Option<i32>,
     pub last_error: Option<String>,
     pub delivered_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+}
+
+/// `kind` of a delivery that is a Slack message about a new follow-up (webhook deliveries
+/// have `webhook`).
+pub const SLACK: &str = "slack";
+
+/// A Slack message queued in the delivery outbox: no webhook, a `target_url` (the incoming
+/// webhook) and the follow-up it is about; its body is written when it is sent.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = webhook_deliveries)]
+pub struct SlackDeliveryRow {
+    pub id: String,
+    pub kind: String,
+    pub target_url: String,
+    pub followup_id: String,
+    pub event: String,
+    pub payload: String,
+    pub status: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
 }
 
@@ -303,6 +325,23 @@ pub fn subscribers(conn: &mut DbConnection, event: Event) -> Result<Vec<WebhookR
         .collect())
 }
 
+/// Queues a Slack message (see [`SlackDeliveryRow`]).
+pub fn insert_slack(conn: &mut DbConnection, row: &SlackDeliveryRow) -> Result<(), AppError> {
+    diesel::insert_into(webhook_deliveries::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Replaces the payload of delivery `id`: the body a Slack message is sent with (built at
+/// send time, for its log), or a payload scrubbed when its contact is erased.
+pub fn set_payload(conn: &mut DbConnection, id: &str, payload: &str) -> Result<(), AppError> {
+    diesel::update(webhook_deliveries::table.find(id))
+        .set(webhook_deliveries::payload.eq(payload))
+        .execute(conn)?;
+    Ok(())
+}
+
 pub fn insert_deliveries(conn: &mut DbConnection, rows: &[DeliveryRow]) -> Result<(), AppError> {
     for row in rows {
         diesel::insert_into(webhook_deliveries::table)
@@ -363,7 +402,26 @@ pub fn deliveries(
 #[derive(Debug, Clone)]
 pub struct Claimed {
     pub delivery: DeliveryRow,
-    pub webhook: WebhookRow,
+    pub target: Target,
+}
+
+/// Where a claimed delivery goes.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A signed event to a webhook.
+    Webhook(WebhookRow),
+    /// A Slack message about follow-up `followup_id`, to the incoming webhook `url`.
+    Slack { url: String, followup_id: String },
+}
+
+impl Claimed {
+    /// The webhook of a webhook delivery.
+    pub fn webhook(&self) -> Option<&WebhookRow> {
+        match &self.target {
+            Target::Webhook(w) => Some(w),
+            Target::Slack { .. } => None,
+        }
+    }
 }
 
 /// Claims up to `limit` due deliveries until `now + lease`: `pending` ones whose time has
@@ -397,15 +455,41 @@ pub fn claim_due(
                 webhook_deliveries::attempts.eq(webhook_deliveries::attempts + 1),
             ))
             .execute(conn)?;
-        let rows: Vec<(DeliveryRow, WebhookRow)> = webhook_deliveries::table
-            .inner_join(webhooks::table)
+        let rows: Vec<(DeliveryRow, Option<String>, Option<String>)> = webhook_deliveries::table
             .filter(webhook_deliveries::id.eq_any(&ids))
-            .select((DeliveryRow::as_select(), WebhookRow::as_select()))
+            .select((
+                DeliveryRow::as_select(),
+                webhook_deliveries::target_url,
+                webhook_deliveries::followup_id,
+            ))
             .order(webhook_deliveries::next_attempt_at)
             .load(conn)?;
+        let hook_ids: Vec<&str> = rows
+            .iter()
+            .filter_map(|(d, _, _)| d.webhook_id.as_deref())
+            .collect();
+        let hooks: Vec<WebhookRow> = if hook_ids.is_empty() {
+            Vec::new()
+        } else {
+            webhooks::table
+                .filter(webhooks::id.eq_any(&hook_ids))
+                .select(WebhookRow::as_select())
+                .load(conn)?
+        };
         Ok(rows
             .into_iter()
-            .map(|(delivery, webhook)| Claimed { delivery, webhook })
+            .filter_map(|(delivery, url, followup_id)| {
+                let hook = delivery
+                    .webhook_id
+                    .as_deref()
+                    .and_then(|id| hooks.iter().find(|h| h.id == id));
+                let target = match (hook, url, followup_id) {
+                    (Some(w), _, _) => Target::Webhook(w.clone()),
+                    (None, Some(url), Some(followup_id)) => Target::Slack { url, followup_id },
+                    _ => return None,
+                };
+                Some(Claimed { delivery, target })
+            })
             .collect())
     })
 }
@@ -523,8 +607,10 @@ pub fn record_one(
                 webhook_deliveries::claimed_by.eq(None::<String>),
             ))
             .execute(conn)?;
-        match attempt {
-            Some(a) if moved == 1 => track_failing(conn, &c.webhook.id, a, outcome, disable_after),
+        match (attempt, c.webhook()) {
+            (Some(a), Some(hook)) if moved == 1 => {
+                track_failing(conn, &hook.id, a, outcome, disable_after)
+            }
             _ => Ok(None),
         }
     })
@@ -610,23 +696,27 @@ pub fn set_deliveries_contact(
     Ok(())
 }
 
-/// The id and payload of every delivery (queued, sent or failed) about contact `contact_id`.
+/// The id and payload of every delivery (queued, sent or failed) about contact `contact_id`:
+/// webhook events that name them, and Slack messages about their follow-ups.
 pub fn deliveries_about_contact(
     conn: &mut DbConnection,
     contact_id: &str,
 ) -> Result<Vec<(String, String)>, AppError> {
-    Ok(webhook_deliveries::table
+    let mut rows: Vec<(String, String)> = webhook_deliveries::table
         .filter(webhook_deliveries::contact_id.eq(contact_id))
         .select((webhook_deliveries::id, webhook_deliveries::payload))
-        .load(conn)?)
-}
-
-/// Replaces the payload of delivery `id` (erasing a contact scrubs it).
-pub fn set_payload(conn: &mut DbConnection, id: &str, payload: &str) -> Result<(), AppError> {
-    diesel::update(webhook_deliveries::table.find(id))
-        .set(webhook_deliveries::payload.eq(payload))
-        .execute(conn)?;
-    Ok(())
+        .load(conn)?;
+    let tasks = crate::store::schema::followups::table
+        .filter(crate::store::schema::followups::contact_id.eq(contact_id))
+        .select(crate::store::schema::followups::id.nullable());
+    rows.extend(
+        webhook_deliveries::table
+            .filter(webhook_deliveries::kind.eq("slack"))
+            .filter(webhook_deliveries::followup_id.eq_any(tasks))
+            .select((webhook_deliveries::id, webhook_deliveries::payload))
+            .load::<(String, String)>(conn)?,
+    );
+    Ok(rows)
 }
 
 /// Whether any live webhook subscribes to `event` (so building its payload is worth it).

@@ -18,8 +18,10 @@
 //! so the worker sends at once; otherwise it finds the delivery on its next poll
 //! (`DISPATCH_INTERVAL_MS`).
 
+pub mod guard;
 pub mod payload;
 pub mod signing;
+pub mod slack;
 pub mod worker;
 
 use diesel::Connection;
@@ -99,7 +101,7 @@ fn delivery_row(
     });
     store::DeliveryRow {
         id,
-        webhook_id,
+        webhook_id: Some(webhook_id),
         event: event.into(),
         payload: payload.to_string(),
         status: "pending".into(),
@@ -301,12 +303,23 @@ pub fn queue_overdue(
         }
     }
 }
-/// Creates a webhook for `events` at `url`, with a new signing secret (shown once).
+
+/// Checks a URL about to be saved with the SSRF guard ([`guard::check_target`], unless
+/// `WEBHOOK_ALLOW_PRIVATE`): a 422 on `field` saying where it points.
+pub async fn check_target(settings: &Settings, field: &str, url: &str) -> Result<(), AppError> {
+    guard::check_target(url, settings.webhook_allow_private)
+        .await
+        .map_err(|why| AppError::field(field, why))
+}
+
+/// Creates a webhook for `events` at `url`, with a new signing secret (shown once). A URL the
+/// SSRF guard refuses is a 422 on `url`.
 pub async fn create(
     state: &AppState,
     url: &str,
     events: &[Event],
 ) -> Result<store::WebhookRow, AppError> {
+    check_target(&state.settings, "url", url).await?;
     let names: Vec<&str> = events.iter().map(|e| e.as_str()).collect();
     let row = store::WebhookRow {
         id: new_id(IdPrefix::Webhook),
@@ -425,6 +438,9 @@ pub async fn update(
     id: &str,
     change: WebhookUpdate,
 ) -> Result<store::WebhookRow, AppError> {
+    if let Some(url) = &change.url {
+        check_target(&state.settings, "url", url).await?;
+    }
     let changes = store::WebhookChanges {
         url: change.url.map(|u| u.trim().to_string()),
         events: match &change.events {

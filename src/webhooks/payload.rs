@@ -263,9 +263,14 @@ pub fn invitation_failed_event(
 
 /// A payload (`{"type", "timestamp", "data"}`) with the personal data of an erased contact
 /// taken out: `data.contact` becomes the erased form, `data.comment` and `data.note` null.
-/// `None` when there is nothing to change (or the payload is not an object).
+/// A Slack message (`blocks`/`text`, no `data`) is replaced whole by a line saying it was
+/// erased. `None` when there is nothing to change (or the payload is not an object).
 pub fn scrubbed(payload: &str, contact_id: &str) -> Option<String> {
     let mut v: Value = serde_json::from_str(payload).ok()?;
+    if v.get("data").is_none() && (v.get("blocks").is_some() || v.get("text").is_some()) {
+        let erased = json!({"text": "(removed: the customer this message was about was erased)"});
+        return (v != erased).then(|| erased.to_string());
+    }
     let data: &mut Map<String, Value> = v.get_mut("data")?.as_object_mut()?;
     let before = data.clone();
     if data.contains_key("contact") {

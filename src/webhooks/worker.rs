@@ -13,6 +13,13 @@
 //! disabled; any other answer (3xx, 4xx) → `failed` at once. Redirects are not followed. A
 //! webhook whose every attempt has failed for `WEBHOOK_DISABLE_AFTER_HOURS` is disabled too, and
 //! the workspace admins are emailed (in the transaction that disables it).
+//!
+//! The same outbox carries Slack messages (`kind = 'slack'`, see [`super::slack`]): their
+//! body is built from the task when they are sent, they are not signed, and they follow the
+//! same retry rules (a 410 fails the message; there is no webhook to disable). Every request
+//! goes through the SSRF guard ([`super::guard`]) unless `WEBHOOK_ALLOW_PRIVATE`: IP-literal
+//! hosts are checked before the request, names by the client's resolver, which hands the
+//! connector only addresses it checked. A refused request is a failed attempt, not retried.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,10 +30,11 @@ use futures_util::stream::{self, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use tokio::sync::Notify;
 
+use super::guard;
 use crate::config::Settings;
 use crate::domain::backoff;
 use crate::domain::now;
-use crate::store::webhooks::{self as store, Attempt, Claimed, Outcome};
+use crate::store::webhooks::{self as store, Attempt, Claimed, Outcome, Target};
 use crate::store::{Db, Held};
 use crate::telemetry::{catch_panic, Metrics};
 
@@ -82,6 +90,9 @@ impl WebhookWorker {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(Arc::new(guard::GuardedResolver {
+                allow_private: settings.webhook_allow_private,
+            }))
             .default_headers(headers)
             .build()
             .map_err(|e| anyhow::anyhow!("cannot build the webhook HTTP client: {e}"))?;
@@ -154,7 +165,7 @@ impl WebhookWorker {
         };
         self.metrics.webhook_delivery(word);
         if let Outcome::Failed { error } | Outcome::Gone { error } = &outcome {
-            tracing::warn!(delivery = %c.delivery.id, webhook = %c.webhook.id, attempts = c.delivery.attempts, error = %error, "webhook delivery failed for good");
+            tracing::warn!(delivery = %c.delivery.id, target = %target_name(&c), attempts = c.delivery.attempts, error = %error, "webhook delivery failed for good");
         }
         let job = Arc::new((c, attempt, outcome));
         let disable_after = TimeDelta::hours(self.settings.webhook_disable_after_hours as i64);
@@ -196,43 +207,91 @@ impl WebhookWorker {
     }
 
     async fn deliver(&self, c: &Claimed) -> (Option<Attempt>, Outcome) {
-        if !c.webhook.live() {
-            let error = if c.webhook.deleted_at.is_some() {
-                super::DELETED
-            } else {
-                super::INACTIVE
-            };
-            return (
+        let failed = |error: &str| {
+            (
                 None,
                 Outcome::Failed {
                     error: error.into(),
                 },
-            );
-        }
-        let body = c.delivery.payload.clone().into_bytes();
+            )
+        };
         let attempted_at = now();
         let timestamp = attempted_at.and_utc().timestamp();
-        let secrets = c.webhook.signing_secrets(attempted_at);
-        let Some(signature) = super::signature_header(&secrets, &c.delivery.id, timestamp, &body)
-        else {
-            return (
-                None,
-                Outcome::Failed {
-                    error: "the webhook's secret is not a whsec_ secret; rotate it".into(),
-                },
-            );
+        let (url, body, signature) = match &c.target {
+            Target::Webhook(hook) => {
+                if !hook.live() {
+                    return failed(if hook.deleted_at.is_some() {
+                        super::DELETED
+                    } else {
+                        super::INACTIVE
+                    });
+                }
+                let body = c.delivery.payload.clone().into_bytes();
+                let secrets = hook.signing_secrets(attempted_at);
+                let Some(signature) =
+                    super::signature_header(&secrets, &c.delivery.id, timestamp, &body)
+                else {
+                    return failed("the webhook's secret is not a whsec_ secret; rotate it");
+                };
+                (hook.url.clone(), body, Some(signature))
+            }
+            Target::Slack { url, followup_id } => {
+                let (id, task) = (c.delivery.id.clone(), followup_id.clone());
+                let public_url = self.settings.public_url.to_string();
+                match self
+                    .db
+                    .write(move |conn| super::slack::prepare(conn, &id, &task, &public_url))
+                    .await
+                {
+                    Ok(Some(body)) => (url.clone(), body.into_bytes(), None),
+                    Ok(None) => return failed(super::slack::CANCELLED),
+                    Err(e) => {
+                        // The task cannot be read now (the database is busy): try again.
+                        return (
+                            None,
+                            Outcome::Retry {
+                                at: now()
+                                    + backoff(
+                                        self.settings.webhook_retry_base_seconds,
+                                        c.delivery.attempts,
+                                    ),
+                                error: format!("cannot build the Slack message: {e}"),
+                            },
+                        );
+                    }
+                }
+            }
         };
         let started = Instant::now();
-        let sent = self
-            .client
-            .post(&c.webhook.url)
-            .header("webhook-id", &c.delivery.id)
-            .header("webhook-timestamp", timestamp.to_string())
-            .header("webhook-signature", signature)
-            .body(body)
-            .send()
-            .await;
+        // Hosts written as addresses are not resolved: the guard checks them here. Names go
+        // through the client's `GuardedResolver`, which checks what it connects to.
+        let literal = match url::Url::parse(&url) {
+            Ok(u)
+                if !self.settings.webhook_allow_private
+                    && matches!(u.host(), Some(url::Host::Ipv4(_) | url::Host::Ipv6(_))) =>
+            {
+                guard::check_literal(&u).err()
+            }
+            _ => None,
+        };
+        let sent = match literal {
+            Some(why) => Err(SendError::Refused(guard::Refused(why))),
+            None => {
+                let mut req = self.client.post(&url).body(body);
+                if let Some(signature) = signature {
+                    req = req
+                        .header("webhook-id", &c.delivery.id)
+                        .header("webhook-timestamp", timestamp.to_string())
+                        .header("webhook-signature", signature);
+                }
+                req.send().await.map_err(|e| match guard::refused_in(&e) {
+                    Some(r) => SendError::Refused(r),
+                    None => SendError::Http(e),
+                })
+            }
+        };
         let mut retry_after = None;
+        let mut refused = false;
         let (status_code, error, transient) = match sent {
             Ok(mut res) => {
                 let status = res.status();
@@ -259,7 +318,11 @@ impl WebhookWorker {
                     (Some(status.as_u16() as i32), Some(error), transient)
                 }
             }
-            Err(e) => (None, Some(describe(&e, &self.settings)), true),
+            Err(SendError::Refused(r)) => {
+                refused = true;
+                (None, Some(r.to_string()), false)
+            }
+            Err(SendError::Http(e)) => (None, Some(describe(&e, &self.settings)), true),
         };
         let attempt = Attempt {
             attempted_at,
@@ -269,8 +332,11 @@ impl WebhookWorker {
         };
         let outcome = match error {
             None => Outcome::Delivered,
-            Some(error) if status_code == Some(410) => Outcome::Gone { error },
-            Some(error) if !transient => Outcome::Failed { error },
+            // A Slack URL that is gone fails the message; there is no webhook to disable.
+            Some(error) if status_code == Some(410) && c.webhook().is_some() => {
+                Outcome::Gone { error }
+            }
+            Some(error) if !transient || refused => Outcome::Failed { error },
             Some(error) if c.delivery.attempts >= self.settings.webhook_max_attempts => {
                 Outcome::Failed {
                     error: format!("gave up after {} attempts: {error}", c.delivery.attempts),
@@ -283,7 +349,7 @@ impl WebhookWorker {
                         c.delivery.attempts,
                     )
                 });
-                tracing::warn!(delivery = %c.delivery.id, webhook = %c.webhook.id, attempt = c.delivery.attempts, error = %error, "webhook delivery failed, will retry");
+                tracing::warn!(delivery = %c.delivery.id, target = %target_name(c), attempt = c.delivery.attempts, error = %error, "webhook delivery failed, will retry");
                 Outcome::Retry {
                     at: now() + delay,
                     error,
@@ -337,6 +403,20 @@ impl WebhookWorker {
             }
         }
         tracing::info!("webhook worker stopped");
+    }
+}
+
+/// Why a request was not answered: the SSRF guard refused it, or HTTP failed.
+enum SendError {
+    Refused(guard::Refused),
+    Http(reqwest::Error),
+}
+
+/// A delivery's target for the log: the webhook id, or `slack`.
+fn target_name(c: &Claimed) -> &str {
+    match &c.target {
+        Target::Webhook(w) => &w.id,
+        Target::Slack { .. } => "slack",
     }
 }
 

@@ -40,6 +40,25 @@ fn placeholders(text: &str) -> Result<(), ValidationError> {
     not_blank(text)
 }
 
+fn url_shape(value: &str) -> Result<(), ValidationError> {
+    crate::webhooks::check_url(value).map_err(|message| {
+        let mut e = ValidationError::new("url");
+        e.message = Some(message.into());
+        e
+    })
+}
+
+/// Checks a survey's Slack URL beyond its shape: `https://` unless private addresses are
+/// allowed, and through the SSRF guard. A 422 on `slack_webhook_url`.
+async fn check_slack_url(state: &AppState, url: &str) -> Result<(), AppError> {
+    if let Some(problem) =
+        crate::config::slack_url_problem(url, state.settings.webhook_allow_private)
+    {
+        return Err(AppError::field("slack_webhook_url", problem));
+    }
+    crate::webhooks::check_target(&state.settings, "slack_webhook_url", url).await
+}
+
 fn hex_color(value: &str) -> Result<(), ValidationError> {
     let ok = value.len() == 7
         && value.starts_with('#')
@@ -117,6 +136,18 @@ pub struct CreateSurvey {
     #[validate(email, length(max = 254))]
     #[schema(format = Email, max_length = 254)]
     pub followup_assignee: Option<String>,
+    /// A Slack incoming webhook (or one that speaks its format) that gets each new follow-up
+    /// of this survey as a Block Kit message, after the alert's grace period; it overrides
+    /// `SLACK_WEBHOOK_URL`. An `https://` URL (`http://` only with `WEBHOOK_ALLOW_PRIVATE`)
+    /// whose host has public addresses (the SSRF guard). The URL is a credential: anyone who
+    /// can read surveys sees it.
+    #[validate(custom(function = "url_shape"))]
+    #[schema(
+        max_length = 2000,
+        pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$",
+        example = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX"
+    )]
+    pub slack_webhook_url: Option<String>,
 }
 
 /// Changes to a survey. Absent fields stay as they are; `null` clears an optional field.
@@ -184,6 +215,12 @@ pub struct UpdateSurvey {
     #[validate(email, length(max = 254))]
     #[schema(value_type = Option<String>, format = Email, max_length = 254)]
     pub followup_assignee: Option<Option<String>>,
+    /// The survey's Slack incoming webhook (as on create); `null` removes it (then
+    /// `SLACK_WEBHOOK_URL` applies).
+    #[serde(default, deserialize_with = "double_option")]
+    #[validate(custom(function = "url_shape"))]
+    #[schema(value_type = Option<String>, max_length = 2000, pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$")]
+    pub slack_webhook_url: Option<Option<String>>,
 }
 
 /// The statuses `PATCH` may set (archiving has its own endpoint).
@@ -219,6 +256,10 @@ pub struct Survey {
     pub resurvey_after_days: Option<i32>,
     pub edit_window_hours: i32,
     pub followup_assignee: Option<String>,
+    /// Where this survey's new follow-ups are posted for Slack; `null`: `SLACK_WEBHOOK_URL`
+    /// (if set).
+    #[schema(example = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX")]
+    pub slack_webhook_url: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
@@ -255,6 +296,7 @@ impl Survey {
             resurvey_after_days: row.resurvey_after_days,
             edit_window_hours: row.edit_window_hours,
             followup_assignee: row.followup_assignee,
+            slack_webhook_url: row.slack_webhook_url,
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
             archived_at: row.archived_at.map(utc),
@@ -292,6 +334,10 @@ pub async fn create(
 
 /// Creates a survey from a validated request (the API and the workspace's editor).
 pub async fn create_survey(state: &AppState, b: CreateSurvey) -> Result<SurveyRow, AppError> {
+    let slack_webhook_url = trimmed(b.slack_webhook_url);
+    if let Some(url) = &slack_webhook_url {
+        check_slack_url(state, url).await?;
+    }
     let t = now();
     let row = SurveyRow {
         id: new_id(IdPrefix::Survey),
@@ -313,6 +359,7 @@ pub async fn create_survey(state: &AppState, b: CreateSurvey) -> Result<SurveyRo
         updated_at: t,
         archived_at: None,
         followup_assignee: b.followup_assignee.map(|a| a.trim().to_lowercase()),
+        slack_webhook_url,
     };
     let saved = row.clone();
     state
@@ -442,6 +489,10 @@ pub async fn update_survey(
         ));
     }
     let trim2 = |v: Option<Option<String>>| v.map(|o| o.map(|s| s.trim().to_string()));
+    let slack_webhook_url = trim2(b.slack_webhook_url.clone());
+    if let Some(Some(url)) = &slack_webhook_url {
+        check_slack_url(state, url).await?;
+    }
     let row = state
         .db
         .write(move |conn| {
@@ -481,6 +532,7 @@ pub async fn update_survey(
                         .followup_assignee
                         .clone()
                         .map(|o| o.map(|a| a.trim().to_lowercase())),
+                    slack_webhook_url: slack_webhook_url.clone(),
                 };
                 crate::store::surveys::update(conn, &id, &changes)
             })

@@ -186,7 +186,7 @@ impl Delivery {
             attempt_count: d.attempts,
             attempts: attempts.into_iter().map(DeliveryAttempt::from).collect(),
             id: d.id,
-            webhook_id: d.webhook_id,
+            webhook_id: d.webhook_id.unwrap_or_default(),
             event: d.event,
             status: d.status,
             delivered_at: d.delivered_at.map(utc),

@@ -425,13 +425,18 @@ fn hook_form(body: &[u8]) -> HookForm {
     f
 }
 
-/// What is wrong with a webhook form's URL and events, in a sentence.
-fn hook_problem(f: &HookForm) -> Option<String> {
+/// What is wrong with a webhook form's URL and events, in a sentence (a URL the SSRF guard
+/// refuses included).
+async fn hook_problem(state: &AppState, f: &HookForm) -> Option<String> {
     let url = f.url.as_deref().unwrap_or_default();
     if url.is_empty() {
         return Some("Enter the URL to send events to.".into());
     }
     if let Err(why) = webhooks::check_url(url) {
+        return Some(format!("The URL {why}."));
+    }
+    if let Err(why) = webhooks::guard::check_target(url, state.settings.webhook_allow_private).await
+    {
         return Some(format!("The URL {why}."));
     }
     if f.unknown_event {
@@ -453,7 +458,7 @@ pub async fn create_webhook(
     let f = hook_form(&body);
     signed.check_csrf(&req, f.csrf_token.as_deref())?;
     signed.require(Role::Admin)?;
-    if let Some(problem) = hook_problem(&f) {
+    if let Some(problem) = hook_problem(&state, &f).await {
         return settings_page(
             &state,
             &signed,
@@ -660,7 +665,7 @@ pub async fn update_webhook(
     signed.check_csrf(&req, f.csrf_token.as_deref())?;
     signed.require(Role::Admin)?;
     check_hook_id(&id)?;
-    if let Some(problem) = hook_problem(&f) {
+    if let Some(problem) = hook_problem(&state, &f).await {
         return hook_page(
             &state,
             &signed,

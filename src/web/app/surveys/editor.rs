@@ -43,6 +43,7 @@ pub struct SurveyForm {
     resurvey_after_days: Option<String>,
     edit_window_hours: Option<String>,
     followup_assignee: Option<String>,
+    slack_webhook_url: Option<String>,
 }
 
 /// What the editor's inputs show.
@@ -62,6 +63,7 @@ pub struct Values {
     pub resurvey_after_days: String,
     pub edit_window_hours: String,
     pub followup_assignee: String,
+    pub slack_webhook_url: String,
 }
 
 impl Values {
@@ -82,6 +84,7 @@ impl Values {
             resurvey_after_days: String::new(),
             edit_window_hours: DEFAULT_EDIT_WINDOW_HOURS.to_string(),
             followup_assignee: String::new(),
+            slack_webhook_url: String::new(),
         }
     }
 
@@ -109,6 +112,7 @@ impl Values {
                 .unwrap_or_default(),
             edit_window_hours: r.edit_window_hours.to_string(),
             followup_assignee: s(&r.followup_assignee),
+            slack_webhook_url: s(&r.slack_webhook_url),
         }
     }
 
@@ -134,6 +138,7 @@ impl Values {
         base.resurvey_after_days = take(&f.resurvey_after_days);
         base.edit_window_hours = take(&f.edit_window_hours);
         base.followup_assignee = take(&f.followup_assignee);
+        base.slack_webhook_url = take(&f.slack_webhook_url);
         base
     }
 
@@ -350,6 +355,7 @@ fn to_create(f: &SurveyForm) -> Result<CreateSurvey, FieldErrors> {
         resurvey_after_days: number(&f.resurvey_after_days, "resurvey_after_days", &mut errors),
         edit_window_hours: number(&f.edit_window_hours, "edit_window_hours", &mut errors),
         followup_assignee: text(&f.followup_assignee),
+        slack_webhook_url: text(&f.slack_webhook_url),
     };
     validate(&create, &mut errors);
     if errors.is_empty() {
@@ -400,6 +406,7 @@ fn to_update(f: &SurveyForm) -> Result<UpdateSurvey, FieldErrors> {
                 .unwrap_or(DEFAULT_EDIT_WINDOW_HOURS),
         ),
         followup_assignee: Some(text(&f.followup_assignee)),
+        slack_webhook_url: Some(text(&f.slack_webhook_url)),
     };
     validate(&update, &mut errors);
     if errors.is_empty() {
@@ -526,6 +533,7 @@ fn previewed(mut base: SurveyRow, f: &SurveyForm, new: bool) -> SurveyRow {
         resurvey_after_days: None,
         edit_window_hours: None,
         followup_assignee: None,
+        slack_webhook_url: None,
     };
     validate(&create, &mut probe);
     let ok = |field: &str| !probe.contains_key(field);
@@ -573,6 +581,7 @@ fn unsaved() -> SurveyRow {
         updated_at: t,
         archived_at: None,
         followup_assignee: None,
+        slack_webhook_url: None,
     }
 }
 
