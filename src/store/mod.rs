@@ -154,6 +154,7 @@ pub mod jobs;
 pub mod models;
 pub mod reports;
 pub mod responses;
+pub mod retention;
 pub mod rollups;
 pub mod schema;
 pub mod surveys;

@@ -197,6 +197,7 @@ diesel::table! {
         created_at -> Timestamp,
         from_name -> Nullable<Text>,
         reply_to -> Nullable<Text>,
+        pruned_at -> Nullable<Timestamp>,
     }
 }
 
