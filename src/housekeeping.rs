@@ -103,33 +103,37 @@ pub async fn run_daily(
 /// Prunes everything older than `cutoff`, one batch per transaction, until a batch comes
 /// back short.
 pub async fn prune(db: &Db, cutoff: NaiveDateTime, t: NaiveDateTime) -> Result<Pruned, AppError> {
-    let mut p = Pruned::default();
-    p.email_bodies = batches(db, move |c| {
+    let email_bodies = batches(db, move |c| {
         retention::prune_email_bodies(c, cutoff, BATCH, t)
     })
     .await?;
+    let (mut webhook_deliveries, mut webhook_attempts) = (0, 0);
     loop {
         let (d, a) = db
             .write(move |c| retention::prune_webhook_deliveries(c, cutoff, BATCH))
             .await?;
-        p.webhook_deliveries += d;
-        p.webhook_attempts += a;
+        webhook_deliveries += d;
+        webhook_attempts += a;
         if (d as i64) < BATCH {
             break;
         }
         tokio::task::yield_now().await;
     }
-    p.sign_in_tokens = batches(db, move |c| {
-        retention::prune_sign_in_tokens(c, cutoff, BATCH)
+    Ok(Pruned {
+        email_bodies,
+        webhook_deliveries,
+        webhook_attempts,
+        sign_in_tokens: batches(db, move |c| {
+            retention::prune_sign_in_tokens(c, cutoff, BATCH)
+        })
+        .await?,
+        sessions: batches(db, move |c| retention::prune_sessions(c, cutoff, BATCH)).await?,
+        idempotency_records: batches(db, move |c| {
+            retention::prune_idempotency_records(c, cutoff, BATCH)
+        })
+        .await?,
+        job_runs: batches(db, move |c| retention::prune_job_runs(c, cutoff, BATCH)).await?,
     })
-    .await?;
-    p.sessions = batches(db, move |c| retention::prune_sessions(c, cutoff, BATCH)).await?;
-    p.idempotency_records = batches(db, move |c| {
-        retention::prune_idempotency_records(c, cutoff, BATCH)
-    })
-    .await?;
-    p.job_runs = batches(db, move |c| retention::prune_job_runs(c, cutoff, BATCH)).await?;
-    Ok(p)
 }
 
 /// Runs `one` (a batch in its own transaction) until it prunes fewer than a batch; the total.
