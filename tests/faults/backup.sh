@@ -27,15 +27,16 @@ trap cleanup EXIT
 cargo build --quiet --locked --bin closeloop
 BIN=${CARGO_TARGET_DIR:-target}/debug/closeloop
 
-# start URL NAME: a server on DATABASE_URL=URL; prints its base URL.
+# start URL NAME: a server on DATABASE_URL=URL; sets `base` to its address. (Not called in
+# $(…): a background process there would keep the substitution open.)
 start() {
     local port; port=$(free_port)
     DATABASE_URL=$1 RUST_LOG=warn BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/$2-outbox \
-        "$BIN" >"$work/$2.log" 2>&1 &
+        "$BIN" >"$work/$2.log" 2>&1 </dev/null &
     pids+=($!)
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.1; done
     curl -sf "http://127.0.0.1:$port/readyz" >/dev/null || { cat "$work/$2.log" >&2; echo "FAIL: $2 did not start" >&2; exit 1; }
-    echo "http://127.0.0.1:$port"
+    base="http://127.0.0.1:$port"
 }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
@@ -61,29 +62,31 @@ answers() {
 }
 nps() { curl -s -H "Authorization: Bearer $2" "$1/api/v1/surveys/$3/report" | json 'd["nps"]'; }
 # keep_answering BASE TOKEN: answers (and changes) one invitation in a loop, so the backup
-# is taken under writes.
+# is taken under writes; sets `busy` to the loop's pid.
 keep_answering() {
-    ( while true; do curl -s -o /dev/null -X POST -d "score=$((RANDOM % 11))&comment=busy" "$1/s/$2"; done ) &
-    pids+=($!)
-    echo $!
+    ( while true; do curl -s -o /dev/null -X POST -d "score=$((RANDOM % 11))&comment=busy" "$1/s/$2"; done ) >/dev/null 2>&1 </dev/null &
+    busy=$!
+    pids+=("$busy")
 }
 
 echo "== SQLite: VACUUM INTO from a live database"
 live="$work/live.db"
 DATABASE_URL="sqlite://$live" "$BIN" migrate >/dev/null
 key=$(DATABASE_URL="sqlite://$live" "$BIN" api-key create --name backup --role admin | tail -n 1)
-base=$(start "sqlite://$live" sqlite-live)
+start "sqlite://$live" sqlite-live
 sid=$(fill "$base" "$key" 40)
 busy_sid=$(fill "$base" "$key" 1)
 busy_token=$(sqlite3 "$live" "SELECT token FROM invitations WHERE survey_id = '$busy_sid'")
-busy=$(keep_answering "$base" "$busy_token")
+keep_answering "$base" "$busy_token"
 before=$(answers "$base" "$key" "$sid"); before_nps=$(nps "$base" "$key" "$sid")
 sqlite3 "$live" "VACUUM INTO '$work/backup.db'"
 kill "$busy"
 [ "$(sqlite3 "$work/backup.db" 'PRAGMA integrity_check')" = ok ] || { echo "FAIL: the backup is not intact" >&2; exit 1; }
 # Restore: the backup file becomes the database of a fresh server.
 mkdir -p "$work/restored" && cp "$work/backup.db" "$work/restored/closeloop.db"
-rbase=$(start "sqlite://$work/restored/closeloop.db" sqlite-restored)
+live_base=$base
+start "sqlite://$work/restored/closeloop.db" sqlite-restored
+rbase=$base; base=$live_base
 after=$(answers "$rbase" "$key" "$sid"); after_nps=$(nps "$rbase" "$key" "$sid")
 echo "live: $before answers (NPS $before_nps); restored: $after answers (NPS $after_nps)"
 [ "$before" = 40 ] && [ "$after" = "$before" ] && [ "$after_nps" = "$before_nps" ] || { echo "FAIL: the restored SQLite database lacks answers" >&2; exit 1; }
@@ -95,17 +98,19 @@ dbs+=("$src" "$dst")
 psql -q "$PG/postgres" -c "CREATE DATABASE $src" >/dev/null
 DATABASE_URL="$PG/$src" "$BIN" migrate >/dev/null
 key=$(DATABASE_URL="$PG/$src" "$BIN" api-key create --name backup --role admin | tail -n 1)
-base=$(start "$PG/$src" pg-live)
+start "$PG/$src" pg-live
 sid=$(fill "$base" "$key" 40)
 busy_sid=$(fill "$base" "$key" 1)
 busy_token=$(psql -At "$PG/$src" -c "SELECT token FROM invitations WHERE survey_id = '$busy_sid'")
-busy=$(keep_answering "$base" "$busy_token")
+keep_answering "$base" "$busy_token"
 before=$(answers "$base" "$key" "$sid"); before_nps=$(nps "$base" "$key" "$sid")
 pg_dump -Fc -f "$work/closeloop.dump" "$PG/$src"
 kill "$busy"
 psql -q "$PG/postgres" -c "CREATE DATABASE $dst" >/dev/null
 pg_restore --no-owner --exit-on-error -d "$PG/$dst" "$work/closeloop.dump"
-rbase=$(start "$PG/$dst" pg-restored)
+live_base=$base
+start "$PG/$dst" pg-restored
+rbase=$base; base=$live_base
 after=$(answers "$rbase" "$key" "$sid"); after_nps=$(nps "$rbase" "$key" "$sid")
 echo "live: $before answers (NPS $before_nps); restored: $after answers (NPS $after_nps)"
 [ "$before" = 40 ] && [ "$after" = "$before" ] && [ "$after_nps" = "$before_nps" ] || { echo "FAIL: the restored PostgreSQL database lacks answers" >&2; exit 1; }
