@@ -60,6 +60,13 @@ pub struct Settings {
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before answering 503.
     pub db_checkout_timeout_ms: u64,
+    /// Whether diesel caches prepared statements on PostgreSQL connections
+    /// (`DATABASE_PREPARED_STATEMENTS`); off behind PgBouncer in transaction pooling mode.
+    pub database_prepared_statements: bool,
+    /// Days after which sent email bodies, delivered webhooks, expired sign-in tokens and
+    /// sessions, idempotency records and one-time keys are pruned (`RETENTION_DAYS`; 0 keeps
+    /// everything).
+    pub retention_days: u32,
     pub bind_addr: SocketAddr,
     pub public_url: url::Url,
     pub smtp_url: Option<String>,
@@ -262,6 +269,16 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "DB_CHECKOUT_TIMEOUT_MS",
         default: "1500",
         about: "how long a request waits for a database connection before it answers 503 with Retry-After (100–60000); background workers wait up to 30 s",
+    },
+    EnvVar {
+        name: "DATABASE_PREPARED_STATEMENTS",
+        default: "on",
+        about: "off turns off diesel's prepared-statement cache on PostgreSQL, as PgBouncer's transaction pooling mode needs (every query is sent unnamed)",
+    },
+    EnvVar {
+        name: "RETENTION_DAYS",
+        default: "90",
+        about: "days after which sent emails' bodies, delivered webhook deliveries and their attempts, expired sign-in links and sessions, idempotency records and one-time confirmation keys are pruned by the daily housekeeping job (0–36500; 0 keeps everything); answers, follow-ups and their activity are never pruned",
     },
     EnvVar {
         name: "BIND_ADDR",
@@ -593,6 +610,13 @@ impl Settings {
             60_000,
         )?;
 
+        let database_prepared_statements = flag(
+            get("DATABASE_PREPARED_STATEMENTS"),
+            "DATABASE_PREPARED_STATEMENTS",
+            true,
+        )?;
+        let retention_days = number(get("RETENTION_DAYS"), "RETENTION_DAYS", 90, 0, 36_500)?;
+
         let bind_raw = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let bind_addr = bind_raw.trim().parse::<SocketAddr>().map_err(|_| {
             bad(
@@ -850,6 +874,8 @@ impl Settings {
             database_url,
             db_pool_size,
             db_checkout_timeout_ms,
+            database_prepared_statements,
+            retention_days,
             bind_addr,
             public_url,
             smtp_url,

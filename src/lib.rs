@@ -3,7 +3,7 @@
 //! Layers, whose imports point one way (a test in `tests/api/layers.rs` enforces it):
 //! `startup` → `web` → use cases → `store` → `domain`, `error`, `config`, `telemetry`,
 //! `i18n`. The use cases are `answers`, `invitations`, `followups`, `webhooks`, `reports`,
-//! `contacts`, `members` (the workspace's team and sign-in) and `email`, with `context` (what they all reach) and `views` (the JSON shapes
+//! `contacts`, `members` (the workspace's team and sign-in), `housekeeping` (the daily retention prune) and `email`, with `context` (what they all reach) and `views` (the JSON shapes
 //! shared by the API and webhook payloads). `demo` (the data of `closeloop demo`) calls the
 //! use cases from beside `web`.
 
@@ -16,6 +16,7 @@ pub mod domain;
 pub mod email;
 pub mod error;
 pub mod followups;
+pub mod housekeeping;
 pub mod i18n;
 pub mod invitations;
 pub mod members;

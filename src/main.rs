@@ -105,7 +105,11 @@ fn main() -> ExitCode {
     closeloop::telemetry::init(&settings.log_level, settings.log_format);
     let result = match command {
         Command::Serve => serve(settings),
-        Command::Migrate => closeloop::store::migrate(&settings.database_url).map(|applied| {
+        Command::Migrate => closeloop::store::migrate(
+            &settings.database_url,
+            settings.database_prepared_statements,
+        )
+        .map(|applied| {
             if applied.is_empty() {
                 println!("database is up to date");
             } else {
@@ -135,6 +139,7 @@ fn main() -> ExitCode {
                 &settings.database_url,
                 1,
                 std::time::Duration::from_secs(30),
+                settings.database_prepared_statements,
             )?;
             let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
             closeloop::store::rollups::rebuild(&mut conn).map_err(|e| anyhow::anyhow!("{e:?}"))?;
@@ -180,6 +185,7 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
         &settings.database_url,
         1,
         std::time::Duration::from_secs(30),
+        settings.database_prepared_statements,
     )?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (row, key) = closeloop::store::api_keys::create(&mut conn, name, role)
@@ -194,11 +200,15 @@ fn create_key(settings: &Settings, name: &str, role: Role) -> anyhow::Result<()>
 }
 
 fn create_user(settings: &Settings, email: &str, name: &str, role: Role) -> anyhow::Result<()> {
-    closeloop::store::migrate(&settings.database_url)?;
+    closeloop::store::migrate(
+        &settings.database_url,
+        settings.database_prepared_statements,
+    )?;
     let db = closeloop::store::Db::connect(
         &settings.database_url,
         1,
         std::time::Duration::from_secs(30),
+        settings.database_prepared_statements,
     )?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
     let (row, link) = closeloop::members::create_in(&mut conn, settings, email, name, role)
@@ -226,11 +236,15 @@ fn create_user(settings: &Settings, email: &str, name: &str, role: Role) -> anyh
 }
 
 fn demo(settings: &Settings, force: bool) -> anyhow::Result<()> {
-    closeloop::store::migrate(&settings.database_url)?;
+    closeloop::store::migrate(
+        &settings.database_url,
+        settings.database_prepared_statements,
+    )?;
     let db = closeloop::store::Db::connect(
         &settings.database_url,
         1,
         std::time::Duration::from_secs(30),
+        settings.database_prepared_statements,
     )?;
     let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
     let started = std::time::Instant::now();

@@ -38,8 +38,9 @@ impl Application {
             let url = settings.database_url.clone();
             let size = settings.db_pool_size;
             let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
+            let prepared = settings.database_prepared_statements;
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-                let db = Db::connect(&url, size, checkout)?;
+                let db = Db::connect(&url, size, checkout, prepared)?;
                 let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if crate::store::rollups::rebuild_if_empty(&mut conn)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?

@@ -113,6 +113,11 @@ struct LatencyLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TableLabels {
+    table: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct KindLabels {
     kind: String,
 }
@@ -208,6 +213,8 @@ pub struct Metrics {
     emails_failed: Family<KindLabels, Counter>,
     /// Sends that panicked (caught; the message was marked failed).
     send_panics: Counter,
+    /// Rows pruned by the daily housekeeping job, by table.
+    pruned_rows: Family<TableLabels, Counter>,
     worker_up: Family<WorkerLabels, Gauge>,
     worker_since_beat: Family<WorkerLabels, Gauge<f64, AtomicU64>>,
     pool_connections: Family<PoolLabels, Gauge>,
@@ -277,6 +284,12 @@ impl Default for Metrics {
             "closeloop_send_panics",
             "Sends that panicked; the message was marked failed and the worker went on",
             send_panics.clone(),
+        );
+        let pruned_rows = Family::<TableLabels, Counter>::default();
+        registry.register(
+            "closeloop_pruned_rows",
+            "Rows pruned by the daily housekeeping job (RETENTION_DAYS), by table (email_bodies, webhook_deliveries, webhook_attempts, sign_in_tokens, sessions, idempotency_records, job_runs)",
+            pruned_rows.clone(),
         );
         let worker_up = Family::<WorkerLabels, Gauge>::default();
         registry.register(
@@ -372,6 +385,7 @@ impl Default for Metrics {
             emails_sent,
             emails_failed,
             send_panics,
+            pruned_rows,
             worker_up,
             worker_since_beat,
             pool_connections,
@@ -447,6 +461,24 @@ impl Metrics {
         self.emails_failed
             .get_or_create(&KindLabels { kind: kind.into() })
             .inc();
+    }
+
+    /// `n` rows of `table` pruned by the housekeeping job.
+    pub fn pruned(&self, table: &str, n: u64) {
+        self.pruned_rows
+            .get_or_create(&TableLabels {
+                table: table.into(),
+            })
+            .inc_by(n);
+    }
+
+    /// Rows of `table` pruned by this process so far.
+    pub fn pruned_of(&self, table: &str) -> u64 {
+        self.pruned_rows
+            .get_or_create(&TableLabels {
+                table: table.into(),
+            })
+            .get()
     }
 
     pub fn send_panicked(&self) {

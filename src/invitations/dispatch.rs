@@ -50,6 +50,8 @@ pub struct Dispatcher {
     pub wake: Arc<Notify>,
     /// The last day (UTC) for which the overdue digest was handled by this process.
     pub digest_checked: Arc<std::sync::Mutex<String>>,
+    /// The last day (UTC) for which the housekeeping job was handled by this process.
+    pub housekeeping_checked: Arc<std::sync::Mutex<String>>,
     /// This process's name on its claims.
     pub instance: Arc<str>,
     /// When this process last looked for due re-surveys.
@@ -70,6 +72,7 @@ impl crate::context::AppState {
             metrics: self.metrics.clone(),
             wake: self.wake_dispatcher.clone(),
             digest_checked: Default::default(),
+            housekeeping_checked: Default::default(),
             instance: self.instance_id.clone(),
             resurvey_checked: Default::default(),
             overdue_checked: Default::default(),
@@ -130,6 +133,7 @@ impl Dispatcher {
         if self.digest_due().await? {
             handled += 1;
         }
+        self.housekeeping_due();
         handled += self.resurveys_due().await?;
         self.overdue_due().await?;
         Ok(handled)
@@ -177,6 +181,38 @@ impl Dispatcher {
             .db
             .write(|conn| super::resurvey::run_due(conn, now()))
             .await?)
+    }
+
+    /// Starts the daily housekeeping job (`RETENTION_DAYS`) in a task of its own when this
+    /// process has not yet looked at it today, so a long first prune never holds up the
+    /// emails; across replicas it runs once a day (see [`crate::housekeeping`]).
+    fn housekeeping_due(&self) {
+        let days = self.settings.retention_days;
+        let today = now().format("%Y-%m-%d").to_string();
+        {
+            let Ok(mut checked) = self.housekeeping_checked.lock() else {
+                return;
+            };
+            if days == 0 || *checked == today {
+                return;
+            }
+            *checked = today;
+        }
+        let (db, metrics, checked) = (
+            self.db.clone(),
+            self.metrics.clone(),
+            self.housekeeping_checked.clone(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = crate::housekeeping::run_daily(&db, days, &metrics).await {
+                tracing::warn!(error = %e, "housekeeping failed; trying again in the next round");
+                // Today's claim may not have been made: look again later (a claim that was
+                // made stays, and the rest is pruned tomorrow).
+                if let Ok(mut c) = checked.lock() {
+                    c.clear();
+                }
+            }
+        });
     }
 
     /// Queues the daily overdue digest when its hour has come (once a day across replicas).

@@ -154,6 +154,7 @@ pub mod jobs;
 pub mod models;
 pub mod reports;
 pub mod responses;
+pub mod retention;
 pub mod rollups;
 pub mod schema;
 pub mod surveys;
@@ -192,19 +193,37 @@ pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
 
 /// Per-connection SQLite settings: foreign keys are off by default in SQLite and the busy
 /// timeout makes writers wait for each other instead of failing with "database is locked".
+/// On PostgreSQL, `prepared_statements: false` turns off diesel's prepared-statement cache
+/// (see [`no_statement_cache`]).
 #[derive(Debug)]
-struct SqlitePragmas;
+struct SqlitePragmas {
+    prepared_statements: bool,
+}
 
 impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
-        if let DbConnection::Sqlite(c) = conn {
-            c.batch_execute(
-                "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
+        match conn {
+            DbConnection::Sqlite(c) => c
+                .batch_execute(
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?,
+            DbConnection::Postgres(c) if !self.prepared_statements => no_statement_cache(c),
+            DbConnection::Postgres(_) => {}
         }
         Ok(())
     }
+}
+
+/// Turns off diesel's prepared-statement cache on `conn` (`DATABASE_PREPARED_STATEMENTS=off`):
+/// every query is then sent as an unnamed statement (parse, bind and execute in one round
+/// trip), which PgBouncer in transaction pooling mode can pass to whichever server connection
+/// it picks. With the cache on, diesel names statements (`__diesel_stmt_N`) once per client
+/// connection, and the next transaction may run on a server connection that has never seen
+/// them ("prepared statement … does not exist") or already has one of that name.
+fn no_statement_cache(conn: &mut PgConnection) {
+    use diesel::connection::{CacheSize, Connection as _};
+    conn.set_prepared_statement_cache_size(CacheSize::Disabled);
 }
 
 /// The connection pool and which engine it talks to.
@@ -231,8 +250,15 @@ const TX_ATTEMPTS: u32 = 3;
 
 impl Db {
     /// Applies pending migrations and builds the pool. `checkout` is how long callers wait
-    /// for a connection (see [`Db::with_checkout`]).
-    pub fn connect(url: &DatabaseUrl, pool_size: u32, checkout: Duration) -> anyhow::Result<Db> {
+    /// for a connection (see [`Db::with_checkout`]); `prepared_statements: false` turns
+    /// diesel's statement cache off on PostgreSQL (`DATABASE_PREPARED_STATEMENTS`, for
+    /// PgBouncer's transaction pooling).
+    pub fn connect(
+        url: &DatabaseUrl,
+        pool_size: u32,
+        checkout: Duration,
+        prepared_statements: bool,
+    ) -> anyhow::Result<Db> {
         let (conn_str, engine) = match url {
             DatabaseUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)
@@ -249,6 +275,9 @@ impl Db {
             DatabaseUrl::Postgres(url) => {
                 let mut conn = PgConnection::establish(url)
                     .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+                if !prepared_statements {
+                    no_statement_cache(&mut conn);
+                }
                 let applied = conn
                     .run_pending_migrations(POSTGRES_MIGRATIONS)
                     .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?;
@@ -261,7 +290,9 @@ impl Db {
                 .max_size(size)
                 .min_idle(Some(1))
                 .connection_timeout(Duration::from_secs(10))
-                .connection_customizer(Box::new(SqlitePragmas))
+                .connection_customizer(Box::new(SqlitePragmas {
+                    prepared_statements,
+                }))
                 .build(ConnectionManager::<DbConnection>::new(conn_str.clone()))
                 .context("cannot build the database connection pool")
         };
@@ -499,8 +530,9 @@ fn checkout_from(pool: &DbPool, timeout: Duration) -> Result<PooledConn, AppErro
     pool.get_timeout(timeout).map_err(AppError::from)
 }
 
-/// Applies migrations only (the `closeloop migrate` command).
-pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
+/// Applies migrations only (the `closeloop migrate` command); `prepared_statements` as in
+/// [`Db::connect`].
+pub fn migrate(url: &DatabaseUrl, prepared_statements: bool) -> anyhow::Result<Vec<String>> {
     let applied = match url {
         DatabaseUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(path)
@@ -515,6 +547,9 @@ pub fn migrate(url: &DatabaseUrl) -> anyhow::Result<Vec<String>> {
         DatabaseUrl::Postgres(url) => {
             let mut conn = PgConnection::establish(url)
                 .context("cannot connect to PostgreSQL (check DATABASE_URL)")?;
+            if !prepared_statements {
+                no_statement_cache(&mut conn);
+            }
             conn.run_pending_migrations(POSTGRES_MIGRATIONS)
                 .map_err(|e| anyhow::anyhow!("PostgreSQL migrations failed: {e}"))?
                 .iter()

@@ -203,6 +203,7 @@ diesel::table! {
         created_at -> Timestamp,
         from_name -> Nullable<Text>,
         reply_to -> Nullable<Text>,
+        pruned_at -> Nullable<Timestamp>,
     }
 }
 

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8, &str)] = &[
     ("contacts", 2, "use cases"),
     ("members", 2, "use cases"),
     ("queues", 2, "use cases"),
+    ("housekeeping", 2, "use cases"),
     ("web", 3, "web"),
     ("demo", 3, "command"),
     ("startup", 4, "startup"),
