@@ -95,10 +95,22 @@ impl AppError {
 #[error("transaction aborted by a concurrent one: {0}")]
 pub struct TransactionConflict(pub String);
 
+/// The connection died under a statement (the server went away, as in a failover), or it
+/// turned out to reach a server that can no longer write (a primary demoted to standby).
+/// Another connection, to whichever server is the primary now, may well succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("database connection lost: {0}")]
+pub struct ConnectionLost(pub String);
+
 impl AppError {
     /// Whether this is a [`TransactionConflict`], worth running the transaction again.
     pub fn is_transaction_conflict(&self) -> bool {
         matches!(self, AppError::Unavailable(e) if e.downcast_ref::<TransactionConflict>().is_some())
+    }
+
+    /// Whether this is a [`ConnectionLost`], worth running again on a fresh connection.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, AppError::Unavailable(e) if e.downcast_ref::<ConnectionLost>().is_some())
     }
 }
 
@@ -120,7 +132,11 @@ impl From<diesel::result::Error> for AppError {
                 AppError::Unavailable(TransactionConflict(info.message().to_string()).into())
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                AppError::Unavailable(anyhow::anyhow!("database connection closed: {e}"))
+                AppError::Unavailable(ConnectionLost(format!("connection closed: {e}")).into())
+            }
+            // A connection to a primary that has since been demoted (failover).
+            Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                AppError::Unavailable(ConnectionLost(format!("server is read-only: {e}")).into())
             }
             Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
                 if info.message().contains("database is locked") =>
