@@ -15,7 +15,7 @@ KILL_AFTER=${KILL_AFTER:-10} # seconds into the load
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 [ "$(id -u)" -eq 0 ] || { echo "FAIL: ha.sh must run as root (it runs PostgreSQL as postgres)" >&2; exit 1; }
 if ! command -v pg_autoctl >/dev/null; then
-    apt-get install -y -q postgresql-15-auto-failover >/dev/null
+    apt-get update -q >/dev/null && apt-get install -y -q postgresql-15-auto-failover >/dev/null
 fi
 started=$(date +%s)
 
@@ -25,8 +25,13 @@ http1=$(free_port); http2=$(free_port); smtp_port=$(free_port); hook_port=$(free
 work=$(mktemp -d /tmp/closeloop-ha.XXXXXX)
 chmod 755 "$work"; chown postgres "$work"
 pids=()
+# A process and its descendants (pg_autoctl runs PostgreSQL under service processes of its own).
+tree() { echo "$1"; for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; }
 cleanup() {
-    for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+    local all=""
+    for p in "${pids[@]}"; do all="$all $(tree "$p" | tr '\n' ' ')"; done
+    # shellcheck disable=SC2086
+    [ -n "${all// /}" ] && kill -9 $all 2>/dev/null || true
     for d in n1 n2 mon; do
         [ -d "$work/$d" ] && runuser -u postgres -- "$PGBIN/pg_ctl" -D "$work/$d" -m immediate stop >/dev/null 2>&1 || true
     done
@@ -92,8 +97,8 @@ export DATABASE_URL="postgres://postgres@127.0.0.1:$p1,127.0.0.1:$p2/closeloop?t
 key=$("$BIN" api-key create --name ha --role admin | tail -n 1)
 python3 benches/ha_client.py sinks "$work" "$smtp_port" "$hook_port" &
 pids+=($!)
-serve() { # port instance
-    RUST_LOG=warn BIND_ADDR=127.0.0.1:$1 INSTANCE_ID=$2 SMTP_URL=smtp://127.0.0.1:$smtp_port \
+serve() { # port instance [extra env]
+    env ${3:-} RUST_LOG=warn BIND_ADDR=127.0.0.1:$1 INSTANCE_ID=$2 SMTP_URL=smtp://127.0.0.1:$smtp_port \
         PUBLIC_URL=http://127.0.0.1:$1 WEBHOOK_ALLOW_PRIVATE=true WEBHOOK_RETRY_BASE_SECONDS=1 \
         EMAIL_RETRY_BASE_SECONDS=1 EMAIL_CONCURRENCY=2 SMTP_POOL_SIZE=2 EMAIL_BATCH_SIZE=20 \
         EMAIL_LEASE_SECONDS=10 WEBHOOK_LEASE_SECONDS=10 DISPATCH_INTERVAL_MS=200 \
@@ -101,7 +106,8 @@ serve() { # port instance
     pids+=($!)
 }
 serve "$http1" app1
-serve "$http2" app2
+# The second server reads its reports and lists from the standby, a real streaming replica.
+serve "$http2" app2 "DATABASE_READ_URL=postgres://postgres@127.0.0.1:$p2/closeloop"
 for port in "$http1" "$http2"; do
     for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null && break; sleep 0.2; done
 done
@@ -128,10 +134,16 @@ python3 -c "import json;print(json.dumps({'channel':'email','send_at':'$send_at'
 api -X POST "$base1/api/v1/surveys/$sid2/invitations" --data @"$work/batch.json" >/dev/null
 python3 benches/ha_client.py load "$work" "$LOAD_SECONDS" "$RATE" "$base1,http://127.0.0.1:$http2" <"$work/tokens" &
 load_pid=$!
-sleep "$KILL_AFTER"
+sleep $((KILL_AFTER - 2))
+# A report served by the standby through app2's DATABASE_READ_URL, before the kill.
+report=$(api "http://127.0.0.1:$http2/api/v1/surveys/$sid/report")
+fallbacks=$(curl -s "http://127.0.0.1:$http2/metrics" | sed -n 's/^closeloop_db_read_fallback_total //p')
+ready=$(curl -s "http://127.0.0.1:$http2/readyz")
+echo "app2's report from the standby: $(echo "$report" | python3 -c 'import json,sys;print(json.load(sys.stdin)["responses"])') answers; reads that fell back to the primary: $fallbacks; readyz pools: $(echo "$ready" | python3 -c 'import json,sys;print(json.load(sys.stdin)["pools"])')"
+[ "$fallbacks" = 0 ] || { echo "FAIL: app2's reads did not come from the replica" >&2; exit 1; }
+sleep 2
 # The whole node: its pg_autoctl processes (else the keeper restarts PostgreSQL at once, and
 # that is a restart, not a failover) and the postmaster with its backends, by process id.
-tree() { echo "$1"; for c in $(ps -o pid= --ppid "$1"); do tree "$c"; done; }
 primary_pid=$(head -n 1 "$work/n1/postmaster.pid")
 victims=$( (tree "$keeper_n1"; echo "$primary_pid") | sort -u | tr '\n' ' ')
 kill -9 $victims 2>/dev/null || true

@@ -114,6 +114,20 @@ impl AppError {
     }
 }
 
+/// Whether a PostgreSQL error message says the connection is gone.
+fn is_connection_gone(message: &str) -> bool {
+    [
+        "server closed the connection unexpectedly",
+        "terminating connection",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+        "connection to server was lost",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
+}
+
 impl From<diesel::result::Error> for AppError {
     fn from(e: diesel::result::Error) -> Self {
         use diesel::result::{DatabaseErrorKind, Error};
@@ -133,6 +147,17 @@ impl From<diesel::result::Error> for AppError {
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
                 AppError::Unavailable(ConnectionLost(format!("connection closed: {e}")).into())
+            }
+            // libpq's words for a connection that died before diesel saw its status change.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if is_connection_gone(info.message()) =>
+            {
+                AppError::Unavailable(ConnectionLost(format!("connection closed: {e}")).into())
+            }
+            // A COMMIT (or ROLLBACK) that failed because the connection died: whether the
+            // commit went through is unknown, and the connection is unusable.
+            Error::RollbackErrorOnCommit { .. } | Error::BrokenTransactionManager => {
+                AppError::Unavailable(ConnectionLost(format!("transaction cut off: {e}")).into())
             }
             // A connection to a primary that has since been demoted (failover).
             Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
@@ -210,5 +235,33 @@ fn describe(err: &validator::ValidationError) -> String {
         "email" => "is not a valid email address".into(),
         "url" => "is not a valid URL".into(),
         other => format!("is invalid ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::Error;
+
+    #[test]
+    fn a_connection_cut_off_under_a_transaction_is_worth_a_new_connection() {
+        for e in [
+            Error::BrokenTransactionManager,
+            Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(Error::BrokenTransactionManager),
+                commit_error: Box::new(Error::BrokenTransactionManager),
+            },
+        ] {
+            let app = AppError::from(e);
+            assert!(app.is_connection_lost(), "{app:?}");
+            assert_eq!(app.code(), "unavailable");
+        }
+        assert!(is_connection_gone(
+            "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally"
+        ));
+        assert!(!is_connection_gone(
+            "duplicate key value violates unique constraint"
+        ));
+        assert!(!AppError::from(Error::NotFound).is_connection_lost());
     }
 }
