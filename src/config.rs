@@ -57,6 +57,8 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
+    /// A PostgreSQL read replica for reports, dashboards, exports and lists (PostgreSQL only).
+    pub database_read_url: Option<String>,
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before answering 503.
     pub db_checkout_timeout_ms: u64,
@@ -259,6 +261,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "DATABASE_URL",
         default: "sqlite://closeloop.db",
         about: "sqlite://FILE (or a plain path), or postgres://user:pass@host:port/db",
+    },
+    EnvVar {
+        name: "DATABASE_READ_URL",
+        default: "unset",
+        about: "PostgreSQL only: a streaming replica (postgres://…) that serves reports, the /app dashboards, CSV exports and list endpoints; reads that must see a write just made use DATABASE_URL; when the replica is down the primary serves them (a warning, closeloop_db_read_fallback_total)",
     },
     EnvVar {
         name: "DB_POOL_SIZE",
@@ -578,7 +585,29 @@ pub fn mask(name: &str, value: &str) -> String {
             let _ = u.set_password(Some(HIDDEN));
             u.to_string()
         }
-        _ => value.to_string(),
+        Ok(_) => value.to_string(),
+        // Not a URL the `url` crate reads, such as libpq's multi-host form
+        // `postgres://user:pass@h1:5432,h2:5433/db`: hide what lies between the first `:`
+        // after the scheme and the last `@` of the authority.
+        Err(_) => match value.split_once("://") {
+            Some((scheme, rest)) => {
+                let end = rest.find(['/', '?']).unwrap_or(rest.len());
+                let (authority, tail) = rest.split_at(end);
+                match authority.rsplit_once('@') {
+                    Some((userinfo, hosts)) => {
+                        let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+                        let secret = if userinfo.contains(':') {
+                            format!(":{HIDDEN}")
+                        } else {
+                            String::new()
+                        };
+                        format!("{scheme}://{user}{secret}@{hosts}{tail}")
+                    }
+                    None => value.to_string(),
+                }
+            }
+            None => value.to_string(),
+        },
     }
 }
 
@@ -596,6 +625,25 @@ impl Settings {
             &get("DATABASE_URL").unwrap_or_else(|| "sqlite://closeloop.db".into()),
         )
         .map_err(|e| bad("DATABASE_URL", e))?;
+
+        let database_read_url = match get("DATABASE_READ_URL") {
+            None => None,
+            Some(v) => match (DatabaseUrl::parse(&v), &database_url) {
+                (Ok(DatabaseUrl::Postgres(read)), DatabaseUrl::Postgres(_)) => Some(read),
+                (Ok(DatabaseUrl::Postgres(_)), DatabaseUrl::Sqlite(_)) => {
+                    return Err(bad(
+                        "DATABASE_READ_URL",
+                        "needs a PostgreSQL DATABASE_URL (SQLite has no replicas); unset it",
+                    ))
+                }
+                _ => {
+                    return Err(bad(
+                        "DATABASE_READ_URL",
+                        "must be a postgres:// URL of a read replica",
+                    ))
+                }
+            },
+        };
 
         let default_pool = match database_url {
             DatabaseUrl::Sqlite(_) => 4,
@@ -872,6 +920,7 @@ impl Settings {
 
         Ok(Settings {
             database_url,
+            database_read_url,
             db_pool_size,
             db_checkout_timeout_ms,
             database_prepared_statements,
@@ -1036,6 +1085,47 @@ mod tests {
             "WEBHOOK_ALLOW_PRIVATE is a flag"
         );
         assert!(!settings(&[]).unwrap().webhook_allow_private);
+    }
+
+    #[test]
+    fn a_multi_host_url_is_passed_through_and_its_password_masked() {
+        let url = "postgres://app:hunter2@10.0.0.1:5432,10.0.0.2:5433/closeloop?target_session_attrs=read-write";
+        let s = settings(&[("DATABASE_URL", url), ("DATABASE_READ_URL", url)]).unwrap();
+        assert_eq!(s.database_url, DatabaseUrl::Postgres(url.into()));
+        assert_eq!(
+            mask("DATABASE_URL", url),
+            "postgres://app:********@10.0.0.1:5432,10.0.0.2:5433/closeloop?target_session_attrs=read-write"
+        );
+        assert_eq!(
+            mask("DATABASE_URL", "postgres://app@h1,h2/db"),
+            "postgres://app@h1,h2/db"
+        );
+    }
+
+    #[test]
+    fn a_read_url_needs_postgresql() {
+        let err = settings(&[("DATABASE_READ_URL", "postgres://r@replica/db")]).unwrap_err();
+        assert_eq!(err.name, "DATABASE_READ_URL");
+        assert!(
+            err.to_string().contains("needs a PostgreSQL DATABASE_URL"),
+            "{err}"
+        );
+        let err = settings(&[
+            ("DATABASE_URL", "postgres://p@primary/db"),
+            ("DATABASE_READ_URL", "replica.db"),
+        ])
+        .unwrap_err();
+        assert!(err.to_string().contains("postgres:// URL"), "{err}");
+        let s = settings(&[
+            ("DATABASE_URL", "postgres://p@primary/db"),
+            ("DATABASE_READ_URL", "postgres://r@replica/db"),
+        ])
+        .unwrap();
+        assert_eq!(
+            s.database_read_url.as_deref(),
+            Some("postgres://r@replica/db")
+        );
+        assert!(settings(&[]).unwrap().database_read_url.is_none());
     }
 
     #[test]

@@ -308,15 +308,20 @@ pub async fn profile(state: &AppState, id: &str) -> Result<Lookup, AppError> {
 }
 
 /// A page of contacts matching `filter`, newest first, and the cursor of the next page.
+/// `may_lag`: read from the read replica when one is configured (the API list); a page
+/// shown after the caller's own change reads the primary.
 pub async fn search(
     state: &AppState,
     filter: ContactFilter,
     page: Page,
+    may_lag: bool,
 ) -> Result<(Vec<ContactRow>, Option<String>), AppError> {
     let p = page.clone();
-    let rows = state
-        .db
-        .run(move |conn| contacts::list(conn, &filter, &p))
-        .await?;
+    let read = move |conn: &mut crate::store::DbConnection| contacts::list(conn, &filter, &p);
+    let rows = if may_lag {
+        state.db.run_replica(read).await?
+    } else {
+        state.db.run(read).await?
+    };
     Ok(crate::domain::paginate(rows, &page, |r| &r.id))
 }

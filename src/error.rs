@@ -95,11 +95,37 @@ impl AppError {
 #[error("transaction aborted by a concurrent one: {0}")]
 pub struct TransactionConflict(pub String);
 
+/// The connection died under a statement (the server went away, as in a failover), or it
+/// turned out to reach a server that can no longer write (a primary demoted to standby).
+/// Another connection, to whichever server is the primary now, may well succeed.
+#[derive(Debug, thiserror::Error)]
+#[error("database connection lost: {0}")]
+pub struct ConnectionLost(pub String);
+
 impl AppError {
     /// Whether this is a [`TransactionConflict`], worth running the transaction again.
     pub fn is_transaction_conflict(&self) -> bool {
         matches!(self, AppError::Unavailable(e) if e.downcast_ref::<TransactionConflict>().is_some())
     }
+
+    /// Whether this is a [`ConnectionLost`], worth running again on a fresh connection.
+    pub fn is_connection_lost(&self) -> bool {
+        matches!(self, AppError::Unavailable(e) if e.downcast_ref::<ConnectionLost>().is_some())
+    }
+}
+
+/// Whether a PostgreSQL error message says the connection is gone.
+fn is_connection_gone(message: &str) -> bool {
+    [
+        "server closed the connection unexpectedly",
+        "terminating connection",
+        "no connection to the server",
+        "could not receive data from server",
+        "could not send data to server",
+        "connection to server was lost",
+    ]
+    .iter()
+    .any(|m| message.contains(m))
 }
 
 impl From<diesel::result::Error> for AppError {
@@ -120,7 +146,22 @@ impl From<diesel::result::Error> for AppError {
                 AppError::Unavailable(TransactionConflict(info.message().to_string()).into())
             }
             Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _) => {
-                AppError::Unavailable(anyhow::anyhow!("database connection closed: {e}"))
+                AppError::Unavailable(ConnectionLost(format!("connection closed: {e}")).into())
+            }
+            // libpq's words for a connection that died before diesel saw its status change.
+            Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
+                if is_connection_gone(info.message()) =>
+            {
+                AppError::Unavailable(ConnectionLost(format!("connection closed: {e}")).into())
+            }
+            // A COMMIT (or ROLLBACK) that failed because the connection died: whether the
+            // commit went through is unknown, and the connection is unusable.
+            Error::RollbackErrorOnCommit { .. } | Error::BrokenTransactionManager => {
+                AppError::Unavailable(ConnectionLost(format!("transaction cut off: {e}")).into())
+            }
+            // A connection to a primary that has since been demoted (failover).
+            Error::DatabaseError(DatabaseErrorKind::ReadOnlyTransaction, _) => {
+                AppError::Unavailable(ConnectionLost(format!("server is read-only: {e}")).into())
             }
             Error::DatabaseError(DatabaseErrorKind::Unknown, ref info)
                 if info.message().contains("database is locked") =>
@@ -194,5 +235,33 @@ fn describe(err: &validator::ValidationError) -> String {
         "email" => "is not a valid email address".into(),
         "url" => "is not a valid URL".into(),
         other => format!("is invalid ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use diesel::result::Error;
+
+    #[test]
+    fn a_connection_cut_off_under_a_transaction_is_worth_a_new_connection() {
+        for e in [
+            Error::BrokenTransactionManager,
+            Error::RollbackErrorOnCommit {
+                rollback_error: Box::new(Error::BrokenTransactionManager),
+                commit_error: Box::new(Error::BrokenTransactionManager),
+            },
+        ] {
+            let app = AppError::from(e);
+            assert!(app.is_connection_lost(), "{app:?}");
+            assert_eq!(app.code(), "unavailable");
+        }
+        assert!(is_connection_gone(
+            "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally"
+        ));
+        assert!(!is_connection_gone(
+            "duplicate key value violates unique constraint"
+        ));
+        assert!(!AppError::from(Error::NotFound).is_connection_lost());
     }
 }

@@ -36,11 +36,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Application> {
         let db = {
             let url = settings.database_url.clone();
+            let read_url = settings.database_read_url.clone();
             let size = settings.db_pool_size;
             let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
             let prepared = settings.database_prepared_statements;
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-                let db = Db::connect(&url, size, checkout, prepared)?;
+                let db = Db::connect_with_replica(&url, read_url.as_deref(), size, checkout, prepared)?;
                 let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if crate::store::rollups::rebuild_if_empty(&mut conn)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
@@ -65,11 +66,15 @@ impl Application {
             settings.smtp_pool_size,
         )?;
         let instance_id = settings.instance_id(port).into();
+        if db.has_replica() {
+            tracing::info!("reports, dashboards, exports and lists read from DATABASE_READ_URL");
+        }
+        let metrics = Arc::new(Metrics::default().with_read_fallbacks(db.read_fallbacks()));
         let state = web::Data::new(AppState {
             instance_id,
             db,
             settings: Arc::new(settings),
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             mailer,
             wake_dispatcher: Arc::new(Notify::new()),
             wake_webhooks: Arc::new(Notify::new()),

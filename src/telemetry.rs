@@ -306,7 +306,7 @@ impl Default for Metrics {
         let pool_connections = Family::<PoolLabels, Gauge>::default();
         registry.register(
             "closeloop_db_pool_connections",
-            "Database pool connections by pool (read, write) and state (in_use, idle)",
+            "Database pool connections by pool (read, write on SQLite, replica with DATABASE_READ_URL) and state (in_use, idle)",
             pool_connections.clone(),
         );
         let queue_waiting = Family::<QueueLabels, Gauge>::default();
@@ -531,6 +531,17 @@ impl Metrics {
             ("email", &self.email_worker),
             ("webhooks", &self.webhook_worker),
         ]
+    }
+
+    /// Registers the store's counter of reads meant for the read replica that the primary
+    /// served (`closeloop_db_read_fallback_total`).
+    pub fn with_read_fallbacks(mut self, counter: Counter) -> Self {
+        self.registry.register(
+            "closeloop_db_read_fallback",
+            "Reads meant for the read replica (DATABASE_READ_URL) that the primary served because the replica was down or unreachable",
+            counter,
+        );
+        self
     }
 
     /// Prometheus text (OpenMetrics encoding); `stall_seconds` is how long a worker may go

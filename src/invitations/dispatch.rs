@@ -352,9 +352,9 @@ impl Dispatcher {
             .run(move |conn| {
                 let t = now();
                 let mut out = Vec::with_capacity(claimed.len());
-                for c in claimed {
-                    let stop = pre_send_check(conn, &c, t)?;
-                    out.push((c, stop));
+                for c in &claimed {
+                    let stop = pre_send_check(conn, c, t)?;
+                    out.push((c.clone(), stop));
                 }
                 Ok(out)
             })

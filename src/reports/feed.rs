@@ -15,7 +15,7 @@ pub async fn comments(
 ) -> Result<Vec<CommentItem>, AppError> {
     state
         .db
-        .run(move |conn| crate::store::responses::comments(conn, &filter, offset, limit))
+        .run_replica(move |conn| crate::store::responses::comments(conn, &filter, offset, limit))
         .await
 }
 
@@ -23,19 +23,22 @@ pub async fn comments(
 pub async fn survey(state: &AppState, id: String) -> Result<SurveyRow, AppError> {
     state
         .db
-        .run(move |conn| crate::store::surveys::get(conn, &id))
+        .run_replica(move |conn| crate::store::surveys::get(conn, &id))
         .await
 }
 
 /// Every survey's id, name and kind, by name.
 pub async fn survey_names(state: &AppState) -> Result<Vec<(String, String, String)>, AppError> {
-    state.db.run(crate::store::followups::survey_names).await
+    state
+        .db
+        .run_replica(crate::store::followups::survey_names)
+        .await
 }
 
 /// Contact property names in use (from the most recent contacts), alphabetical.
 pub async fn property_keys(state: &AppState) -> Result<Vec<String>, AppError> {
     state
         .db
-        .run(crate::store::contacts::recent_property_keys)
+        .run_replica(crate::store::contacts::recent_property_keys)
         .await
 }

@@ -187,7 +187,7 @@ pub async fn loop_metrics(
     let outcomes = state.settings.followup_outcomes.clone();
     state
         .db
-        .run(move |conn| {
+        .run_replica(move |conn| {
             let tasks = rep::loop_tasks(conn, &scope, from, to)?;
             let backlog = rep::backlog_by_assignee(conn, &scope, now())?;
             Ok(compute(&tasks, &backlog, &outcomes, from, to))

@@ -199,6 +199,7 @@ pub struct Report {
 }
 
 /// A checked report range: `[from, to)`, the bucket interval and an optional segment.
+#[derive(Debug, Clone)]
 pub struct Range {
     pub from: chrono::NaiveDateTime,
     pub to: chrono::NaiveDateTime,
@@ -406,10 +407,10 @@ pub fn build(
 pub async fn survey_report(state: &AppState, id: String, range: Range) -> Result<Report, AppError> {
     state
         .db
-        .run(move |conn| {
+        .run_replica(move |conn| {
             let survey = crate::store::surveys::get(conn, &id)?;
             let kind = SurveyKind::parse(&survey.kind).unwrap_or(SurveyKind::Nps);
-            build(conn, Scope::Survey(id), kind, range)
+            build(conn, Scope::Survey(id.clone()), kind, range.clone())
         })
         .await
 }
@@ -422,7 +423,9 @@ pub async fn kind_report(
 ) -> Result<Report, AppError> {
     state
         .db
-        .run(move |conn| build(conn, Scope::Kind(kind.as_str().into()), kind, range))
+        .run_replica(move |conn| {
+            build(conn, Scope::Kind(kind.as_str().into()), kind, range.clone())
+        })
         .await
 }
 
@@ -488,7 +491,7 @@ pub fn export_csv(state: &AppState, filter: ResponseFilter) -> mpsc::Receiver<By
 }
 
 fn write_csv(db: &Db, filter: &ResponseFilter, tx: &mpsc::Sender<Bytes>) -> anyhow::Result<()> {
-    let mut conn = db.read_conn()?;
+    let mut conn = db.replica_conn()?;
     // First pass: the property names seen in the export.
     let mut names = std::collections::BTreeSet::new();
     let mut after: Option<String> = None;

@@ -161,6 +161,8 @@ pub mod surveys;
 pub mod users;
 pub mod webhooks;
 
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -168,6 +170,7 @@ use diesel::connection::SimpleConnection;
 use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, PooledConnection};
 use diesel::{Connection, PgConnection, SqliteConnection};
 use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use prometheus_client::metrics::counter::Counter;
 
 use crate::config::DatabaseUrl;
 use crate::error::AppError;
@@ -226,6 +229,48 @@ fn no_statement_cache(conn: &mut PgConnection) {
     conn.set_prepared_statement_cache_size(CacheSize::Disabled);
 }
 
+/// The pool of a PostgreSQL read replica (`DATABASE_READ_URL`) and when it last failed.
+#[derive(Clone)]
+struct Replica {
+    pool: DbPool,
+    /// Unix milliseconds until which reads skip the replica after it failed (0: up).
+    down_until: Arc<AtomicI64>,
+}
+
+/// How long reads skip a replica that failed (a checkout or a lost connection) before they
+/// try it again: one slow read per this period while it is down, not one per request.
+const REPLICA_RETRY_AFTER: Duration = Duration::from_secs(10);
+
+/// The longest a read waits for a replica connection before it falls back to the primary.
+const REPLICA_CHECKOUT: Duration = Duration::from_secs(1);
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+impl Replica {
+    fn is_up(&self) -> bool {
+        self.down_until.load(Ordering::Relaxed) <= unix_ms()
+    }
+
+    /// Skips the replica for [`REPLICA_RETRY_AFTER`]; warns once per outage.
+    fn mark_down(&self, why: &dyn std::fmt::Display) {
+        let until = unix_ms() + REPLICA_RETRY_AFTER.as_millis() as i64;
+        let before = self.down_until.swap(until, Ordering::Relaxed);
+        if before == 0 {
+            tracing::warn!(error = %why, "the read replica (DATABASE_READ_URL) failed; reads fall back to the primary and try it again every 10 s");
+        }
+    }
+
+    fn mark_up(&self) {
+        if self.down_until.swap(0, Ordering::Relaxed) != 0 {
+            tracing::info!("the read replica (DATABASE_READ_URL) answers again; reads go to it");
+        }
+    }
+}
+
 /// The connection pool and which engine it talks to.
 ///
 /// On SQLite, writes go through a pool of one connection: SQLite allows one writer at a time,
@@ -242,6 +287,28 @@ pub struct Db {
     /// How long a caller waits for a free connection before giving up with a 503: short on
     /// request paths, so an outage answers fast; longer for background workers.
     checkout: Duration,
+    /// PostgreSQL only, when `DATABASE_READ_URL` is set: the replica that serves the reads
+    /// that may lag (see [`Db::run_replica`]).
+    replica: Option<Replica>,
+    /// Reads meant for the replica that the primary served because the replica was down
+    /// (`closeloop_db_read_fallback_total`).
+    read_fallbacks: Counter,
+}
+
+/// Whether a PostgreSQL error means the connection is gone or reaches a read-only server:
+/// such a connection is closed for good (the pool then drops it at the next checkout) and
+/// the work runs once more on a fresh one.
+fn retire_if_lost(conn: &mut DbConnection, e: &AppError) -> bool {
+    if !e.is_connection_lost() {
+        return false;
+    }
+    if let DbConnection::Postgres(pg) = conn {
+        // A connection to a demoted primary still answers `SELECT 1`, so the pool's check
+        // would keep it; ending its own backend makes the check fail. On a dead connection
+        // this fails too, which is as good.
+        let _ = pg.batch_execute("SELECT pg_terminate_backend(pg_backend_pid())");
+    }
+    true
 }
 
 /// Tries of a PostgreSQL transaction aborted by a deadlock or a serialization failure
@@ -255,6 +322,19 @@ impl Db {
     /// PgBouncer's transaction pooling).
     pub fn connect(
         url: &DatabaseUrl,
+        pool_size: u32,
+        checkout: Duration,
+        prepared_statements: bool,
+    ) -> anyhow::Result<Db> {
+        Self::connect_with_replica(url, None, pool_size, checkout, prepared_statements)
+    }
+
+    /// Like [`Db::connect`], with a PostgreSQL read replica (`DATABASE_READ_URL`). The
+    /// replica need not be up at start: its pool connects on demand, and reads fall back to
+    /// the primary while it is down.
+    pub fn connect_with_replica(
+        url: &DatabaseUrl,
+        read_url: Option<&str>,
         pool_size: u32,
         checkout: Duration,
         prepared_statements: bool,
@@ -305,12 +385,31 @@ impl Db {
             Engine::Sqlite => Some(batch::Batcher::start(write_pool.clone())),
             Engine::Postgres => None,
         };
+        let replica = match (read_url, engine) {
+            (None, _) => None,
+            (Some(_), Engine::Sqlite) => {
+                anyhow::bail!("DATABASE_READ_URL needs a PostgreSQL DATABASE_URL")
+            }
+            (Some(read_url), Engine::Postgres) => Some(Replica {
+                pool: Pool::builder()
+                    .max_size(pool_size)
+                    .min_idle(Some(0))
+                    .connection_timeout(REPLICA_CHECKOUT)
+                    .connection_customizer(Box::new(SqlitePragmas {
+                        prepared_statements,
+                    }))
+                    .build_unchecked(ConnectionManager::<DbConnection>::new(read_url)),
+                down_until: Arc::new(AtomicI64::new(0)),
+            }),
+        };
         Ok(Db {
             pool,
             write_pool,
             batcher,
             engine,
             checkout,
+            replica,
+            read_fallbacks: Counter::default(),
         })
     }
 
@@ -327,7 +426,21 @@ impl Db {
             let (used, idle) = state(&self.write_pool);
             out.push(("write", used, idle));
         }
+        if let Some(r) = &self.replica {
+            let (used, idle) = state(&r.pool);
+            out.push(("replica", used, idle));
+        }
         out
+    }
+
+    /// The counter of reads meant for the replica that the primary served, for `/metrics`.
+    pub fn read_fallbacks(&self) -> Counter {
+        self.read_fallbacks.clone()
+    }
+
+    /// Whether a read replica is configured.
+    pub fn has_replica(&self) -> bool {
+        self.replica.is_some()
     }
 
     /// The same pools with another connection checkout timeout (background workers wait
@@ -343,11 +456,54 @@ impl Db {
     /// never blocks the async executor.
     pub async fn run<F, R>(&self, f: F) -> Result<R, AppError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnMut(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
         let (pool, checkout) = (self.pool.clone(), self.checkout);
-        Self::blocking(move || f(&mut *checkout_from(&pool, checkout)?)).await
+        Self::blocking(move || read_on(&pool, checkout, f)).await
+    }
+
+    /// Runs read-only `f` on the read replica when one is configured (`DATABASE_READ_URL`),
+    /// else like [`Db::run`]. For reads that may lag the primary by the replica's replay
+    /// delay: reports, dashboards, exports, lists. Never for a read that must see a write
+    /// just made (the page after a redirect). When the replica cannot be reached (no
+    /// connection within 1 s, or the connection drops) the primary serves the read, a
+    /// warning is logged, `closeloop_db_read_fallback_total` counts it, and reads skip the
+    /// replica for 10 s before trying it again.
+    pub async fn run_replica<F, R>(&self, f: F) -> Result<R, AppError>
+    where
+        F: FnMut(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let Some(replica) = self.replica.clone() else {
+            return self.run(f).await;
+        };
+        let (pool, checkout, fallbacks) = (
+            self.pool.clone(),
+            self.checkout,
+            self.read_fallbacks.clone(),
+        );
+        Self::blocking(move || {
+            let mut f = f;
+            if replica.is_up() {
+                match replica.pool.get_timeout(REPLICA_CHECKOUT.min(checkout)) {
+                    Ok(mut conn) => match f(&mut conn) {
+                        Err(e) if retire_if_lost(&mut conn, &e) => replica.mark_down(&e),
+                        Err(e) if e.is_transaction_conflict() => {
+                            tracing::warn!(error = %e, "a read on the replica was cancelled (recovery conflict); the primary serves it")
+                        }
+                        other => {
+                            replica.mark_up();
+                            return other;
+                        }
+                    },
+                    Err(e) => replica.mark_down(&e),
+                }
+            }
+            fallbacks.inc();
+            read_on(&pool, checkout, f)
+        })
+        .await
     }
 
     /// Runs `f`, which writes, with a connection from the write pool.
@@ -364,8 +520,21 @@ impl Db {
         Self::blocking(move || {
             let mut conn = checkout_from(&pool, checkout)?;
             let mut attempt = 1;
+            let mut reconnected = false;
             loop {
                 match f(&mut conn) {
+                    // The connection died (a failover, a restart) or reaches a demoted
+                    // primary: once, on a fresh connection, which the pool makes to the
+                    // server that is primary now (libpq's `target_session_attrs`). `f` is
+                    // a transaction that was rolled back, or whose commit went through
+                    // unacknowledged: every writer is written to be repeated (answers upsert
+                    // by invitation, claims take only rows free or held by this process).
+                    Err(e) if !reconnected && retire_if_lost(&mut conn, &e) => {
+                        tracing::warn!(error = %e, "database connection lost; running the transaction once more on a new connection");
+                        reconnected = true;
+                        drop(conn);
+                        conn = checkout_from(&pool, checkout)?;
+                    }
                     Err(e) if e.is_transaction_conflict() && attempt < TX_ATTEMPTS => {
                         tracing::warn!(attempt, error = %e, "transaction aborted by a conflict; trying again");
                         std::thread::sleep(Duration::from_millis(
@@ -430,6 +599,53 @@ impl Db {
     /// A read connection for long synchronous readers (exports) on a blocking thread.
     pub fn read_conn(&self) -> Result<PooledConn, AppError> {
         checkout_from(&self.pool, self.checkout)
+    }
+
+    /// Like [`Db::read_conn`], from the read replica when one is configured and answers
+    /// (else the primary, counted as in [`Db::run_replica`]).
+    pub fn replica_conn(&self) -> Result<PooledConn, AppError> {
+        if let Some(replica) = &self.replica {
+            if replica.is_up() {
+                match replica
+                    .pool
+                    .get_timeout(REPLICA_CHECKOUT.min(self.checkout))
+                {
+                    Ok(conn) => {
+                        replica.mark_up();
+                        return Ok(conn);
+                    }
+                    Err(e) => replica.mark_down(&e),
+                }
+            }
+            self.read_fallbacks.inc();
+        }
+        self.read_conn()
+    }
+
+    /// Whether the read replica answers a trivial query within a second (`None`: no
+    /// replica configured). A failure makes reads skip it, as a failed read does.
+    pub async fn ping_replica(&self) -> Option<bool> {
+        let replica = self.replica.clone()?;
+        let ok = tokio::task::spawn_blocking(move || {
+            let ok = replica
+                .pool
+                .get_timeout(REPLICA_CHECKOUT)
+                .map_err(|e| e.to_string())
+                .and_then(|mut c| c.batch_execute("SELECT 1").map_err(|e| e.to_string()));
+            match ok {
+                Ok(()) => {
+                    replica.mark_up();
+                    true
+                }
+                Err(e) => {
+                    replica.mark_down(&e);
+                    false
+                }
+            }
+        })
+        .await
+        .unwrap_or(false);
+        Some(ok)
     }
 
     /// A write connection for synchronous callers (CLI, background workers on blocking threads).
@@ -521,6 +737,23 @@ impl Db {
                 }
             }
         }))
+    }
+}
+
+/// Runs read-only `f` on a connection from `pool`, once more on a fresh connection when the
+/// first one turns out to be dead.
+fn read_on<F, R>(pool: &DbPool, checkout: Duration, mut f: F) -> Result<R, AppError>
+where
+    F: FnMut(&mut DbConnection) -> Result<R, AppError>,
+{
+    let mut conn = checkout_from(pool, checkout)?;
+    match f(&mut conn) {
+        Err(e) if retire_if_lost(&mut conn, &e) => {
+            tracing::warn!(error = %e, "database connection lost; reading once more on a new connection");
+            drop(conn);
+            f(&mut *checkout_from(pool, checkout)?)
+        }
+        other => other,
     }
 }
 

@@ -28,6 +28,7 @@ mod outage;
 mod pages;
 mod parallel;
 mod queues;
+mod read_replica;
 mod recovery;
 mod reports;
 mod retention;

@@ -284,7 +284,7 @@ pub async fn list(
         q: q.q,
         property,
     };
-    let (rows, next_cursor) = crate::contacts::search(&state, filter, page).await?;
+    let (rows, next_cursor) = crate::contacts::search(&state, filter, page, true).await?;
     Ok(web::Json(ContactList {
         items: rows.into_iter().map(Contact::from).collect(),
         next_cursor,

@@ -213,7 +213,9 @@ pub async fn list(
     };
     let mut rows = state
         .db
-        .run(move |conn| crate::store::followups::search(conn, &filter, sort, offset, limit + 1))
+        .run_replica(move |conn| {
+            crate::store::followups::search(conn, &filter, sort, offset, limit + 1)
+        })
         .await?;
     let next_cursor = if rows.len() as i64 > limit {
         rows.truncate(limit as usize);

@@ -14,6 +14,13 @@ pub struct Health {
     /// `sqlite` or `postgres`.
     #[schema(example = "sqlite")]
     pub database: Option<String>,
+    /// Readiness only: each database pool and whether it answers (`ok` or `unavailable`):
+    /// `primary` (`DATABASE_URL`) always, `replica` when `DATABASE_READ_URL` is set. A
+    /// replica that does not answer does not make the service unready: its reads fall back
+    /// to the primary.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!({"primary": "ok", "replica": "ok"}))]
+    pub pools: Option<std::collections::BTreeMap<String, String>>,
     /// Readiness only: each background worker this process runs (`email`, `webhooks`) and
     /// its state: `ok`, `stalled` (no loop for longer than `WORKER_STALL_SECONDS`) or
     /// `exited`. Workers turned off (`DISPATCHER=off`, `WEBHOOKS=off`) are not listed.
@@ -38,6 +45,7 @@ pub async fn healthz() -> web::Json<Health> {
     web::Json(Health {
         status: "ok".into(),
         database: None,
+        pools: None,
         workers: None,
         reason: None,
     })
@@ -47,6 +55,8 @@ pub async fn healthz() -> web::Json<Health> {
 ///
 /// 200 when the database answers within two seconds and every background worker this
 /// process runs (email dispatcher, webhook worker) is looping; else 503 with the reason.
+/// `pools` says which database pools answer; a read replica that does not (its reads fall
+/// back to the primary) is reported but does not make the service unready.
 #[utoipa::path(
     operation_id = "readyz",
     tag = "ops",
@@ -63,8 +73,15 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         crate::store::Engine::Postgres => "postgres",
     };
     let mut problems = Vec::new();
-    if !state.db.ping().await {
+    let word = |ok: bool| if ok { "ok" } else { "unavailable" }.to_string();
+    let (primary, replica) = futures_util::join!(state.db.ping(), state.db.ping_replica());
+    let mut pools = std::collections::BTreeMap::new();
+    pools.insert("primary".to_string(), word(primary));
+    if !primary {
         problems.push("the database does not answer".to_string());
+    }
+    if let Some(ok) = replica {
+        pools.insert("replica".to_string(), word(ok));
     }
     let stall = state.settings.stall_seconds();
     let mut workers = std::collections::BTreeMap::new();
@@ -92,6 +109,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             "unavailable".into()
         },
         database: Some(engine.into()),
+        pools: Some(pools),
         workers: Some(workers),
         reason: (!problems.is_empty()).then(|| problems.join("; ")),
     };

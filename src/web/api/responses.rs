@@ -132,7 +132,7 @@ pub async fn list(
     let p = page.clone();
     let rows = state
         .db
-        .run(move |conn| crate::store::responses::list(conn, &filter, &p))
+        .run_replica(move |conn| crate::store::responses::list(conn, &filter, &p))
         .await?;
     let (rows, next_cursor) = paginate(rows, &page, |r| &r.id);
     Ok(web::Json(ResponseList {

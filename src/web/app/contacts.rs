@@ -145,6 +145,8 @@ pub async fn list(
             limit: PER_PAGE,
             cursor,
         },
+        // The page after an erase or an import redirects here: it reads the primary.
+        false,
     )
     .await?;
     let at = now();
