@@ -1,12 +1,16 @@
 //! Email: building messages, the transport (SMTP or .eml files) and the send queue.
 
 pub mod message;
+pub mod smtp;
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use lettre::transport::smtp::PoolConfig;
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use std::sync::Arc;
+
+use lettre::Message;
+
+use self::smtp::SmtpPool;
 
 /// Why a message was not sent, and whether trying again can help.
 #[derive(Debug, Clone)]
@@ -18,7 +22,7 @@ pub struct SendError {
 /// Where messages go: an SMTP server (`SMTP_URL`) or `.eml` files in `OUTBOX_DIR`.
 #[derive(Clone)]
 pub enum Mailer {
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Smtp(Arc<SmtpPool>),
     File(PathBuf),
 }
 
@@ -31,16 +35,9 @@ impl Mailer {
     ) -> anyhow::Result<Mailer> {
         match smtp_url {
             Some(url) => {
-                let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {e}"))?
-                    .timeout(Some(Duration::from_secs(20)))
-                    .pool_config(
-                        PoolConfig::new()
-                            .max_size(pool_size)
-                            .idle_timeout(Duration::from_secs(60)),
-                    )
-                    .build();
-                Ok(Mailer::Smtp(transport))
+                let pool = SmtpPool::new(url, pool_size, Duration::from_secs(20))
+                    .map_err(|e| anyhow::anyhow!("SMTP_URL is not usable: {e}"))?;
+                Ok(Mailer::Smtp(Arc::new(pool)))
             }
             None => Ok(Mailer::File(outbox.to_path_buf())),
         }
@@ -57,16 +54,13 @@ impl Mailer {
     /// refused or dropped connections, timeouts) is transient and worth retrying.
     pub async fn send(&self, message: &Message, file_stem: &str) -> Result<(), SendError> {
         match self {
-            Mailer::Smtp(transport) => {
-                transport
-                    .send(message.clone())
-                    .await
-                    .map(|_| ())
-                    .map_err(|e| SendError {
-                        permanent: e.is_permanent(),
-                        message: smtp_error_text(&e),
-                    })
-            }
+            Mailer::Smtp(pool) => pool
+                .send(message.envelope(), &message.formatted())
+                .await
+                .map_err(|e| SendError {
+                    permanent: e.is_permanent(),
+                    message: e.to_string(),
+                }),
             Mailer::File(dir) => {
                 let transient = |e: std::io::Error| SendError {
                     permanent: false,
@@ -83,13 +77,5 @@ impl Mailer {
                 Ok(())
             }
         }
-    }
-}
-
-fn smtp_error_text(e: &lettre::transport::smtp::Error) -> String {
-    let text = e.to_string();
-    match e.status() {
-        Some(code) if !text.contains(&code.to_string()) => format!("{code} {text}"),
-        _ => text,
     }
 }
