@@ -128,27 +128,18 @@ pub fn due_query_plans(
 ) -> Result<Vec<DuePlan>, AppError> {
     let limit = 500_i64;
     let mut out = Vec::new();
-    let pg = matches!(conn, DbConnection::Postgres(_));
     macro_rules! queue {
-        ($name:expr, $index:expr, $table:ident, $waiting:expr, $working:expr) => {{
-            let plan = if pg {
-                let DbConnection::Postgres(c) = &mut *conn else {
-                    unreachable!()
-                };
-                explain_pg(
+        ($name:expr, $index:expr, $query:ident, $table:ident, $status:expr) => {{
+            let plan = match &mut *conn {
+                DbConnection::Postgres(c) => explain_pg(
                     c,
-                    crate::store::due_queue_query!($table, $waiting, $working, limit, t)
+                    crate::store::$query!($table, $status, limit, t)
                         .for_update()
                         .skip_locked(),
-                )?
-            } else {
-                let DbConnection::Sqlite(c) = &mut *conn else {
-                    unreachable!()
-                };
-                explain_sqlite(
-                    c,
-                    crate::store::due_queue_query!($table, $waiting, $working, limit, t),
-                )?
+                )?,
+                DbConnection::Sqlite(c) => {
+                    explain_sqlite(c, crate::store::$query!($table, $status, limit, t))?
+                }
             };
             out.push(DuePlan {
                 name: $name,
@@ -160,16 +151,43 @@ pub fn due_query_plans(
     queue!(
         "invitations due",
         "invitations_queue",
+        due_queue_query,
         invitations,
-        "scheduled",
+        "scheduled"
+    );
+    queue!(
+        "invitation claims expired",
+        "invitations_queue",
+        expired_claims_query,
+        invitations,
         "sending"
     );
-    queue!("emails due", "emails_queue", emails, "pending", "sending");
+    queue!(
+        "emails due",
+        "emails_queue",
+        due_queue_query,
+        emails,
+        "pending"
+    );
+    queue!(
+        "email claims expired",
+        "emails_queue",
+        expired_claims_query,
+        emails,
+        "sending"
+    );
     queue!(
         "webhook deliveries due",
         "webhook_deliveries_queue",
+        due_queue_query,
         webhook_deliveries,
-        "pending",
+        "pending"
+    );
+    queue!(
+        "webhook delivery claims expired",
+        "webhook_deliveries_queue",
+        expired_claims_query,
+        webhook_deliveries,
         "delivering"
     );
     out.push(DuePlan {

@@ -12,3 +12,10 @@ WHERE s.id = i.survey_id AND s.status = 'active' AND s.reminder_after_days IS NO
   AND i.sent_at IS NOT NULL;
 CREATE INDEX invitations_remind ON invitations (remind_at) WHERE remind_at IS NOT NULL;
 
+
+-- The one re-survey of a task stays unique, but the index holds linked tasks only: the
+-- re-survey poll asks for tasks *without* one, and a full index let the planner walk every
+-- unlinked task through it (nearly the whole table) instead of the resolved_at window.
+DROP INDEX followups_resurvey_invitation;
+CREATE UNIQUE INDEX followups_resurvey_invitation ON followups (resurvey_invitation_id)
+    WHERE resurvey_invitation_id IS NOT NULL;

@@ -13,3 +13,10 @@ SET remind_at = (
 WHERE status = 'sent' AND channel = 'email' AND reminder_sent_at IS NULL AND sent_at IS NOT NULL;
 CREATE INDEX invitations_remind ON invitations (remind_at) WHERE remind_at IS NOT NULL;
 
+
+-- The one re-survey of a task stays unique, but the index holds linked tasks only: the
+-- re-survey poll asks for tasks *without* one, and a full index let the planner walk every
+-- unlinked task through it (nearly the whole table) instead of the resolved_at window.
+DROP INDEX followups_resurvey_invitation;
+CREATE UNIQUE INDEX followups_resurvey_invitation ON followups (resurvey_invitation_id)
+    WHERE resurvey_invitation_id IS NOT NULL;
