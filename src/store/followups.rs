@@ -533,6 +533,32 @@ pub struct ResurveyCandidate {
     pub contact_id: String,
 }
 
+/// One survey's resolved tasks whose re-survey is due: resolved between `$latest - $grace` and
+/// `$latest`, not re-surveyed yet, with a contact that is not erased; oldest first. It reads
+/// the index `followups_resolved_at (status, resolved_at)` over that window only.
+/// Shared by [`resurveys_due`] and the plan check ([`super::plans`]).
+macro_rules! resurveys_due_of {
+    ($survey_id:expr, $latest:expr, $grace:expr, $limit:expr) => {{
+        use $crate::store::schema::{contacts, followups};
+        followups::table
+            .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
+            .filter(followups::survey_id.eq($survey_id))
+            .filter(followups::status.eq("resolved"))
+            .filter(followups::resurvey_invitation_id.is_null())
+            .filter(followups::resolved_at.le($latest))
+            .filter(followups::resolved_at.ge($latest - $grace))
+            .filter(contacts::erased_at.is_null())
+            .select((
+                followups::id,
+                contacts::id,
+                followups::resolved_at.assume_not_null(),
+            ))
+            .order(followups::resolved_at)
+            .limit($limit)
+    }};
+}
+pub(crate) use resurveys_due_of;
+
 /// Resolved tasks with a (not erased) contact and no re-survey yet, on surveys that are not
 /// archived and have `resurvey_after_days`, whose time has come at `t`: resolved at least
 /// that many days ago, and at most `grace` later than that (a survey that turns re-surveys on
@@ -552,22 +578,8 @@ pub fn resurveys_due(
     let mut due: Vec<(NaiveDateTime, ResurveyCandidate)> = Vec::new();
     for (survey_id, days) in delays {
         let latest = t - chrono::TimeDelta::days(days as i64);
-        let rows: Vec<(String, String, NaiveDateTime)> = followups::table
-            .inner_join(contacts::table.on(contacts::id.nullable().eq(followups::contact_id)))
-            .filter(followups::survey_id.eq(&survey_id))
-            .filter(followups::status.eq("resolved"))
-            .filter(followups::resurvey_invitation_id.is_null())
-            .filter(followups::resolved_at.le(latest))
-            .filter(followups::resolved_at.ge(latest - grace))
-            .filter(contacts::erased_at.is_null())
-            .select((
-                followups::id,
-                contacts::id,
-                followups::resolved_at.assume_not_null(),
-            ))
-            .order(followups::resolved_at)
-            .limit(limit as i64)
-            .load(conn)?;
+        let rows: Vec<(String, String, NaiveDateTime)> =
+            resurveys_due_of!(&survey_id, latest, grace, limit as i64).load(conn)?;
         due.extend(rows.into_iter().map(|(followup_id, contact_id, resolved)| {
             (
                 resolved,

@@ -261,37 +261,73 @@ pub fn retry(conn: &mut DbConnection, id: &str) -> Result<InvitationRow, AppErro
     })
 }
 
-/// Claims email invitations that were sent `reminder_after_days` ago (per survey) and not
-/// answered, to send their one reminder. `reminder_sent_at` is set at claim time, so a
-/// reminder is attempted once.
+/// The reminders due at `t`, earliest first, with what decides whether each may still go
+/// out. It reads the partial index `invitations_remind` (`remind_at`) from its start and stops
+/// after `limit` rows, so a poll costs O(batch) however many invitations the table holds
+/// (issue 12). Shared by [`claim_reminders`] and the plan check ([`super::plans`]).
+macro_rules! reminders_due {
+    ($t:expr, $limit:expr) => {{
+        use $crate::store::schema::{contacts, invitations, surveys};
+        invitations::table
+            .inner_join(surveys::table)
+            .inner_join(contacts::table)
+            .filter(invitations::remind_at.is_not_null())
+            .filter(invitations::remind_at.le($t))
+            .select((
+                invitations::id,
+                invitations::status,
+                invitations::channel,
+                invitations::reminder_sent_at,
+                surveys::status,
+                contacts::unsubscribed_at,
+                contacts::erased_at,
+            ))
+            .order(invitations::remind_at)
+            .limit($limit)
+    }};
+}
+pub(crate) use reminders_due;
+
+type ReminderCandidate = (
+    String,
+    String,
+    String,
+    Option<NaiveDateTime>,
+    String,
+    Option<NaiveDateTime>,
+    Option<NaiveDateTime>,
+);
+
+/// Claims email invitations whose one reminder is due (`remind_at`, set when they were sent
+/// `reminder_after_days` before) and that are not answered, to send that reminder.
+/// `reminder_sent_at` is set at claim time, so a reminder is attempted once. A due row that
+/// may no longer be reminded (unsubscribed or erased contact, survey not active) has its
+/// `remind_at` cleared, so it is looked at once; resuming the survey sets it again
+/// ([`sync_reminders`]).
 pub fn claim_reminders(conn: &mut DbConnection, limit: i64) -> Result<Vec<Claimed>, AppError> {
     conn.transaction(|conn| {
         let t = now();
-        let candidates: Vec<(String, NaiveDateTime, i32)> = invitations::table
-            .inner_join(surveys::table)
-            .inner_join(contacts::table)
-            .filter(invitations::status.eq("sent"))
-            .filter(invitations::channel.eq("email"))
-            .filter(invitations::reminder_sent_at.is_null())
-            .filter(surveys::reminder_after_days.is_not_null())
-            .filter(surveys::status.eq("active"))
-            .filter(contacts::unsubscribed_at.is_null())
-            .filter(contacts::erased_at.is_null())
-            .filter(invitations::sent_at.le(t - TimeDelta::days(1)))
-            .select((
-                invitations::id,
-                invitations::sent_at.assume_not_null(),
-                surveys::reminder_after_days.assume_not_null(),
-            ))
-            .order(invitations::sent_at)
-            .limit(limit * 4)
-            .load(conn)?;
-        let ids: Vec<String> = candidates
-            .into_iter()
-            .filter(|(_, sent, days)| *sent <= t - TimeDelta::days(*days as i64))
-            .map(|(id, _, _)| id)
-            .take(limit as usize)
-            .collect();
+        let candidates: Vec<ReminderCandidate> = reminders_due!(t, limit).load(conn)?;
+        if candidates.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, dropped): (Vec<_>, Vec<_>) = candidates.into_iter().partition(
+            |(_, status, channel, reminded, survey_status, unsubscribed, erased)| {
+                status == "sent"
+                    && channel == "email"
+                    && reminded.is_none()
+                    && survey_status == "active"
+                    && unsubscribed.is_none()
+                    && erased.is_none()
+            },
+        );
+        let ids: Vec<String> = ids.into_iter().map(|c| c.0).collect();
+        let dropped: Vec<String> = dropped.into_iter().map(|c| c.0).collect();
+        if !dropped.is_empty() {
+            diesel::update(invitations::table.filter(invitations::id.eq_any(&dropped)))
+                .set(invitations::remind_at.eq(None::<NaiveDateTime>))
+                .execute(conn)?;
+        }
         if ids.is_empty() {
             return Ok(Vec::new());
         }
@@ -300,7 +336,10 @@ pub fn claim_reminders(conn: &mut DbConnection, limit: i64) -> Result<Vec<Claime
                 .filter(invitations::id.eq_any(&ids))
                 .filter(invitations::reminder_sent_at.is_null()),
         )
-        .set(invitations::reminder_sent_at.eq(Some(t)))
+        .set((
+            invitations::reminder_sent_at.eq(Some(t)),
+            invitations::remind_at.eq(None::<NaiveDateTime>),
+        ))
         .execute(conn)?;
         if changed != ids.len() {
             // Another replica claimed some of them: take only ours back by retrying later.
@@ -308,6 +347,51 @@ pub fn claim_reminders(conn: &mut DbConnection, limit: i64) -> Result<Vec<Claime
         }
         load_claimed(conn, &ids, true)
     })
+}
+
+/// When a sent invitation of a survey with these settings is to be reminded: `sent_at` plus
+/// `reminder_after_days`, while the survey is active; never otherwise.
+fn remind_at_for(
+    sent_at: NaiveDateTime,
+    survey_status: &str,
+    reminder_after_days: Option<i32>,
+) -> Option<NaiveDateTime> {
+    match reminder_after_days {
+        Some(days) if survey_status == "active" => Some(sent_at + TimeDelta::days(days as i64)),
+        _ => None,
+    }
+}
+
+/// Recomputes `remind_at` of a survey's sent, unanswered, not yet reminded email invitations
+/// from its current `reminder_after_days` and status (after either changed): reminders
+/// turned on, moved, turned off, paused or resumed. O(the survey's invitations), run only when
+/// those settings change. Returns how many rows were touched.
+pub fn sync_reminders(conn: &mut DbConnection, survey_id: &str) -> Result<usize, AppError> {
+    use diesel::sql_types::Text;
+    let n = match conn {
+        DbConnection::Sqlite(c) => diesel::sql_query(
+            "UPDATE invitations SET remind_at = (\
+                SELECT strftime('%Y-%m-%d %H:%M:%f', invitations.sent_at, \
+                    '+' || s.reminder_after_days || ' days') \
+                FROM surveys s WHERE s.id = invitations.survey_id \
+                AND s.status = 'active' AND s.reminder_after_days IS NOT NULL) \
+             WHERE survey_id = ? AND status = 'sent' AND channel = 'email' \
+             AND reminder_sent_at IS NULL AND sent_at IS NOT NULL",
+        )
+        .bind::<Text, _>(survey_id)
+        .execute(c)?,
+        DbConnection::Postgres(c) => diesel::sql_query(
+            "UPDATE invitations i SET remind_at = CASE \
+                WHEN s.status = 'active' AND s.reminder_after_days IS NOT NULL \
+                THEN i.sent_at + make_interval(days => s.reminder_after_days) END \
+             FROM surveys s WHERE s.id = i.survey_id AND i.survey_id = $1 \
+             AND i.status = 'sent' AND i.channel = 'email' \
+             AND i.reminder_sent_at IS NULL AND i.sent_at IS NOT NULL",
+        )
+        .bind::<Text, _>(survey_id)
+        .execute(c)?,
+    };
+    Ok(n)
 }
 
 fn load_claimed(
@@ -383,10 +467,18 @@ pub fn record_one(
             .filter(invitations::claimed_by.eq(me));
         match outcome {
             Outcome::Sent { message_id } => {
+                // The survey as it is now (its reminder settings may have changed since the
+                // claim; `sync_reminders` only sees rows that are already sent).
+                let (survey_status, reminder_after_days): (String, Option<i32>) = surveys::table
+                    .find(&c.survey.id)
+                    .select((surveys::status, surveys::reminder_after_days))
+                    .first(conn)?;
+                let remind_at = remind_at_for(t, &survey_status, reminder_after_days);
                 let changed = diesel::update(target)
                     .set((
                         invitations::status.eq("sent"),
                         invitations::sent_at.eq(Some(t)),
+                        invitations::remind_at.eq(remind_at),
                         invitations::message_id.eq(Some(message_id)),
                         invitations::claimed_until.eq(None::<NaiveDateTime>),
                         invitations::claimed_by.eq(None::<String>),

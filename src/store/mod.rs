@@ -4,36 +4,73 @@
 //! `DATABASE_URL` picks the engine. Migrations for that engine run on a plain connection before
 //! the pool is built, so a bad URL or an unreachable server fails start-up with the real error.
 
-/// Ids of up to `$limit` due rows of a lease-based queue table (invitations, emails, webhook
-/// deliveries): rows in status `$waiting` whose `next_attempt_at` has come, and rows left in
-/// `$working` by a worker whose lease (`claimed_until`) ran out, oldest due first. On
-/// PostgreSQL they are locked `FOR UPDATE SKIP LOCKED`, so replicas never claim the same row;
-/// SQLite has one process and one writer. Use inside the claiming transaction.
+/// The query for the ids of up to `$limit` rows of a lease-based queue table (invitations,
+/// emails, webhook deliveries) in status `$waiting` whose `next_attempt_at` has come, oldest
+/// first. It reads the `(status, next_attempt_at)` index of the table over the due range only
+/// (checked by [`plans`]).
+macro_rules! due_queue_query {
+    ($table:ident, $waiting:expr, $limit:expr, $now:expr) => {{
+        use $crate::store::schema::$table as q;
+        q::table
+            .filter(q::status.eq($waiting))
+            .filter(q::next_attempt_at.le($now))
+            .order(q::next_attempt_at)
+            .select(q::id)
+            .limit($limit)
+    }};
+}
+pub(crate) use due_queue_query;
+
+/// The query for the ids of up to `$limit` rows left in status `$working` by a worker whose
+/// lease (`claimed_until`) ran out. It reads the `(status, …)` index over the rows in flight
+/// only. Kept apart from [`due_queue_query!`]: with both conditions in one `OR`, SQLite with
+/// statistics (ANALYZE) scans the whole table.
+macro_rules! expired_claims_query {
+    ($table:ident, $working:expr, $limit:expr, $now:expr) => {{
+        use $crate::store::schema::$table as q;
+        q::table
+            .filter(q::status.eq($working))
+            .filter(q::claimed_until.lt($now))
+            .select(q::id)
+            .limit($limit)
+    }};
+}
+pub(crate) use expired_claims_query;
+
+/// The ids of up to `$limit` rows to claim from queue `$table`: first those whose worker's
+/// lease ran out ([`expired_claims_query!`]), then those whose time has come
+/// ([`due_queue_query!`]). On PostgreSQL they are locked `FOR UPDATE SKIP LOCKED`, so
+/// replicas never claim the same row; SQLite has one process and one writer. Use inside the
+/// claiming transaction.
 macro_rules! due_queue_ids {
     ($conn:expr, $table:ident, $waiting:expr, $working:expr, $limit:expr, $now:expr) => {{
-        use $crate::store::schema::$table as q;
-        let due = || {
-            q::status
-                .eq($waiting)
-                .and(q::next_attempt_at.le($now))
-                .or(q::status.eq($working).and(q::claimed_until.lt($now)))
+        let limit: i64 = $limit;
+        let mut ids: Vec<String> = match &mut *$conn {
+            $crate::store::DbConnection::Postgres(pg) => {
+                $crate::store::expired_claims_query!($table, $working, limit, $now)
+                    .for_update()
+                    .skip_locked()
+                    .load(pg)?
+            }
+            $crate::store::DbConnection::Sqlite(lite) => {
+                $crate::store::expired_claims_query!($table, $working, limit, $now).load(lite)?
+            }
         };
-        let ids: Vec<String> = match $conn {
-            $crate::store::DbConnection::Postgres(pg) => q::table
-                .filter(due())
-                .order(q::next_attempt_at)
-                .select(q::id)
-                .limit($limit)
-                .for_update()
-                .skip_locked()
-                .load(pg)?,
-            $crate::store::DbConnection::Sqlite(lite) => q::table
-                .filter(due())
-                .order(q::next_attempt_at)
-                .select(q::id)
-                .limit($limit)
-                .load(lite)?,
-        };
+        let rest = limit - ids.len() as i64;
+        if rest > 0 {
+            let due: Vec<String> = match &mut *$conn {
+                $crate::store::DbConnection::Postgres(pg) => {
+                    $crate::store::due_queue_query!($table, $waiting, rest, $now)
+                        .for_update()
+                        .skip_locked()
+                        .load(pg)?
+                }
+                $crate::store::DbConnection::Sqlite(lite) => {
+                    $crate::store::due_queue_query!($table, $waiting, rest, $now).load(lite)?
+                }
+            };
+            ids.extend(due);
+        }
         ids
     }};
 }
@@ -152,6 +189,7 @@ pub mod idempotency;
 pub mod invitations;
 pub mod jobs;
 pub mod models;
+pub mod plans;
 pub mod reports;
 pub mod responses;
 pub mod retention;

@@ -90,6 +90,7 @@ pub fn mark_responded(
             invitations::status.eq("responded"),
             invitations::responded_at.eq(Some(t)),
             invitations::claimed_until.eq(None::<NaiveDateTime>),
+            invitations::remind_at.eq(None::<NaiveDateTime>),
             invitations::updated_at.eq(t),
         ))
         .execute(conn)?;

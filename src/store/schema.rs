@@ -79,6 +79,7 @@ diesel::table! {
         updated_at -> Timestamp,
         opened_at -> Nullable<Timestamp>,
         origin -> Text,
+        remind_at -> Nullable<Timestamp>,
     }
 }
 

@@ -67,6 +67,10 @@ pub fn update(
     diesel::update(surveys::table.find(id))
         .set(changes)
         .execute(conn)?;
+    if changes.reminder_after_days.is_some() || changes.status.is_some() {
+        // When the survey's sent invitations are to be reminded follows these two settings.
+        super::invitations::sync_reminders(conn, id)?;
+    }
     get(conn, id)
 }
 

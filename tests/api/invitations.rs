@@ -700,10 +700,14 @@ async fn one_reminder_goes_to_non_responders(engine: Engine) {
                 use closeloop::store::schema::invitations::dsl::*;
                 use diesel::prelude::*;
                 let mut conn = state.db.get().unwrap();
+                // The reminder is due at `remind_at` (sent_at + reminder_after_days, set when
+                // the email went out): move both, as if it had been sent `days` ago.
+                let sent = closeloop::domain::now() - chrono::TimeDelta::days(days);
                 diesel::update(invitations.find(inv_id))
-                    .set(sent_at.eq(Some(
-                        closeloop::domain::now() - chrono::TimeDelta::days(days),
-                    )))
+                    .set((
+                        sent_at.eq(Some(sent)),
+                        remind_at.eq(Some(sent + chrono::TimeDelta::days(3))),
+                    ))
                     .execute(&mut conn)
                     .unwrap();
             })

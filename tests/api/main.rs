@@ -15,6 +15,7 @@ mod bad_input;
 mod cli;
 mod contacts;
 mod demo;
+mod due_queries;
 mod faults;
 mod followups;
 mod hostile;
