@@ -582,6 +582,7 @@ fn survey(
         archived_at: None,
         followup_assignee: None,
         resurvey_after_days: (kind == SurveyKind::Nps && !public_link).then_some(RESURVEY_DAYS),
+        report_segments: "[]".into(),
     };
     crate::store::surveys::insert(conn, &row)?;
     Ok(row)

@@ -85,6 +85,8 @@ impl Application {
             wake_webhooks: state.wake_webhooks.clone(),
             instance_id: state.instance_id.clone(),
         };
+        // A segment backfill that a restart cut short carries on.
+        crate::reports::segments::spawn_backfill(workers.db.clone());
         if state.settings.dispatcher {
             tokio::spawn(workers.dispatcher().run(stopped.clone()));
         }

@@ -156,6 +156,7 @@ pub mod reports;
 pub mod responses;
 pub mod rollups;
 pub mod schema;
+pub mod segments;
 pub mod surveys;
 pub mod users;
 pub mod webhooks;

@@ -41,6 +41,9 @@ pub struct SurveyRow {
     pub followup_assignee: Option<String>,
     /// Days after a resolved follow-up before its customer is asked again (none: never).
     pub resurvey_after_days: Option<i32>,
+    /// The contact properties this survey reports on, as a JSON array of names: their values
+    /// are snapshotted onto each answer (see `store::segments`).
+    pub report_segments: String,
 }
 
 /// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
@@ -63,6 +66,7 @@ pub struct SurveyChanges {
     pub archived_at: Option<Option<NaiveDateTime>>,
     pub followup_assignee: Option<Option<String>>,
     pub resurvey_after_days: Option<Option<i32>>,
+    pub report_segments: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

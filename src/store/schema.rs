@@ -35,6 +35,7 @@ diesel::table! {
         archived_at -> Nullable<Timestamp>,
         followup_assignee -> Nullable<Text>,
         resurvey_after_days -> Nullable<Integer>,
+        report_segments -> Text,
     }
 }
 
@@ -308,4 +309,39 @@ diesel::allow_tables_to_appear_in_same_query!(
     sign_in_tokens,
     sessions,
     saved_views,
+    response_segments,
+    segment_daily,
+    segment_backfills,
 );
+
+diesel::table! {
+    response_segments (response_id, name) {
+        response_id -> Text,
+        name -> Text,
+        value -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    segment_daily (survey_id, name, day, has_value, value, score, shard) {
+        survey_id -> Text,
+        name -> Text,
+        day -> Text,
+        has_value -> Integer,
+        value -> Text,
+        score -> Integer,
+        shard -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    segment_backfills (survey_id, name) {
+        survey_id -> Text,
+        name -> Text,
+        next_from -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(response_segments -> responses (response_id));

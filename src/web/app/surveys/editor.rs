@@ -43,6 +43,8 @@ pub struct SurveyForm {
     resurvey_after_days: Option<String>,
     edit_window_hours: Option<String>,
     followup_assignee: Option<String>,
+    /// Comma-separated property names.
+    report_segments: Option<String>,
 }
 
 /// What the editor's inputs show.
@@ -62,6 +64,19 @@ pub struct Values {
     pub resurvey_after_days: String,
     pub edit_window_hours: String,
     pub followup_assignee: String,
+    /// Comma-separated property names.
+    pub report_segments: String,
+}
+
+/// The names of a comma-separated list (blanks dropped).
+fn segment_list(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Values {
@@ -82,6 +97,7 @@ impl Values {
             resurvey_after_days: String::new(),
             edit_window_hours: DEFAULT_EDIT_WINDOW_HOURS.to_string(),
             followup_assignee: String::new(),
+            report_segments: String::new(),
         }
     }
 
@@ -109,6 +125,7 @@ impl Values {
                 .unwrap_or_default(),
             edit_window_hours: r.edit_window_hours.to_string(),
             followup_assignee: s(&r.followup_assignee),
+            report_segments: crate::store::segments::names(&r.report_segments).join(", "),
         }
     }
 
@@ -134,6 +151,7 @@ impl Values {
         base.resurvey_after_days = take(&f.resurvey_after_days);
         base.edit_window_hours = take(&f.edit_window_hours);
         base.followup_assignee = take(&f.followup_assignee);
+        base.report_segments = take(&f.report_segments);
         base
     }
 
@@ -350,6 +368,7 @@ fn to_create(f: &SurveyForm) -> Result<CreateSurvey, FieldErrors> {
         resurvey_after_days: number(&f.resurvey_after_days, "resurvey_after_days", &mut errors),
         edit_window_hours: number(&f.edit_window_hours, "edit_window_hours", &mut errors),
         followup_assignee: text(&f.followup_assignee),
+        report_segments: Some(segment_list(&f.report_segments)),
     };
     validate(&create, &mut errors);
     if errors.is_empty() {
@@ -400,6 +419,10 @@ fn to_update(f: &SurveyForm) -> Result<UpdateSurvey, FieldErrors> {
                 .unwrap_or(DEFAULT_EDIT_WINDOW_HOURS),
         ),
         followup_assignee: Some(text(&f.followup_assignee)),
+        report_segments: f
+            .report_segments
+            .is_some()
+            .then(|| segment_list(&f.report_segments)),
     };
     validate(&update, &mut errors);
     if errors.is_empty() {
@@ -526,6 +549,7 @@ fn previewed(mut base: SurveyRow, f: &SurveyForm, new: bool) -> SurveyRow {
         resurvey_after_days: None,
         edit_window_hours: None,
         followup_assignee: None,
+        report_segments: None,
     };
     validate(&create, &mut probe);
     let ok = |field: &str| !probe.contains_key(field);
@@ -573,6 +597,7 @@ fn unsaved() -> SurveyRow {
         updated_at: t,
         archived_at: None,
         followup_assignee: None,
+        report_segments: "[]".into(),
     }
 }
 
