@@ -30,6 +30,7 @@ mod parallel;
 mod queues;
 mod recovery;
 mod reports;
+mod segments;
 mod spec;
 mod standard_webhooks;
 mod surveys;
