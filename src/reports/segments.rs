@@ -17,9 +17,16 @@ pub const BATCH: i64 = 2000;
 /// available to the answers being recorded meanwhile.
 const PAUSE: Duration = Duration::from_millis(5);
 
+/// Wait before the first batch. On PostgreSQL an answer whose transaction began before the
+/// `PATCH` committed still snapshots the old list; waiting lets such transactions commit
+/// first, so the backfill (which skips answers that have a value) sees and fills them.
+/// SQLite has one writer, so it has no such window.
+const START_DELAY: Duration = Duration::from_secs(1);
+
 /// Runs every queued backfill to its end in the background.
 pub fn spawn_backfill(db: Db) {
     tokio::spawn(async move {
+        tokio::time::sleep(START_DELAY).await;
         if let Err(e) = backfill(&db).await {
             tracing::warn!(error = %e, "segment backfill stopped; it resumes at the next start or change");
         }

@@ -516,7 +516,61 @@ async fn the_dashboard_compares_the_same_segments_as_the_api(app: TestApp) {
     assert_eq!(shown, api);
 }
 
+async fn the_survey_editor_sets_the_report_segments(app: TestApp) {
+    let lead = app.sign_in("lead@acme.test", "Lea Lead", Role::Admin).await;
+    let (status, to, body) = app
+        .post_as(
+            &lead,
+            "/app/surveys/new",
+            &[
+                ("kind", "nps"),
+                ("name", "Editor"),
+                ("report_segments", " plan, region ,"),
+            ],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    let id = to
+        .split("/app/surveys/")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap();
+    let path = format!("/api/v1/surveys/{id}");
+    assert_eq!(
+        app.get(&path).await.body["report_segments"],
+        json!(["plan", "region"])
+    );
+    let edit = format!("/app/surveys/{id}/edit");
+    let (status, page) = app.get_page(&edit, &lead.cookie).await;
+    assert_eq!(status, 200);
+    assert!(page.contains("value=\"plan, region\""), "{page}");
+    let (status, _, page) = app
+        .post_as(
+            &lead,
+            &edit,
+            &[("name", "Editor"), ("report_segments", "plan, no spaces")],
+        )
+        .await;
+    assert_eq!(status, 422, "{page}");
+    assert!(page.contains("id=\"e-report_segments\""), "{page}");
+    let (status, _, body) = app
+        .post_as(
+            &lead,
+            &edit,
+            &[("name", "Editor"), ("report_segments", "region")],
+        )
+        .await;
+    assert_eq!(status, 303, "{body}");
+    assert_eq!(
+        app.get(&path).await.body["report_segments"],
+        json!(["region"])
+    );
+}
+
 both_engines!(
+    the_survey_editor_sets_the_report_segments,
     answers_count_under_the_plan_the_customer_had_when_they_answered,
     a_changed_answer_moves_its_counts_under_the_plan_it_was_given_with,
     a_property_not_snapshotted_falls_back_to_current_values_until_a_backfill,
