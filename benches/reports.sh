@@ -2,7 +2,9 @@
 # Benchmark: the full survey report over 1,000,000 answers spread over a year, the CSV
 # export of all of them, and the workspace dashboards (/app/surveys/{id}, /app/reports) as a
 # signed-in reader sees them, on SQLite and on PostgreSQL, each beside the report's main SQL
-# run directly with sqlite3 / psql as the floor.
+# run directly with sqlite3 / psql as the floor. Then it snapshots the `plan` property onto
+# every answer (`report_segments`), timing the backfill and the writes made meanwhile, and
+# times `segment=plan` and the dashboard's segment comparison again (read from the rollups).
 # Usage: bash benches/reports.sh   (needs sqlite3 and psql; PostgreSQL on 127.0.0.1)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,7 +21,7 @@ wait_ready() { for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 start_server() {
-  RUST_LOG=warn DISPATCHER=off WEBHOOKS=off BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox $BIN > "$work/server.log" 2>&1 &
+  RUST_LOG=warn,closeloop::reports::segments=info DISPATCHER=off WEBHOOKS=off BIND_ADDR=127.0.0.1:$port OUTBOX_DIR=$work/outbox $BIN > "$work/server.log" 2>&1 &
   pid=$!
   wait_ready
 }
@@ -52,6 +54,52 @@ measure_dashboards() {
     t=$(for _ in $(seq 1 "$RUNS"); do curl -s -o /dev/null -w '%{time_total}\n' -b "$work/cookies" "http://127.0.0.1:$port$path"; done | median)
     echo "$name dashboard GET $path: median of $RUNS = ${t}s"
   done
+}
+
+# `report_segments: ["plan"]` on the survey: the backfill gives every earlier answer its
+# contact's plan, in batches, in the background. Meanwhile contacts are upserted one after
+# the other (a write each) to see how long a write waits; then the segment report and the
+# dashboard's segment comparison are timed again, now from the rollups.
+snapshot_segments() {
+  local name=$1 from to q t0 t src i=0
+  to=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+  from=$(date -u -d '366 days ago' +%Y-%m-%dT%H:%M:%SZ)
+  q="from=$from&to=$to&interval=week&segment=plan"
+  curl -s "http://127.0.0.1:$port/api/v1/surveys/$survey/report?$q" -H "Authorization: Bearer $key" \
+    | python3 -c 'import json,sys;r=json.load(sys.stdin);print(json.dumps(sorted((g["value"],g["responses"],g["nps"]) for g in r["segments"])))' > "$work/segments-live.json"
+  : > "$work/writes"
+  t0=$(date +%s.%N)
+  curl -s -o /dev/null -X PATCH "http://127.0.0.1:$port/api/v1/surveys/$survey" -H "Authorization: Bearer $key" \
+    -H 'Content-Type: application/json' -d '{"report_segments":["plan"]}'
+  while :; do
+    # A cheap probe (the last minute only) tells whether the backfill is done.
+    src=$(curl -s "http://127.0.0.1:$port/api/v1/surveys/$survey/report?from=$(date -u -d '1 minute ago' +%Y-%m-%dT%H:%M:%SZ)&segment=plan" \
+      -H "Authorization: Bearer $key" | python3 -c 'import json,sys;print(json.load(sys.stdin).get("segment_source"))')
+    [ "$src" = answer_time ] && break
+    for _ in 1 2 3 4 5; do
+      curl -s -o /dev/null -w '%{time_total}\n' -X POST "http://127.0.0.1:$port/api/v1/contacts" -H "Authorization: Bearer $key" \
+        -H 'Content-Type: application/json' -d "{\"email\":\"w$i@example.com\",\"properties\":{\"plan\":\"pro\"}}" >> "$work/writes"
+      i=$((i + 1))
+    done
+  done
+  echo "$name backfill of plan over $N answers: $(echo "$(date +%s.%N) - $t0" | bc) s; $(grep -o 'slowest_batch_ms=[0-9.]*' "$work/server.log" | tail -1)"
+  echo "$name writes during the backfill: $(wc -l < "$work/writes") contact upserts, median $(median < "$work/writes") s, max $(sort -n "$work/writes" | tail -1) s"
+  curl -s "http://127.0.0.1:$port/api/v1/surveys/$survey/report?$q" -H "Authorization: Bearer $key" \
+    | python3 -c 'import json,sys;r=json.load(sys.stdin);print(json.dumps(sorted((g["value"],g["responses"],g["nps"]) for g in r["segments"])))' > "$work/segments-snapshot.json"
+  if cmp -s "$work/segments-live.json" "$work/segments-snapshot.json"; then
+    echo "  check: the snapshot's segments equal the live join's: $(cat "$work/segments-snapshot.json")"
+  else
+    echo "  check FAILED: live $(cat "$work/segments-live.json") snapshot $(cat "$work/segments-snapshot.json")"; exit 1
+  fi
+  t=$(for _ in $(seq 1 "$RUNS"); do curl -s -o /dev/null -w '%{time_total}\n' "http://127.0.0.1:$port/api/v1/surveys/$survey/report?$q" -H "Authorization: Bearer $key"; done | median)
+  echo "$name report (interval=week&segment=plan, snapshotted): median of $RUNS = ${t}s"
+  local path status
+  path="/app/surveys/$survey?period=custom&from=$(date -u -d '365 days ago' +%Y-%m-%d)&to=$(date -u +%Y-%m-%d)&interval=week&segment=plan"
+  status=$(curl -s -o "$work/page.html" -w '%{http_code}' -b "$work/cookies" "http://127.0.0.1:$port$path")
+  [ "$status" = 200 ] || { echo "$name dashboard $path: HTTP $status"; exit 1; }
+  grep -q 'when they answered' "$work/page.html" || { echo "$name dashboard: not from the snapshots"; exit 1; }
+  t=$(for _ in $(seq 1 "$RUNS"); do curl -s -o /dev/null -w '%{time_total}\n' -b "$work/cookies" "http://127.0.0.1:$port$path"; done | median)
+  echo "$name dashboard GET $path (snapshotted): median of $RUNS = ${t}s"
 }
 
 measure() {
@@ -113,6 +161,7 @@ measure sqlite "printf '.timer on\\nSELECT substr(created_at,1,10) AS day, score
   "printf '.timer on\\nSELECT day, score, n FROM response_daily WHERE survey_id = \\x27$survey\\x27 AND day >= date(\\x27now\\x27,\\x27-366 days\\x27);\\n' | sqlite3 $work/bench.db 2>&1 | grep -o 'real [0-9.]*' | head -1"
 sign_in sqlite
 measure_dashboards sqlite
+snapshot_segments sqlite
 kill $pid; wait $pid 2>/dev/null || true
 
 echo "== PostgreSQL, $N answers"
@@ -148,5 +197,6 @@ measure postgres "psql -q \"$DATABASE_URL\" -c '\\timing on' -c \"SELECT to_char
   "psql -q \"$DATABASE_URL\" -c '\\timing on' -c \"SELECT day, score, n FROM response_daily WHERE survey_id = '$survey' AND day >= to_char(now() - interval '366 days', 'YYYY-MM-DD')\" | grep -o 'Time: [0-9.]* ms' | head -1"
 sign_in postgres
 measure_dashboards postgres
+snapshot_segments postgres
 kill $pid; wait $pid 2>/dev/null || true
 psql "$PG_ADMIN" -qc "DROP DATABASE $dbname WITH (FORCE)"

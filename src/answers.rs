@@ -14,7 +14,7 @@ use crate::error::AppError;
 use crate::followups::{self, Rules, TaskEvent};
 use crate::store::contacts::ContactInput;
 use crate::store::models::{InvitationRow, ResponseRow, SurveyRow};
-use crate::store::{contacts, responses, rollups, DbConnection};
+use crate::store::{contacts, responses, rollups, segments, DbConnection};
 use crate::webhooks;
 
 /// What to do with the comment.
@@ -107,7 +107,8 @@ pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppErr
 /// the same invitation updates the one response within the edit window, 409
 /// `edit_window_closed` after it, also under concurrent submits), the invitation becomes
 /// `responded`, the contact's `last_responded_at` is set (an invitation of an erased contact
-/// is refused: 409 `contact_erased`), the rollups count it, the feedback
+/// is refused: 409 `contact_erased`), the contact's values of the survey's `report_segments`
+/// are snapshotted onto a new answer, the rollups count it, the feedback
 /// loop reacts and webhook events are queued.
 pub fn record_in_tx(
     conn: &mut DbConnection,
@@ -116,10 +117,15 @@ pub fn record_in_tx(
 ) -> Result<RecordOutcome, AppError> {
     let t = now();
     // A customer named with the answer (no invitation) is upserted first.
-    let named_contact = match (&a.invitation, &a.contact) {
-        (None, Some(input)) => Some(contacts::upsert(conn, input)?.0.id),
-        _ => None,
+    let (named_contact, mut properties) = match (&a.invitation, &a.contact) {
+        (None, Some(input)) => {
+            let c = contacts::upsert(conn, input)?.0;
+            (Some(c.id), Some(c.properties))
+        }
+        _ => (None, None),
     };
+    // The properties the survey reports on, as committed (see `store::segments`).
+    let segment_names;
     // For an invitation, one query reads its delivery state and its current response.
     let (delivery, current) = match &a.invitation {
         Some(inv) => {
@@ -132,13 +138,18 @@ pub fn record_in_tx(
                 ));
             }
             let (sent_at, responded_at) = (st.sent_at, st.responded_at);
+            segment_names = segments::names(&st.report_segments);
+            properties = Some(st.properties);
             let current = match st.response_id {
                 Some(id) => Some(responses::get(conn, &id)?),
                 None => None,
             };
             (Some((sent_at, responded_at)), current)
         }
-        None => (None, existing(conn, a)?),
+        None => {
+            segment_names = segments::survey_names(conn, &a.survey.id)?;
+            (None, existing(conn, a)?)
+        }
     };
     let recorded = match current {
         Some(before) => update(conn, a, before, t)?,
@@ -186,11 +197,13 @@ pub fn record_in_tx(
             if let Some((Some(sent), None)) = delivery {
                 tally.first_answer(&r.survey_id, sent, r.created_at);
             }
+            segments::snapshot(conn, r, &segment_names, properties.as_deref(), &mut tally)?;
         }
         Recorded::Updated { before, after } if before.score != after.score => {
             let day = rollups::day(before.created_at);
             tally.answer(&before.survey_id, &day, before.score, -1);
             tally.answer(&after.survey_id, &day, after.score, 1);
+            segments::move_score(conn, before, after.score, &mut tally)?;
         }
         Recorded::Updated { .. } => {}
     }

@@ -10,7 +10,7 @@ use crate::domain::Page;
 use crate::error::AppError;
 use crate::store::contacts::ContactFilter;
 use crate::store::models::{ContactRow, FollowupRow, InvitationRow, ResponseRow, SurveyRow};
-use crate::store::{contacts, emails, followups, invitations, responses, surveys};
+use crate::store::{contacts, emails, followups, invitations, responses, segments, surveys};
 use crate::webhooks;
 
 /// How long after unsubscribing the customer can undo it from the unsubscribe page.
@@ -182,8 +182,10 @@ pub async fn set_unsubscribed(
 
 /// Erases a person: name, email, external id and properties are cleared, their comments and
 /// the follow-up notes about them are blanked, pending invitations are cancelled and queued
-/// emails to them are dropped, and the webhook deliveries about them (queued or logged) are
-/// scrubbed of their personal data (`webhooks::scrub_contact`). Scores, categories and counts stay, so reports keep their
+/// emails to them are dropped, the webhook deliveries about them (queued or logged) are
+/// scrubbed of their personal data (`webhooks::scrub_contact`), and the property values
+/// snapshotted onto their answers (`report_segments`) are cleared: those answers count under
+/// "no value" from then on. Scores, categories and counts stay, so reports keep their
 /// anonymous aggregates. The contact then answers 404.
 pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
     let id = id.to_string();
@@ -195,6 +197,7 @@ pub async fn erase(state: &AppState, id: &str) -> Result<(), AppError> {
                 let t = now();
                 contacts::clear_personal_data(conn, &id, t)?;
                 responses::clear_comments_of_contact(conn, &id)?;
+                segments::neutralise_contact(conn, &id)?;
                 followups::clear_text_of_contact(conn, &id)?;
                 invitations::cancel_scheduled_of_contact(conn, &id, "contact_erased", t)?;
                 if let Some(email) = row.email {

@@ -584,6 +584,7 @@ fn survey(
         followup_assignee: None,
         resurvey_after_days: (kind == SurveyKind::Nps && !public_link).then_some(RESURVEY_DAYS),
         slack_webhook_url: None,
+        report_segments: "[]".into(),
     };
     crate::store::surveys::insert(conn, &row)?;
     Ok(row)

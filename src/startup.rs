@@ -41,7 +41,8 @@ impl Application {
             let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
             let prepared = settings.database_prepared_statements;
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
-                let db = Db::connect_with_replica(&url, read_url.as_deref(), size, checkout, prepared)?;
+                let db =
+                    Db::connect_with_replica(&url, read_url.as_deref(), size, checkout, prepared)?;
                 let mut conn = db.get().map_err(|e| anyhow::anyhow!("{e}"))?;
                 if crate::store::rollups::rebuild_if_empty(&mut conn)
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
@@ -91,6 +92,8 @@ impl Application {
             wake_webhooks: state.wake_webhooks.clone(),
             instance_id: state.instance_id.clone(),
         };
+        // A segment backfill that a restart cut short carries on.
+        crate::reports::segments::spawn_backfill(workers.db.clone());
         if state.settings.dispatcher {
             tokio::spawn(workers.dispatcher().run(stopped.clone()));
         }

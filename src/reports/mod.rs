@@ -8,6 +8,7 @@
 //! nothing to divide.
 
 pub mod recovery;
+pub mod segments;
 
 use bytes::Bytes;
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
@@ -128,6 +129,18 @@ pub struct SegmentRow {
     pub summary: Summary,
 }
 
+/// Where a report's segment values come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentSource {
+    /// The values snapshotted onto each answer when it was recorded (`report_segments`),
+    /// read from daily rollups: an answer counts under the value its customer had then.
+    AnswerTime,
+    /// The contacts' properties now, joined at query time (a property not in
+    /// `report_segments`, or still being backfilled).
+    Current,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Period {
     pub from: DateTime<Utc>,
@@ -191,6 +204,12 @@ pub struct Report {
     pub series: Vec<SeriesPoint>,
     /// The property the answers are broken down by (`segment=`), if any.
     pub segment: Option<String>,
+    /// Where the segment values come from (absent without `segment=`): `answer_time` when
+    /// the survey (every survey of the kind) lists the property in `report_segments` and its
+    /// backfill is done; otherwise `current`, the contacts' properties now (slower, and an
+    /// answer counts under the value its customer has today).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub segment_source: Option<SegmentSource>,
     pub segments: Vec<SegmentRow>,
     /// Closing the loop, measured: of the unhappy answers of the period whose follow-up was
     /// resolved, how many customers were re-surveyed (`resurvey_after_days`), answered, and
@@ -327,15 +346,29 @@ pub fn build(
         prev.merge(counts);
     }
     let (prev_delivered, prev_answered) = rep::delivery(conn, &scope, prev_from, c.from)?;
-    let segments = match &c.segment {
-        Some(key) => rep::segment_counts(conn, &scope, c.from, c.to, key)?
-            .into_iter()
-            .map(|(value, counts)| SegmentRow {
-                value,
-                summary: Summary::of(kind, &counts),
-            })
-            .collect(),
-        None => Vec::new(),
+    let (segments, segment_source) = match &c.segment {
+        Some(key) => {
+            let (rows, source) = if rep::snapshot_ready(conn, &scope, key)? {
+                (
+                    rep::segment_counts_snapshot(conn, &scope, c.from, c.to, key)?,
+                    SegmentSource::AnswerTime,
+                )
+            } else {
+                (
+                    rep::segment_counts(conn, &scope, c.from, c.to, key)?,
+                    SegmentSource::Current,
+                )
+            };
+            let rows = rows
+                .into_iter()
+                .map(|(value, counts)| SegmentRow {
+                    value,
+                    summary: Summary::of(kind, &counts),
+                })
+                .collect();
+            (rows, Some(source))
+        }
+        None => (Vec::new(), None),
     };
     let (open, in_progress, overdue) = rep::backlog(conn, &scope, now())?;
     let recovery = recovery::recovery(kind, &rep::recovery_rows(conn, &scope, c.from, c.to)?);
@@ -398,6 +431,7 @@ pub fn build(
         },
         series,
         segment: c.segment,
+        segment_source,
         segments,
         recovery,
     })

@@ -195,6 +195,7 @@ pub mod responses;
 pub mod retention;
 pub mod rollups;
 pub mod schema;
+pub mod segments;
 pub mod surveys;
 pub mod users;
 pub mod webhooks;

@@ -43,6 +43,9 @@ pub struct SurveyRow {
     pub resurvey_after_days: Option<i32>,
     /// Slack incoming webhook for this survey's new follow-ups (overrides `SLACK_WEBHOOK_URL`).
     pub slack_webhook_url: Option<String>,
+    /// The contact properties this survey reports on, as a JSON array of names: their values
+    /// are snapshotted onto each answer (see `store::segments`).
+    pub report_segments: String,
 }
 
 /// Changes to a survey; `None` leaves a column as it is, `Some(None)` clears it.
@@ -66,6 +69,7 @@ pub struct SurveyChanges {
     pub followup_assignee: Option<Option<String>>,
     pub resurvey_after_days: Option<Option<i32>>,
     pub slack_webhook_url: Option<Option<String>>,
+    pub report_segments: Option<String>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

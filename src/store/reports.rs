@@ -264,8 +264,9 @@ pub fn day_counts_raw(
     Ok(out)
 }
 
-/// Answers per value of contact property `key` and score (anonymous answers and contacts
-/// without the property under `None`). SQLite counts per contact first (index-only) and
+/// Answers per value of contact property `key` as the contacts have it now, and score
+/// (anonymous answers and contacts without the property under `None`): the live join, for
+/// a property that is not snapshotted (see [`segment_counts_snapshot`]). SQLite counts per contact first (index-only) and
 /// then joins; PostgreSQL's hash join is faster on the plain join (both measured, see
 /// BENCHMARKS.md).
 pub fn segment_counts(
@@ -309,6 +310,130 @@ pub fn segment_counts(
         out.entry(r.value).or_default().add(r.score, r.n);
     }
     Ok(out.into_iter().collect())
+}
+
+#[derive(QueryableByName)]
+struct SnapshotScore {
+    #[diesel(sql_type = Integer)]
+    has_value: i32,
+    #[diesel(sql_type = Text)]
+    value: String,
+    #[diesel(sql_type = Integer)]
+    score: i32,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Whether `segment=key` over `scope` can be read from the answer-time snapshots: every
+/// survey of the scope has `key` in its `report_segments` and none is still backfilling it.
+pub fn snapshot_ready(conn: &mut DbConnection, scope: &Scope, key: &str) -> Result<bool, AppError> {
+    use crate::store::schema::{segment_backfills, surveys};
+    let rows: Vec<(String, String)> = match scope {
+        Scope::Survey(id) => surveys::table
+            .filter(surveys::id.eq(id))
+            .select((surveys::id, surveys::report_segments))
+            .load(conn)?,
+        Scope::Kind(kind) => surveys::table
+            .filter(surveys::kind.eq(kind))
+            .select((surveys::id, surveys::report_segments))
+            .load(conn)?,
+    };
+    if !rows.iter().all(|(_, names)| {
+        crate::store::segments::names(names)
+            .iter()
+            .any(|n| n == key)
+    }) {
+        return Ok(false);
+    }
+    let ids: Vec<&String> = rows.iter().map(|(id, _)| id).collect();
+    let pending: i64 = segment_backfills::table
+        .filter(segment_backfills::name.eq(key))
+        .filter(segment_backfills::survey_id.eq_any(ids))
+        .count()
+        .get_result(conn)?;
+    Ok(pending == 0)
+}
+
+/// Answers per snapshotted value of property `key` (taken when each answer was recorded;
+/// `None`: anonymous answers and contacts without it) and score: whole days from the
+/// `segment_daily` rollup, the partial days at the edges from the snapshots themselves.
+pub fn segment_counts_snapshot(
+    conn: &mut DbConnection,
+    scope: &Scope,
+    from: NaiveDateTime,
+    to: NaiveDateTime,
+    key: &str,
+) -> Result<Vec<(Option<String>, Counts)>, AppError> {
+    let (days, partial) = split(from, to);
+    let mut rows: Vec<SnapshotScore> = Vec::new();
+    if let Some((d1, d2)) = days {
+        let (a, b) = (
+            d1.format("%Y-%m-%d").to_string(),
+            d2.format("%Y-%m-%d").to_string(),
+        );
+        rows.extend(match conn {
+            DbConnection::Postgres(pg) => {
+                let (w, v) = scope_sql(scope, "x", true, 1);
+                diesel::sql_query(format!(
+                    "SELECT x.has_value, x.value, x.score, SUM(x.n)::bigint AS n FROM segment_daily x \
+                     WHERE {w} AND x.name = $2 AND x.day >= $3 AND x.day < $4 GROUP BY 1, 2, 3"
+                ))
+                .bind::<Text, _>(v)
+                .bind::<Text, _>(key)
+                .bind::<Text, _>(a)
+                .bind::<Text, _>(b)
+                .load::<SnapshotScore>(pg)?
+            }
+            DbConnection::Sqlite(lite) => {
+                let (w, v) = scope_sql(scope, "x", false, 1);
+                diesel::sql_query(format!(
+                    "SELECT x.has_value, x.value, x.score, SUM(x.n) AS n FROM segment_daily x \
+                     WHERE {w} AND x.name = ? AND x.day >= ? AND x.day < ? GROUP BY 1, 2, 3"
+                ))
+                .bind::<Text, _>(v)
+                .bind::<Text, _>(key)
+                .bind::<Text, _>(a)
+                .bind::<Text, _>(b)
+                .load::<SnapshotScore>(lite)?
+            }
+        });
+    }
+    for (a, b) in partial {
+        let sql = |pg: bool| {
+            let (w, _) = scope_sql(scope, "r", pg, 2);
+            let p: Vec<String> = (1..=4)
+                .map(|i| if pg { format!("${i}") } else { "?".into() })
+                .collect();
+            format!(
+                "SELECT CASE WHEN s.value IS NULL THEN 0 ELSE 1 END AS has_value, \
+                 COALESCE(s.value, '') AS value, r.score, COUNT(*) AS n FROM responses r \
+                 JOIN response_segments s ON s.response_id = r.id AND s.name = {} \
+                 WHERE {w} AND r.created_at >= {} AND r.created_at < {} GROUP BY 1, 2, 3",
+                p[0], p[2], p[3]
+            )
+        };
+        let v = scope_value(scope);
+        rows.extend(match conn {
+            DbConnection::Postgres(pg) => diesel::sql_query(sql(true))
+                .bind::<Text, _>(key)
+                .bind::<Text, _>(v)
+                .bind::<Timestamp, _>(a)
+                .bind::<Timestamp, _>(b)
+                .load::<SnapshotScore>(pg)?,
+            DbConnection::Sqlite(lite) => diesel::sql_query(sql(false))
+                .bind::<Text, _>(key)
+                .bind::<Text, _>(v)
+                .bind::<Timestamp, _>(a)
+                .bind::<Timestamp, _>(b)
+                .load::<SnapshotScore>(lite)?,
+        });
+    }
+    let mut out: BTreeMap<Option<String>, Counts> = BTreeMap::new();
+    for r in rows {
+        let value = (r.has_value != 0).then_some(r.value);
+        out.entry(value).or_default().add(r.score, r.n);
+    }
+    Ok(out.into_iter().filter(|(_, c)| c.total() != 0).collect())
 }
 
 /// Invitations delivered in `[from, to)` (email sent, or link made) and how many of them

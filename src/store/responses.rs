@@ -9,28 +9,34 @@ use super::DbConnection;
 use crate::domain::{Page, Score};
 use crate::error::AppError;
 
-/// The delivery state of an invitation, the id of its response and whether its contact
-/// was erased, in one query.
+/// The delivery state of an invitation, the id of its response, whether its contact was
+/// erased, the contact's properties and the survey's `report_segments`, in one query.
 pub fn invitation_state(
     conn: &mut DbConnection,
     invitation_id: &str,
 ) -> Result<InvitationState, AppError> {
-    let (sent_at, responded_at, response_id, contact_erased_at) = invitations::table
-        .inner_join(contacts::table)
-        .left_join(responses::table)
-        .filter(invitations::id.eq(invitation_id))
-        .select((
-            invitations::sent_at,
-            invitations::responded_at,
-            responses::id.nullable(),
-            contacts::erased_at,
-        ))
-        .first(conn)?;
+    let (sent_at, responded_at, response_id, contact_erased_at, properties, report_segments) =
+        invitations::table
+            .inner_join(contacts::table)
+            .inner_join(surveys::table)
+            .left_join(responses::table)
+            .filter(invitations::id.eq(invitation_id))
+            .select((
+                invitations::sent_at,
+                invitations::responded_at,
+                responses::id.nullable(),
+                contacts::erased_at,
+                contacts::properties,
+                surveys::report_segments,
+            ))
+            .first(conn)?;
     Ok(InvitationState {
         sent_at,
         responded_at,
         response_id,
         contact_erased_at,
+        properties,
+        report_segments,
     })
 }
 
@@ -42,6 +48,10 @@ pub struct InvitationState {
     pub response_id: Option<String>,
     /// When its contact was erased (then it takes no answer).
     pub contact_erased_at: Option<NaiveDateTime>,
+    /// The contact's properties (JSON text), for the segment snapshot.
+    pub properties: String,
+    /// The survey's `report_segments` as committed (JSON array of names).
+    pub report_segments: String,
 }
 
 /// Inserts a response. The raw diesel result lets the caller tell a lost race (a unique

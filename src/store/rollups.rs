@@ -2,6 +2,8 @@
 //! and a histogram of time-to-answer per (survey, day). They are updated in the same
 //! transaction as what they count, so a report over a year reads at most a few thousand
 //! rows however many answers there are. `rebuild` recomputes them from the source tables.
+//! Answers per snapshotted segment value (`segment_daily`, see `segments`) are kept the same
+//! way and rebuilt from `response_segments`.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -78,7 +80,11 @@ pub struct Tally {
     answers: BTreeMap<(String, String, i32), i64>,
     deliveries: BTreeMap<(String, String), (i64, i64)>,
     delays: BTreeMap<(String, String, i32), i64>,
+    /// (survey, property name, day, value, score) → answers.
+    segments: BTreeMap<SegmentKey, i64>,
 }
+
+type SegmentKey = (String, String, String, Option<String>, i32);
 
 impl Tally {
     /// `n` more answers with `score` on `day` (negative when an answer changes its score).
@@ -104,6 +110,29 @@ impl Tally {
         *self
             .delays
             .entry((survey_id.into(), day.into(), bucket))
+            .or_default() += n;
+    }
+
+    /// `n` more answers with `score` on `day` whose snapshot of property `name` is `value`
+    /// (`None`: no value).
+    pub fn segment(
+        &mut self,
+        survey_id: &str,
+        name: &str,
+        day: &str,
+        value: Option<&str>,
+        score: i32,
+        n: i64,
+    ) {
+        *self
+            .segments
+            .entry((
+                survey_id.into(),
+                name.into(),
+                day.into(),
+                value.map(str::to_string),
+                score,
+            ))
             .or_default() += n;
     }
 
@@ -139,6 +168,20 @@ impl Tally {
         for ((survey, day, bucket), n) in std::mem::take(&mut self.delays) {
             if n != 0 {
                 add_delay(conn, &survey, &day, bucket, shard, n)?;
+            }
+        }
+        for ((survey, name, day, value, score), n) in std::mem::take(&mut self.segments) {
+            if n != 0 {
+                add_segment(
+                    conn,
+                    &survey,
+                    &name,
+                    &day,
+                    value.as_deref(),
+                    score,
+                    shard,
+                    n,
+                )?;
             }
         }
         Ok(())
@@ -209,6 +252,35 @@ fn add_delay(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
+fn add_segment(
+    conn: &mut DbConnection,
+    survey_id: &str,
+    name: &str,
+    day: &str,
+    value: Option<&str>,
+    score: i32,
+    shard: i32,
+    n: i64,
+) -> Result<(), AppError> {
+    run_both!(
+        conn,
+        "INSERT INTO segment_daily (survey_id, name, day, has_value, value, score, shard, n) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (survey_id, name, day, has_value, value, score, shard) \
+         DO UPDATE SET n = segment_daily.n + excluded.n",
+        Text => survey_id,
+        Text => name,
+        Text => day,
+        Integer => i32::from(value.is_some()),
+        Text => value.unwrap_or(""),
+        Integer => score,
+        Integer => shard,
+        BigInt => n,
+    )?;
+    Ok(())
+}
+
 #[derive(QueryableByName)]
 struct DelayRow {
     #[diesel(sql_type = Text)]
@@ -238,9 +310,16 @@ pub fn rebuild(conn: &mut DbConnection) -> Result<(), AppError> {
                SELECT survey_id, {rd}, score, 0, COUNT(*) FROM responses GROUP BY 1, 2, 3;
              INSERT INTO delivery_daily (survey_id, day, shard, delivered, answered)
                SELECT survey_id, {sd}, 0, COUNT(*), COUNT(responded_at) FROM invitations
-               WHERE status IN ('sent', 'responded') AND sent_at IS NOT NULL GROUP BY 1, 2;",
+               WHERE status IN ('sent', 'responded') AND sent_at IS NOT NULL GROUP BY 1, 2;
+             DELETE FROM segment_daily;
+             INSERT INTO segment_daily (survey_id, name, day, has_value, value, score, shard, n)
+               SELECT r.survey_id, s.name, {srd}, CASE WHEN s.value IS NULL THEN 0 ELSE 1 END,
+               COALESCE(s.value, ''), r.score, 0, COUNT(*)
+               FROM response_segments s JOIN responses r ON r.id = s.response_id
+               GROUP BY 1, 2, 3, 4, 5, 6;",
             rd = d("created_at"),
             sd = d("sent_at"),
+            srd = d("r.created_at"),
         ))?;
         // The delay histogram needs a logarithm that SQLite may lack: bucket in Rust, a page
         // of rows at a time.

@@ -36,6 +36,7 @@ diesel::table! {
         followup_assignee -> Nullable<Text>,
         resurvey_after_days -> Nullable<Integer>,
         slack_webhook_url -> Nullable<Text>,
+        report_segments -> Text,
     }
 }
 
@@ -316,4 +317,39 @@ diesel::allow_tables_to_appear_in_same_query!(
     sign_in_tokens,
     sessions,
     saved_views,
+    response_segments,
+    segment_daily,
+    segment_backfills,
 );
+
+diesel::table! {
+    response_segments (response_id, name) {
+        response_id -> Text,
+        name -> Text,
+        value -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    segment_daily (survey_id, name, day, has_value, value, score, shard) {
+        survey_id -> Text,
+        name -> Text,
+        day -> Text,
+        has_value -> Integer,
+        value -> Text,
+        score -> Integer,
+        shard -> Integer,
+        n -> BigInt,
+    }
+}
+
+diesel::table! {
+    segment_backfills (survey_id, name) {
+        survey_id -> Text,
+        name -> Text,
+        next_from -> Timestamp,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(response_segments -> responses (response_id));

@@ -33,6 +33,7 @@ mod read_replica;
 mod recovery;
 mod reports;
 mod retention;
+mod segments;
 mod slack;
 mod spec;
 mod standard_webhooks;

@@ -72,9 +72,39 @@ fn hex_color(value: &str) -> Result<(), ValidationError> {
     }
 }
 
+/// At most this many properties in `report_segments`.
+pub const MAX_REPORT_SEGMENTS: usize = 10;
+
+/// `report_segments`: at most 10 distinct property names of letters, digits, `_` or `-`.
+fn segment_names(names: &[String]) -> Result<(), ValidationError> {
+    let fail = |m: String| {
+        let mut e = ValidationError::new("report_segments");
+        e.message = Some(m.into());
+        Err(e)
+    };
+    if names.len() > MAX_REPORT_SEGMENTS {
+        return fail(format!("at most {MAX_REPORT_SEGMENTS} property names"));
+    }
+    for (i, n) in names.iter().enumerate() {
+        let ok = !n.is_empty()
+            && n.len() <= 100
+            && n.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        if !ok {
+            return fail(format!(
+                "{n:?} is not a property name of letters, digits, _ or - (1 to 100)"
+            ));
+        }
+        if names[..i].contains(n) {
+            return fail(format!("{n:?} is listed twice"));
+        }
+    }
+    Ok(())
+}
+
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"kind": "nps", "name": "Quarterly NPS", "brand": "Acme", "public_link": true}))]
+#[schema(example = json!({"kind": "nps", "name": "Quarterly NPS", "brand": "Acme", "public_link": true, "report_segments": ["plan"]}))]
 pub struct CreateSurvey {
     pub kind: SurveyKind,
     #[validate(length(min = 1, max = 200), custom(function = "not_blank"))]
@@ -148,7 +178,18 @@ pub struct CreateSurvey {
         example = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX"
     )]
     pub slack_webhook_url: Option<String>,
+    /// Contact properties this survey reports on (at most 10 names). Their values are copied
+    /// onto each answer when it is recorded, so `segment=<name>` reports are fast and count
+    /// an answer under the value its customer had when they answered. Default: none.
+    #[validate(custom(function = "segment_names"))]
+    #[schema(max_items = 10, example = json!(["plan"]), value_type = Option<Vec<SegmentName>>)]
+    pub report_segments: Option<Vec<String>>,
 }
+
+/// A contact property name (letters, digits, `_` or `-`).
+#[derive(ToSchema)]
+#[schema(value_type = String, min_length = 1, max_length = 100, pattern = "^[A-Za-z0-9_-]{1,100}$", example = "plan")]
+pub struct SegmentName(#[allow(dead_code)] String);
 
 /// Changes to a survey. Absent fields stay as they are; `null` clears an optional field.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -221,6 +262,15 @@ pub struct UpdateSurvey {
     #[validate(custom(function = "url_shape"))]
     #[schema(value_type = Option<String>, max_length = 2000, pattern = "^https?://((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])(\\.(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}|([A-Za-z0-9-]+\\.)*[A-Za-z][A-Za-z0-9-]*)(:(6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4}))?([/?#][!-~]*)?$")]
     pub slack_webhook_url: Option<Option<String>>,
+    /// The contact properties this survey reports on (replaces the list; `[]` for none).
+    /// Answers recorded from now on get their values at answer time; for a name added here,
+    /// the earlier answers get the value their contact has now, by a backfill that runs in
+    /// the background in small batches (until it is done, `segment=<name>` reports use the
+    /// contacts' current properties and say `segment_source: "current"`).
+    #[serde(default, deserialize_with = "no_null")]
+    #[validate(custom(function = "segment_names"))]
+    #[schema(nullable = false, max_items = 10, example = json!(["plan", "region"]), value_type = Option<Vec<SegmentName>>)]
+    pub report_segments: Option<Vec<String>>,
 }
 
 /// The statuses `PATCH` may set (archiving has its own endpoint).
@@ -260,6 +310,10 @@ pub struct Survey {
     /// (if set).
     #[schema(example = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXX")]
     pub slack_webhook_url: Option<String>,
+    /// The contact properties whose values are snapshotted onto each answer (see
+    /// `CreateSurvey.report_segments`).
+    #[schema(example = json!(["plan"]))]
+    pub report_segments: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
@@ -297,6 +351,7 @@ impl Survey {
             edit_window_hours: row.edit_window_hours,
             followup_assignee: row.followup_assignee,
             slack_webhook_url: row.slack_webhook_url,
+            report_segments: crate::store::segments::names(&row.report_segments),
             created_at: utc(row.created_at),
             updated_at: utc(row.updated_at),
             archived_at: row.archived_at.map(utc),
@@ -308,6 +363,10 @@ pub use crate::domain::link;
 
 fn new_slug() -> String {
     new_secret("").chars().take(12).collect()
+}
+
+fn segments_json(names: &[String]) -> String {
+    serde_json::to_string(names).unwrap_or_else(|_| "[]".into())
 }
 
 fn trimmed(v: Option<String>) -> Option<String> {
@@ -360,6 +419,7 @@ pub async fn create_survey(state: &AppState, b: CreateSurvey) -> Result<SurveyRo
         archived_at: None,
         followup_assignee: b.followup_assignee.map(|a| a.trim().to_lowercase()),
         slack_webhook_url,
+        report_segments: segments_json(&b.report_segments.unwrap_or_default()),
     };
     let saved = row.clone();
     state
@@ -493,7 +553,7 @@ pub async fn update_survey(
     if let Some(Some(url)) = &slack_webhook_url {
         check_slack_url(state, url).await?;
     }
-    let row = state
+    let (row, backfill) = state
         .db
         .write(move |conn| {
             conn.transaction(|conn| {
@@ -533,11 +593,27 @@ pub async fn update_survey(
                         .clone()
                         .map(|o| o.map(|a| a.trim().to_lowercase())),
                     slack_webhook_url: slack_webhook_url.clone(),
+                    report_segments: b.report_segments.as_deref().map(segments_json),
                 };
-                crate::store::surveys::update(conn, &id, &changes)
+                // Names added to `report_segments`: the earlier answers get values by a
+                // backfill in the background (queued in this transaction).
+                let before = crate::store::segments::names(&current.report_segments);
+                let added: Vec<String> = b
+                    .report_segments
+                    .iter()
+                    .flatten()
+                    .filter(|n| !before.contains(n))
+                    .cloned()
+                    .collect();
+                crate::store::segments::start_backfill(conn, &id, &added, now())?;
+                let row = crate::store::surveys::update(conn, &id, &changes)?;
+                Ok((row, !added.is_empty()))
             })
         })
         .await?;
+    if backfill {
+        crate::reports::segments::spawn_backfill(state.db.clone());
+    }
     Ok(row)
 }
 

@@ -791,7 +791,12 @@ fn charts_of(r: &Report) -> (Trend, Bars, Bars, Bars, Option<Segments>) {
         charts::segments(
             format!("{measure} by {key}"),
             format!(
-                "{measure} for each value of the contact property {key}, lowest first, with the number of answers; fewer than {} answers is flagged as a small sample.",
+                "{measure} for each value of the contact property {key} ({}), lowest first, with the number of answers; fewer than {} answers is flagged as a small sample.",
+                match r.segment_source {
+                    Some(crate::reports::SegmentSource::AnswerTime) =>
+                        "as each customer had it when they answered",
+                    _ => "as each contact has it now",
+                },
                 charts::SMALL_N
             ),
             measure,

@@ -44,6 +44,8 @@ pub struct SurveyForm {
     edit_window_hours: Option<String>,
     followup_assignee: Option<String>,
     slack_webhook_url: Option<String>,
+    /// Comma-separated property names.
+    report_segments: Option<String>,
 }
 
 /// What the editor's inputs show.
@@ -64,6 +66,19 @@ pub struct Values {
     pub edit_window_hours: String,
     pub followup_assignee: String,
     pub slack_webhook_url: String,
+    /// Comma-separated property names.
+    pub report_segments: String,
+}
+
+/// The names of a comma-separated list (blanks dropped).
+fn segment_list(v: &Option<String>) -> Vec<String> {
+    v.as_deref()
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 impl Values {
@@ -85,6 +100,7 @@ impl Values {
             edit_window_hours: DEFAULT_EDIT_WINDOW_HOURS.to_string(),
             followup_assignee: String::new(),
             slack_webhook_url: String::new(),
+            report_segments: String::new(),
         }
     }
 
@@ -113,6 +129,7 @@ impl Values {
             edit_window_hours: r.edit_window_hours.to_string(),
             followup_assignee: s(&r.followup_assignee),
             slack_webhook_url: s(&r.slack_webhook_url),
+            report_segments: crate::store::segments::names(&r.report_segments).join(", "),
         }
     }
 
@@ -139,6 +156,7 @@ impl Values {
         base.edit_window_hours = take(&f.edit_window_hours);
         base.followup_assignee = take(&f.followup_assignee);
         base.slack_webhook_url = take(&f.slack_webhook_url);
+        base.report_segments = take(&f.report_segments);
         base
     }
 
@@ -356,6 +374,7 @@ fn to_create(f: &SurveyForm) -> Result<CreateSurvey, FieldErrors> {
         edit_window_hours: number(&f.edit_window_hours, "edit_window_hours", &mut errors),
         followup_assignee: text(&f.followup_assignee),
         slack_webhook_url: text(&f.slack_webhook_url),
+        report_segments: Some(segment_list(&f.report_segments)),
     };
     validate(&create, &mut errors);
     if errors.is_empty() {
@@ -407,6 +426,10 @@ fn to_update(f: &SurveyForm) -> Result<UpdateSurvey, FieldErrors> {
         ),
         followup_assignee: Some(text(&f.followup_assignee)),
         slack_webhook_url: Some(text(&f.slack_webhook_url)),
+        report_segments: f
+            .report_segments
+            .is_some()
+            .then(|| segment_list(&f.report_segments)),
     };
     validate(&update, &mut errors);
     if errors.is_empty() {
@@ -534,6 +557,7 @@ fn previewed(mut base: SurveyRow, f: &SurveyForm, new: bool) -> SurveyRow {
         edit_window_hours: None,
         followup_assignee: None,
         slack_webhook_url: None,
+        report_segments: None,
     };
     validate(&create, &mut probe);
     let ok = |field: &str| !probe.contains_key(field);
@@ -582,6 +606,7 @@ fn unsaved() -> SurveyRow {
         archived_at: None,
         followup_assignee: None,
         slack_webhook_url: None,
+        report_segments: "[]".into(),
     }
 }
 
