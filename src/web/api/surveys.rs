@@ -182,7 +182,7 @@ pub struct CreateSurvey {
     /// onto each answer when it is recorded, so `segment=<name>` reports are fast and count
     /// an answer under the value its customer had when they answered. Default: none.
     #[validate(custom(function = "segment_names"))]
-    #[schema(max_items = 10, example = json!(["plan"]), value_type = Option<Vec<SegmentName>>)]
+    #[schema(max_items = 10, example = json!(["plan"]), value_type = Option<BTreeSet<SegmentName>>)]
     pub report_segments: Option<Vec<String>>,
 }
 
@@ -269,7 +269,7 @@ pub struct UpdateSurvey {
     /// contacts' current properties and say `segment_source: "current"`).
     #[serde(default, deserialize_with = "no_null")]
     #[validate(custom(function = "segment_names"))]
-    #[schema(nullable = false, max_items = 10, example = json!(["plan", "region"]), value_type = Option<Vec<SegmentName>>)]
+    #[schema(nullable = false, max_items = 10, example = json!(["plan", "region"]), value_type = Option<BTreeSet<SegmentName>>)]
     pub report_segments: Option<Vec<String>>,
 }
 
