@@ -124,8 +124,10 @@ run_case() { # engine size url
   start_server "$engine-$size"
   survey=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/surveys" -H "Authorization: Bearer $key" \
     -H 'Content-Type: application/json' -d '{"kind":"nps","name":"bench","throttle_days":0,"reminder_after_days":3}' | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
-  curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/webhooks" -H "Authorization: Bearer $key" \
-    -H 'Content-Type: application/json' -d "{\"url\":\"http://127.0.0.1:$hook_port/hook\",\"events\":[\"response.created\",\"response.updated\",\"followup.created\"]}"
+  if [ "${WEBHOOK:-1}" = 1 ]; then # WEBHOOK=0: no webhook subscribed (the answer path alone)
+    curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/webhooks" -H "Authorization: Bearer $key" \
+      -H 'Content-Type: application/json' -d "{\"url\":\"http://127.0.0.1:$hook_port/hook\",\"events\":[\"response.created\",\"response.updated\",\"followup.created\"]}"
+  fi
   python3 - "$port" "$key" "$survey" "$TOKENS_N" > "$work/tokens" <<'PY'
 import json, sys, urllib.request
 port, key, survey, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
