@@ -81,6 +81,8 @@ pub struct DeliveryRow {
     pub last_error: Option<String>,
     pub delivered_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
+    /// The contact whose personal data the payload carries (erasing them scrubs it).
+    pub contact_id: Option<String>,
 }
 
 /// `kind` of a delivery that is a Slack message about a new follow-up (webhook deliveries
@@ -683,19 +685,6 @@ pub fn queue_state(
     Ok(super::queue_state!(conn, webhook_deliveries, "pending", t))
 }
 
-/// Notes that deliveries `ids` carry data about contact `contact_id` (see
-/// [`deliveries_about_contact`]).
-pub fn set_deliveries_contact(
-    conn: &mut DbConnection,
-    ids: &[String],
-    contact_id: &str,
-) -> Result<(), AppError> {
-    diesel::update(webhook_deliveries::table.filter(webhook_deliveries::id.eq_any(ids)))
-        .set(webhook_deliveries::contact_id.eq(Some(contact_id)))
-        .execute(conn)?;
-    Ok(())
-}
-
 /// The id and payload of every delivery (queued, sent or failed) about contact `contact_id`:
 /// webhook events that name them, and Slack messages about their follow-ups.
 pub fn deliveries_about_contact(
@@ -717,9 +706,4 @@ pub fn deliveries_about_contact(
             .load::<(String, String)>(conn)?,
     );
     Ok(rows)
-}
-
-/// Whether any live webhook subscribes to `event` (so building its payload is worth it).
-pub fn has_subscribers(conn: &mut DbConnection, event: Event) -> Result<bool, AppError> {
-    Ok(!subscribers(conn, event)?.is_empty())
 }

@@ -65,19 +65,27 @@ pub fn enqueue_about(
     contact_id: Option<&str>,
 ) -> Result<usize, AppError> {
     let hooks = store::subscribers(conn, event)?;
+    deliver_to(conn, &hooks, event, &data, contact_id)
+}
+
+/// Queues `event` with `data` for `hooks` (its subscribers, already read: callers that build
+/// a payload only when someone listens read them once, not twice).
+fn deliver_to(
+    conn: &mut DbConnection,
+    hooks: &[store::WebhookRow],
+    event: Event,
+    data: &Value,
+    contact_id: Option<&str>,
+) -> Result<usize, AppError> {
     if hooks.is_empty() {
         return Ok(0);
     }
     let t = now();
     let rows: Vec<store::DeliveryRow> = hooks
-        .into_iter()
-        .map(|hook| delivery_row(hook.id, event.as_str(), &data, t))
+        .iter()
+        .map(|hook| delivery_row(hook.id.clone(), event.as_str(), data, t, contact_id))
         .collect();
     store::insert_deliveries(conn, &rows)?;
-    if let Some(contact) = contact_id {
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        store::set_deliveries_contact(conn, &ids, contact)?;
-    }
     Ok(rows.len())
 }
 
@@ -92,6 +100,7 @@ fn delivery_row(
     event: &str,
     data: &Value,
     t: chrono::NaiveDateTime,
+    contact_id: Option<&str>,
 ) -> store::DeliveryRow {
     let id = new_id(IdPrefix::Delivery);
     let payload = json!({
@@ -112,6 +121,7 @@ fn delivery_row(
         last_error: None,
         delivered_at: None,
         created_at: t,
+        contact_id: contact_id.map(str::to_string),
     }
 }
 
@@ -129,11 +139,18 @@ pub fn enqueue_response(
         Some(b) if b.score == after.score && b.comment == after.comment => return Ok(0),
         Some(_) => Event::ResponseUpdated,
     };
-    if !store::has_subscribers(conn, event)? {
+    let hooks = store::subscribers(conn, event)?;
+    if hooks.is_empty() {
         return Ok(0);
     }
     let data = payload::response_event(conn, after, before.map(|b| b.score))?;
-    enqueue_about(conn, event, to_data(&data)?, after.contact_id.as_deref())
+    deliver_to(
+        conn,
+        &hooks,
+        event,
+        &to_data(&data)?,
+        after.contact_id.as_deref(),
+    )
 }
 
 /// Queues `followup.created` (`created`) or `followup.updated` for a task (data: the task as
@@ -161,8 +178,9 @@ pub fn enqueue_followup(
     }
     let mut wanted = Vec::new();
     for e in events {
-        if store::has_subscribers(conn, e)? {
-            wanted.push(e);
+        let hooks = store::subscribers(conn, e)?;
+        if !hooks.is_empty() {
+            wanted.push((e, hooks));
         }
     }
     if wanted.is_empty() {
@@ -170,8 +188,8 @@ pub fn enqueue_followup(
     }
     let data = to_data(&payload::followup_event(conn, task, how)?)?;
     let mut n = 0;
-    for e in wanted {
-        n += enqueue_about(conn, e, data.clone(), task.contact_id.as_deref())?;
+    for (e, hooks) in wanted {
+        n += deliver_to(conn, &hooks, e, &data, task.contact_id.as_deref())?;
     }
     Ok(n)
 }
@@ -185,7 +203,8 @@ pub fn enqueue_unsubscribed(
     actor: &str,
     invitation: Option<&crate::store::models::InvitationRow>,
 ) -> Result<usize, AppError> {
-    if !store::has_subscribers(conn, Event::ContactUnsubscribed)? {
+    let hooks = store::subscribers(conn, Event::ContactUnsubscribed)?;
+    if hooks.is_empty() {
         return Ok(0);
     }
     let Some(row) = crate::store::contacts::find_any(conn, contact_id)? else {
@@ -213,10 +232,11 @@ pub fn enqueue_unsubscribed(
         invitation_id: invitation.map(|i| i.id.clone()),
         survey,
     };
-    enqueue_about(
+    deliver_to(
         conn,
+        &hooks,
         Event::ContactUnsubscribed,
-        to_data(&data)?,
+        &to_data(&data)?,
         Some(contact_id),
     )
 }
@@ -227,14 +247,16 @@ pub fn enqueue_invitation_failed(
     invitation: &crate::store::models::InvitationRow,
     error: &str,
 ) -> Result<usize, AppError> {
-    if !store::has_subscribers(conn, Event::InvitationFailed)? {
+    let hooks = store::subscribers(conn, Event::InvitationFailed)?;
+    if hooks.is_empty() {
         return Ok(0);
     }
     let data = payload::invitation_failed_event(conn, invitation, error, now())?;
-    enqueue_about(
+    deliver_to(
         conn,
+        &hooks,
         Event::InvitationFailed,
-        to_data(&data)?,
+        &to_data(&data)?,
         Some(&invitation.contact_id),
     )
 }
@@ -272,13 +294,15 @@ pub fn queue_overdue(
         let ids = crate::store::followups::overdue_pending(conn, t, OVERDUE_BATCH)?;
         let found = ids.len();
         claimed += conn.transaction(|conn| {
+            // Read once per batch, in the batch's transaction.
+            let hooks = store::subscribers(conn, Event::FollowupOverdue)?;
             let mut n = 0;
             for id in &ids {
                 if !crate::store::followups::claim_overdue(conn, id, t)? {
                     continue;
                 }
                 n += 1;
-                if !store::has_subscribers(conn, Event::FollowupOverdue)? {
+                if hooks.is_empty() {
                     continue;
                 }
                 let task = crate::store::followups::get(conn, id)?;
@@ -289,10 +313,11 @@ pub fn queue_overdue(
                     public_url,
                 };
                 let data = to_data(&payload::followup_event(conn, &task, how)?)?;
-                enqueue_about(
+                deliver_to(
                     conn,
+                    &hooks,
                     Event::FollowupOverdue,
-                    data,
+                    &data,
                     task.contact_id.as_deref(),
                 )?;
             }
@@ -476,7 +501,7 @@ pub async fn send_test(state: &AppState, id: &str) -> Result<store::DeliveryRow,
                     "webhook_id": hook.id,
                     "message": "A test event sent from Closeloop. No action is needed.",
                 });
-                let row = delivery_row(hook.id.clone(), TEST_EVENT, &data, now());
+                let row = delivery_row(hook.id.clone(), TEST_EVENT, &data, now(), None);
                 store::insert_deliveries(conn, std::slice::from_ref(&row))?;
                 Ok(row)
             })
