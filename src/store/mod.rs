@@ -247,7 +247,8 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         match conn {
             DbConnection::Sqlite(c) => c
                 .batch_execute(
-                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; PRAGMA synchronous = NORMAL;",
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?,
             DbConnection::Postgres(c) if !self.prepared_statements => no_statement_cache(c),
@@ -255,6 +256,49 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
         }
         Ok(())
     }
+}
+
+/// Turns on SQLite's query planner stability guarantee (QPSG) for every SQLite connection this
+/// process opens from now on (an auto-extension runs on each new connection).
+///
+/// Without it, SQLite (3.47 and later) plans `LIMIT ?` and `LIKE ?` with the value bound to
+/// the parameter, and marks the statement to be compiled again whenever that parameter is
+/// bound anew. diesel binds every parameter on every run, so each cached statement with a
+/// `LIMIT` (every `.first()`) or a `LIKE` was parsed and planned again on every run: 20 % of
+/// the CPU of the answer path in a profile (BENCHMARKS.md, section 2d). With QPSG, plans do not
+/// depend on bound values and cached statements stay compiled. Our plans do not need those
+/// values: the due-row queries are checked with `tests/api/due_queries.rs`.
+pub fn stable_sqlite_plans() {
+    use libsqlite3_sys as ffi;
+    use std::os::raw::{c_char, c_int};
+
+    unsafe extern "C" fn enable_qpsg(
+        db: *mut ffi::sqlite3,
+        _error: *mut *mut c_char,
+        _api: *const ffi::sqlite3_api_routines,
+    ) -> c_int {
+        // SAFETY: SQLite calls this with a valid, open connection handle; the option takes
+        // an int (1: on) and an optional int pointer for the result (none).
+        unsafe {
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                std::ptr::null_mut::<c_int>(),
+            );
+        }
+        ffi::SQLITE_OK
+    }
+
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite expects; it stays valid
+        // for the life of the process.
+        let rc = unsafe { ffi::sqlite3_auto_extension(Some(enable_qpsg)) };
+        if rc != ffi::SQLITE_OK {
+            tracing::warn!(rc, "cannot register the SQLite query-plan setting");
+        }
+    });
 }
 
 /// Turns off diesel's prepared-statement cache on `conn` (`DATABASE_PREPARED_STATEMENTS=off`):
@@ -380,6 +424,7 @@ impl Db {
     ) -> anyhow::Result<Db> {
         let (conn_str, engine) = match url {
             DatabaseUrl::Sqlite(path) => {
+                stable_sqlite_plans();
                 let mut conn = SqliteConnection::establish(path)
                     .with_context(|| format!("cannot open SQLite database {path:?}"))?;
                 // WAL once, before the pool exists: it is a property of the file.
@@ -807,6 +852,7 @@ fn checkout_from(pool: &DbPool, timeout: Duration) -> Result<PooledConn, AppErro
 pub fn migrate(url: &DatabaseUrl, prepared_statements: bool) -> anyhow::Result<Vec<String>> {
     let applied = match url {
         DatabaseUrl::Sqlite(path) => {
+            stable_sqlite_plans();
             let mut conn = SqliteConnection::establish(path)
                 .with_context(|| format!("cannot open SQLite database {path:?}"))?;
             conn.batch_execute("PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON;")?;
