@@ -87,7 +87,7 @@ pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppErr
     let kind = answer.survey.kind.clone();
     let outcome = state
         .db
-        .write_grouped(move |conn| record_in_tx(conn, &answer, &rules))
+        .write_grouped(move |conn, tally| record_in_tx(conn, &answer, &rules, tally))
         .await?;
     if let Recorded::Created(r) = &outcome.recorded {
         state.metrics.answer_recorded(&kind, &r.category);
@@ -109,11 +109,13 @@ pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppErr
 /// `responded`, the contact's `last_responded_at` is set (an invitation of an erased contact
 /// is refused: 409 `contact_erased`), the contact's values of the survey's `report_segments`
 /// are snapshotted onto a new answer, the rollups count it, the feedback
-/// loop reacts and webhook events are queued.
+/// loop reacts and webhook events are queued. The rollup increments go to `tally`, which the
+/// caller writes at the end of its transaction (see `rollups::Tally`).
 pub fn record_in_tx(
     conn: &mut DbConnection,
     a: &Answer,
     rules: &Rules,
+    tally: &mut rollups::Tally,
 ) -> Result<RecordOutcome, AppError> {
     let t = now();
     // A customer named with the answer (no invitation) is upserted first.
@@ -190,20 +192,19 @@ pub fn record_in_tx(
             }
         }
     };
-    let mut tally = rollups::Tally::default();
     match &recorded {
         Recorded::Created(r) => {
             tally.answer(&r.survey_id, &rollups::day(r.created_at), r.score, 1);
             if let Some((Some(sent), None)) = delivery {
                 tally.first_answer(&r.survey_id, sent, r.created_at);
             }
-            segments::snapshot(conn, r, &segment_names, properties.as_deref(), &mut tally)?;
+            segments::snapshot(conn, r, &segment_names, properties.as_deref(), tally)?;
         }
         Recorded::Updated { before, after } if before.score != after.score => {
             let day = rollups::day(before.created_at);
             tally.answer(&before.survey_id, &day, before.score, -1);
             tally.answer(&after.survey_id, &day, after.score, 1);
-            segments::move_score(conn, before, after.score, &mut tally)?;
+            segments::move_score(conn, before, after.score, tally)?;
         }
         Recorded::Updated { .. } => {}
     }
@@ -244,8 +245,6 @@ pub fn record_in_tx(
             }
         };
     }
-    // Counters last (see `Tally`).
-    tally.flush(conn)?;
     Ok(RecordOutcome {
         recorded,
         tasks,

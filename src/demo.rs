@@ -375,7 +375,9 @@ impl Demo {
             locale: Some(s.locale.clone()),
             contact: None,
         };
-        let outcome = record_in_tx(conn, &answer, &self.rules)?;
+        let mut tally = Tally::default();
+        let outcome = record_in_tx(conn, &answer, &self.rules, &mut tally)?;
+        tally.flush(conn)?;
         let response = outcome.recorded.response().clone();
         crate::store::responses::backdate(conn, &response.id, at)?;
         if let Some(inv) = &inv {

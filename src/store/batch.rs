@@ -1,128 +1,248 @@
-//! Group commit for SQLite: answers from concurrent requests are written by one thread, many
-//! to a transaction (each in its own savepoint, so one failing answer does not undo the
-//! others). SQLite has one writer anyway; batching turns a commit (and its WAL pages) per
-//! answer into a commit per batch.
+//! Group commit: answers from concurrent requests are written by a few writer threads, many
+//! to a transaction. A commit (its WAL write, and on PostgreSQL its WAL flush and round
+//! trips) then serves a whole batch instead of one answer.
+//!
+//! - SQLite has one writer anyway: one thread on the one write connection.
+//! - PostgreSQL gets a few writer threads ([`writers_for`]), each with a pooled connection for
+//!   the length of a batch.
+//!
+//! A batch runs every job in one transaction, without savepoints. The jobs' counter
+//! increments ([`Tally`]) are folded into one upsert per counter row, written in key order
+//! just before the commit, so two batches always lock counter rows in the same order. When a
+//! job fails, or the commit does, the batch is rolled back and each of its jobs runs again
+//! in its own transaction, with the retries of [`super::Db::write`]: a job's failure then
+//! reaches only its caller. Jobs must therefore be safe to run again after a rollback (they
+//! only touch the database).
 
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::Duration;
 
 use diesel::Connection;
 
-use super::{DbConnection, DbPool};
+use super::rollups::Tally;
+use super::{retire_if_lost, DbConnection, DbPool, TX_ATTEMPTS};
 use crate::error::AppError;
 
 /// Most jobs committed together.
 const MAX_BATCH: usize = 128;
 
-type Finish = Box<dyn FnOnce(Result<(), AppError>) + Send>;
+/// Writer threads for a pool of `pool_size` connections on PostgreSQL: half of the pool, at
+/// most 4 (more batches in flight add lock waits on the counter rows, not throughput, on the
+/// machines measured in BENCHMARKS.md), at least 1.
+pub fn writers_for(pool_size: u32) -> usize {
+    (pool_size as usize / 2).clamp(1, 4)
+}
 
 trait Job: Send {
-    /// Runs in a savepoint of the batch; returns what to do once the batch commits or fails.
-    fn run(self: Box<Self>, conn: &mut DbConnection) -> Finish;
-    fn fail(self: Box<Self>, e: AppError);
+    /// Runs the job on `conn` (inside the caller's transaction), counting into `tally`. The
+    /// job keeps its result; `Err(Failed::Job)` says it failed (see [`Job::error`]).
+    fn run(&mut self, conn: &mut DbConnection, tally: &mut Tally) -> Result<(), Failed>;
+    /// The job's own error from its last run.
+    fn error(&self) -> Option<&AppError>;
+    /// Hands the result of the last run to the caller, or `e` when its transaction failed.
+    fn finish(self: Box<Self>, commit: Result<(), AppError>);
+}
+
+/// Why a batch's transaction was rolled back.
+enum Failed {
+    /// A job returned an error (the job keeps it).
+    Job,
+    /// A statement of the batch itself (the counters, the commit).
+    Db(AppError),
+}
+
+impl From<diesel::result::Error> for Failed {
+    fn from(e: diesel::result::Error) -> Failed {
+        Failed::Db(e.into())
+    }
 }
 
 struct Work<F, R> {
     f: F,
+    result: Option<Result<R, AppError>>,
     tx: tokio::sync::oneshot::Sender<Result<R, AppError>>,
 }
 
 impl<F, R> Job for Work<F, R>
 where
-    F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+    F: FnMut(&mut DbConnection, &mut Tally) -> Result<R, AppError> + Send + 'static,
     R: Send + 'static,
 {
-    fn run(self: Box<Self>, conn: &mut DbConnection) -> Finish {
-        let Work { f, tx } = *self;
-        let result = conn.transaction(f);
-        Box::new(move |commit| {
-            let _ = tx.send(commit.and(result));
-        })
+    fn run(&mut self, conn: &mut DbConnection, tally: &mut Tally) -> Result<(), Failed> {
+        let r = (self.f)(conn, tally);
+        let failed = r.is_err();
+        self.result = Some(r);
+        if failed {
+            Err(Failed::Job)
+        } else {
+            Ok(())
+        }
     }
 
-    fn fail(self: Box<Self>, e: AppError) {
-        let _ = self.tx.send(Err(e));
+    fn error(&self) -> Option<&AppError> {
+        self.result.as_ref().and_then(|r| r.as_ref().err())
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), AppError>) {
+        let Work { result, tx, .. } = *self;
+        let out = match (commit, result) {
+            (Ok(()), Some(r)) => r,
+            (Ok(()), None) => Err(AppError::internal(anyhow::anyhow!("a job did not run"))),
+            (Err(e), _) => Err(e),
+        };
+        let _ = tx.send(out);
     }
 }
 
-/// The handle requests use to queue writes for the writer thread.
+/// The handle requests use to queue writes for the writer threads.
 #[derive(Clone)]
 pub struct Batcher {
     jobs: mpsc::Sender<Box<dyn Job>>,
 }
 
 impl Batcher {
-    /// Starts the writer thread over `pool` (the one-connection SQLite write pool).
-    pub fn start(pool: DbPool) -> Batcher {
+    /// Starts `writers` writer threads over `pool` (the one-connection SQLite write pool, or
+    /// the PostgreSQL pool); `checkout` is how long a writer waits for a connection.
+    pub fn start(pool: DbPool, writers: usize, checkout: Duration) -> Batcher {
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
-        std::thread::Builder::new()
-            .name("closeloop-writer".into())
-            .spawn(move || writer(pool, queue))
-            .expect("cannot start the writer thread");
+        let queue = Arc::new(Mutex::new(queue));
+        for n in 0..writers.max(1) {
+            let (pool, queue) = (pool.clone(), queue.clone());
+            std::thread::Builder::new()
+                .name(format!("closeloop-write-{n}"))
+                .spawn(move || writer(pool, queue, checkout))
+                .expect("cannot start a writer thread");
+        }
         Batcher { jobs }
     }
 
     /// Runs `f` in the next batch; the result is returned once the batch has committed.
     pub async fn write<F, R>(&self, f: F) -> Result<R, AppError>
     where
-        F: FnOnce(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnMut(&mut DbConnection, &mut Tally) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
-            .send(Box::new(Work { f, tx }))
-            .map_err(|_| AppError::internal(anyhow::anyhow!("the writer thread has stopped")))?;
+            .send(Box::new(Work {
+                f,
+                result: None,
+                tx,
+            }))
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the writer threads have stopped")))?;
         rx.await
-            .map_err(|_| AppError::internal(anyhow::anyhow!("the writer thread dropped a job")))?
+            .map_err(|_| AppError::internal(anyhow::anyhow!("a writer thread dropped a job")))?
     }
 }
 
-fn writer(pool: DbPool, queue: mpsc::Receiver<Box<dyn Job>>) {
-    while let Ok(first) = queue.recv() {
-        let mut jobs = vec![first];
-        while jobs.len() < MAX_BATCH {
-            match queue.try_recv() {
-                Ok(job) => jobs.push(job),
-                Err(_) => break,
-            }
+/// The next batch: waits for one job, then takes those already queued.
+fn next_batch(queue: &Mutex<mpsc::Receiver<Box<dyn Job>>>) -> Option<Vec<Box<dyn Job>>> {
+    let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
+    let first = queue.recv().ok()?;
+    let mut jobs = vec![first];
+    while jobs.len() < MAX_BATCH {
+        match queue.try_recv() {
+            Ok(job) => jobs.push(job),
+            Err(_) => break,
         }
-        // A panicking job must not take the writer down with it: its batch fails (the
-        // callers get an error), the connection is discarded by the pool, the thread goes on.
-        let batch = std::panic::AssertUnwindSafe(|| write_batch(&pool, jobs));
+    }
+    Some(jobs)
+}
+
+fn writer(pool: DbPool, queue: Arc<Mutex<mpsc::Receiver<Box<dyn Job>>>>, checkout: Duration) {
+    while let Some(jobs) = next_batch(&queue) {
+        // A panicking job must not take the writer down with it: its batch is rolled back
+        // (the callers get an error when the jobs are dropped), the thread goes on.
+        let batch = std::panic::AssertUnwindSafe(|| write_batch(&pool, jobs, checkout));
         if std::panic::catch_unwind(batch).is_err() {
             tracing::error!("a batched write panicked; its batch was rolled back");
         }
     }
 }
 
-fn write_batch(pool: &DbPool, jobs: Vec<Box<dyn Job>>) {
-    let mut conn = match pool.get() {
+fn write_batch(pool: &DbPool, mut jobs: Vec<Box<dyn Job>>, checkout: Duration) {
+    let mut conn = match pool.get_timeout(checkout) {
         Ok(c) => c,
         Err(e) => {
             let message = e.to_string();
             for job in jobs {
-                job.fail(AppError::Unavailable(anyhow::anyhow!(
+                job.finish(Err(AppError::Unavailable(anyhow::anyhow!(
                     "database pool: {message}"
-                )));
+                ))));
             }
             return;
         }
     };
-    let mut finishers = Vec::with_capacity(jobs.len());
-    let committed = conn.transaction(|conn| {
-        for job in jobs {
-            finishers.push(job.run(conn));
+    // The fast path: every job in one transaction, the folded counters last.
+    let together = conn.transaction(|conn| {
+        let mut total = Tally::default();
+        for job in jobs.iter_mut() {
+            let mut tally = Tally::default();
+            job.run(conn, &mut tally)?;
+            total.merge(tally);
         }
-        Ok::<(), AppError>(())
+        total.flush(conn).map_err(Failed::Db)
     });
-    match committed {
-        Ok(()) => finishers.into_iter().for_each(|f| f(Ok(()))),
+    match together {
+        Ok(()) => jobs.into_iter().for_each(|job| job.finish(Ok(()))),
         Err(e) => {
-            let message = e.to_string();
-            for f in finishers {
-                f(Err(AppError::Unavailable(anyhow::anyhow!(
-                    "batch commit failed: {message}"
-                ))));
+            if let Failed::Db(e) = &e {
+                retire_if_lost(&mut conn, e);
+                tracing::debug!(error = %e, jobs = jobs.len(), "a batch was rolled back; its jobs run one by one");
             }
+            drop(conn);
+            for job in jobs {
+                alone(pool, job, checkout);
+            }
+        }
+    }
+}
+
+/// Runs `job` in its own transaction, as [`super::Db::write`] runs a write: once more on a new
+/// connection when the connection was lost, again after a deadlock or serialization failure.
+/// Its own error (an answer refused, say) goes to its caller.
+fn alone(pool: &DbPool, mut job: Box<dyn Job>, checkout: Duration) {
+    let unavailable =
+        |e: diesel::r2d2::PoolError| AppError::Unavailable(anyhow::anyhow!("database pool: {e}"));
+    let mut conn = match pool.get_timeout(checkout) {
+        Ok(c) => c,
+        Err(e) => return job.finish(Err(unavailable(e))),
+    };
+    let (mut attempt, mut reconnected) = (1, false);
+    loop {
+        let run = conn.transaction(|conn| {
+            let mut tally = Tally::default();
+            job.run(conn, &mut tally)?;
+            tally.flush(conn).map_err(Failed::Db)
+        });
+        // What decides: the error of the transaction's own statements, or the job's.
+        let error = match &run {
+            Ok(()) => return job.finish(Ok(())),
+            Err(Failed::Db(e)) => e,
+            Err(Failed::Job) => match job.error() {
+                Some(e) => e,
+                None => return job.finish(Ok(())),
+            },
+        };
+        if !reconnected && retire_if_lost(&mut conn, error) {
+            tracing::warn!(error = %error, "database connection lost; running the write once more on a new connection");
+            reconnected = true;
+            drop(conn);
+            conn = match pool.get_timeout(checkout) {
+                Ok(c) => c,
+                Err(e) => return job.finish(Err(unavailable(e))),
+            };
+        } else if error.is_transaction_conflict() && attempt < TX_ATTEMPTS {
+            tracing::warn!(attempt, error = %error, "transaction aborted by a conflict; trying again");
+            std::thread::sleep(Duration::from_millis(
+                5 + rand::random_range(0..20 * attempt as u64),
+            ));
+            attempt += 1;
+        } else {
+            return match run {
+                Err(Failed::Db(e)) => job.finish(Err(e)),
+                _ => job.finish(Ok(())),
+            };
         }
     }
 }

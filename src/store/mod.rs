@@ -365,7 +365,7 @@ pub struct Db {
     pool: DbPool,
     write_pool: DbPool,
     /// SQLite only: the group-commit writer for answers.
-    batcher: Option<batch::Batcher>,
+    batcher: batch::Batcher,
     pub engine: Engine,
     /// How long a caller waits for a free connection before giving up with a 503: short on
     /// request paths, so an outage answers fast; longer for background workers.
@@ -465,10 +465,11 @@ impl Db {
             Engine::Sqlite => build(1)?,
             Engine::Postgres => pool.clone(),
         };
-        let batcher = match engine {
-            Engine::Sqlite => Some(batch::Batcher::start(write_pool.clone())),
-            Engine::Postgres => None,
+        let writers = match engine {
+            Engine::Sqlite => 1,
+            Engine::Postgres => batch::writers_for(pool_size),
         };
+        let batcher = batch::Batcher::start(write_pool.clone(), writers, checkout);
         let replica = match (read_url, engine) {
             (None, _) => None,
             (Some(_), Engine::Sqlite) => {
@@ -634,20 +635,15 @@ impl Db {
     }
 
     /// Like `write`, for small hot writes (recording answers), always inside a transaction:
-    /// on SQLite they are grouped with concurrent ones into one transaction (each in its own
-    /// savepoint); on PostgreSQL each gets its own transaction.
-    pub async fn write_grouped<F, R>(&self, mut f: F) -> Result<R, AppError>
+    /// grouped with concurrent ones into one transaction (group commit, see `batch`), their
+    /// counter increments in `Tally` folded into one upsert per counter row. `f` may run
+    /// again (in a transaction of its own) when another write of its batch fails.
+    pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, AppError>
     where
-        F: FnMut(&mut DbConnection) -> Result<R, AppError> + Send + 'static,
+        F: FnMut(&mut DbConnection, &mut rollups::Tally) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        match &self.batcher {
-            // Each job runs in a savepoint of its batch's transaction (one writer: no
-            // deadlocks on SQLite).
-            Some(b) => b.write(f).await,
-            // Its own transaction, retried by `write` after a deadlock.
-            None => self.write(move |conn| conn.transaction(&mut f)).await,
-        }
+        self.batcher.write(f).await
     }
 
     /// Runs `f` on the blocking thread pool, in the caller's tracing span.

@@ -87,6 +87,24 @@ pub struct Tally {
 type SegmentKey = (String, String, String, Option<String>, i32);
 
 impl Tally {
+    /// Adds `other`'s increments to these.
+    pub fn merge(&mut self, other: Tally) {
+        for (k, n) in other.answers {
+            *self.answers.entry(k).or_default() += n;
+        }
+        for (k, (d, a)) in other.deliveries {
+            let e = self.deliveries.entry(k).or_default();
+            e.0 += d;
+            e.1 += a;
+        }
+        for (k, n) in other.delays {
+            *self.delays.entry(k).or_default() += n;
+        }
+        for (k, n) in other.segments {
+            *self.segments.entry(k).or_default() += n;
+        }
+    }
+
     /// `n` more answers with `score` on `day` (negative when an answer changes its score).
     pub fn answer(&mut self, survey_id: &str, day: &str, score: i32, n: i64) {
         *self
