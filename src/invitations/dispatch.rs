@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
-use diesel::Connection;
 use futures_util::stream::{self, StreamExt};
 use tokio::sync::Notify;
 
@@ -320,7 +319,9 @@ impl Dispatcher {
             let (me, job2) = (self.instance.clone(), job.clone());
             match self
                 .db
-                .write(move |conn| crate::store::emails::record_one(conn, &me, &job2.0, &job2.1))
+                .write_grouped(move |conn, _| {
+                    crate::store::emails::record_one(conn, &me, &job2.0, &job2.1)
+                })
                 .await
             {
                 Ok(()) => return,
@@ -395,25 +396,25 @@ impl Dispatcher {
             let (me, job2) = (self.instance.clone(), job.clone());
             match self
                 .db
-                .write(move |conn| {
-                    conn.transaction(|conn| {
-                        let moved = invitations::record_one(conn, &me, &job2.0, &job2.1)?;
-                        // The outbox rule: the event commits with the failure it reports.
-                        if let (
-                            true,
-                            Outcome::Stopped {
-                                status: "failed",
-                                reason,
-                            },
-                        ) = (moved, &job2.1)
-                        {
-                            let inv = &job2.0.invitation;
-                            return Ok(crate::webhooks::enqueue_invitation_failed(
-                                conn, inv, reason,
-                            )? > 0);
-                        }
-                        Ok(false)
-                    })
+                // Grouped with the other outcomes (and answers) of the moment into one
+                // transaction: one commit for many messages, in the same few milliseconds.
+                .write_grouped(move |conn, tally| {
+                    let moved = invitations::record_one(conn, &me, &job2.0, &job2.1, tally)?;
+                    // The outbox rule: the event commits with the failure it reports.
+                    if let (
+                        true,
+                        Outcome::Stopped {
+                            status: "failed",
+                            reason,
+                        },
+                    ) = (moved, &job2.1)
+                    {
+                        let inv = &job2.0.invitation;
+                        return Ok(
+                            crate::webhooks::enqueue_invitation_failed(conn, inv, reason)? > 0,
+                        );
+                    }
+                    Ok(false)
                 })
                 .await
             {

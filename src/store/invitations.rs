@@ -446,19 +446,20 @@ pub enum Outcome {
     },
 }
 
-/// Records the outcome of one claimed invitation in its own transaction, as soon as it is
-/// known (so a crash repeats at most the messages in flight). Only a row that worker `me`
-/// still holds (`sending`, claimed by `me`) moves on; reminders need no claim. Returns
-/// whether the row moved (false: another worker had taken it over, or a reminder).
+/// Records the outcome of one claimed invitation, as soon as it is known (so a crash repeats
+/// at most the messages in flight), inside the caller's transaction; its counter increments
+/// go to `tally`, which the caller writes last. Only a row that worker `me` still holds
+/// (`sending`, claimed by `me`) moves on; reminders need no claim. Returns whether the row
+/// moved (false: another worker had taken it over, or a reminder).
 pub fn record_one(
     conn: &mut DbConnection,
     me: &str,
     c: &Claimed,
     outcome: &Outcome,
+    tally: &mut crate::store::rollups::Tally,
 ) -> Result<bool, AppError> {
-    conn.transaction(|conn| {
+    {
         let t = now();
-        let mut tally = crate::store::rollups::Tally::default();
         let mut moved = false;
         let id = &c.invitation.id;
         let target = invitations::table
@@ -546,10 +547,8 @@ pub fn record_one(
                     .execute(conn)?;
             }
         }
-        // Counters last, one upsert per row (see `Tally`).
-        tally.flush(conn)?;
         Ok(moved)
-    })
+    }
 }
 
 /// Whether the contact was surveyed by another invitation within `days` before `at`: an
