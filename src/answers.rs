@@ -128,6 +128,8 @@ pub fn record_in_tx(
     };
     // The properties the survey reports on, as committed (see `store::segments`).
     let segment_names;
+    // Whether any webhook may listen (when none is active, no event is built or looked up).
+    let mut listening = true;
     // For an invitation, one query reads its delivery state and its current response.
     let (delivery, current) = match &a.invitation {
         Some(inv) => {
@@ -142,11 +144,8 @@ pub fn record_in_tx(
             let (sent_at, responded_at) = (st.sent_at, st.responded_at);
             segment_names = segments::names(&st.report_segments);
             properties = Some(st.properties);
-            let current = match st.response_id {
-                Some(id) => Some(responses::get(conn, &id)?),
-                None => None,
-            };
-            (Some((sent_at, responded_at)), current)
+            listening = st.webhooks;
+            (Some((sent_at, responded_at)), st.response)
         }
         None => {
             segment_names = segments::survey_names(conn, &a.survey.id)?;
@@ -179,16 +178,11 @@ pub fn record_in_tx(
             };
             // When a concurrent submit won the race, the unique index refuses this insert
             // and the answer becomes an update of the winner's row.
-            match responses::try_insert(conn, &row) {
-                Ok(_) => Recorded::Created(Box::new(row)),
-                Err(diesel::result::Error::DatabaseError(
-                    diesel::result::DatabaseErrorKind::UniqueViolation,
-                    _,
-                )) => {
-                    let before = existing(conn, a)?.ok_or(AppError::NotFound("response"))?;
-                    update(conn, a, before, t)?
-                }
-                Err(e) => return Err(e.into()),
+            if responses::try_insert(conn, &row)? {
+                Recorded::Created(Box::new(row))
+            } else {
+                let before = existing(conn, a)?.ok_or(AppError::NotFound("response"))?;
+                update(conn, a, before, t)?
             }
         }
     };
@@ -214,8 +208,10 @@ pub fn record_in_tx(
     if let Some(id) = &named_contact {
         contacts::mark_responded(conn, id, t)?;
     }
-    let mut webhook_events =
-        webhooks::enqueue_response(conn, recorded.before(), recorded.response())?;
+    let mut webhook_events = match listening {
+        true => webhooks::enqueue_response(conn, recorded.before(), recorded.response())?,
+        false => 0,
+    };
     let tasks = followups::on_response(
         conn,
         rules,
@@ -223,7 +219,7 @@ pub fn record_in_tx(
         recorded.before(),
         recorded.response(),
     )?;
-    for task in &tasks {
+    for task in tasks.iter().filter(|_| listening) {
         webhook_events += match task {
             TaskEvent::Created(t) => {
                 let how = webhooks::payload::TaskChange {

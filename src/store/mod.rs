@@ -21,6 +21,21 @@ macro_rules! due_queue_query {
 }
 pub(crate) use due_queue_query;
 
+/// Runs `$body` with `$c` bound to the engine's own connection instead of the
+/// multi-engine wrapper: for SQL the wrapper cannot express (`ON CONFLICT … DO NOTHING`),
+/// and on the hot paths, where the engine's statement cache finds a statement by its type
+/// without building its SQL text first (the wrapper builds the text on every run). `$body`
+/// is compiled once per engine.
+macro_rules! on_engine {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::store::DbConnection::Sqlite($c) => $body,
+            $crate::store::DbConnection::Postgres($c) => $body,
+        }
+    };
+}
+pub(crate) use on_engine;
+
 /// The query for the ids of up to `$limit` rows left in status `$working` by a worker whose
 /// lease (`claimed_until`) ran out. It reads the `(status, …)` index over the rows in flight
 /// only. Kept apart from [`due_queue_query!`]: with both conditions in one `OR`, SQLite with

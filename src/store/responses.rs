@@ -4,39 +4,45 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::models::ResponseRow;
-use super::schema::{contacts, followups, invitations, responses, surveys};
+use super::schema::{contacts, followups, invitations, responses, surveys, webhooks};
 use super::DbConnection;
 use crate::domain::{Page, Score};
 use crate::error::AppError;
 
-/// The delivery state of an invitation, the id of its response, whether its contact was
-/// erased, the contact's properties and the survey's `report_segments`, in one query.
+/// The delivery state of an invitation, its response, whether its contact was erased, the
+/// contact's properties, the survey's `report_segments` and whether any webhook listens, in
+/// one query.
 pub fn invitation_state(
     conn: &mut DbConnection,
     invitation_id: &str,
 ) -> Result<InvitationState, AppError> {
-    let (sent_at, responded_at, response_id, contact_erased_at, properties, report_segments) =
-        invitations::table
-            .inner_join(contacts::table)
-            .inner_join(surveys::table)
-            .left_join(responses::table)
-            .filter(invitations::id.eq(invitation_id))
-            .select((
-                invitations::sent_at,
-                invitations::responded_at,
-                responses::id.nullable(),
-                contacts::erased_at,
-                contacts::properties,
-                surveys::report_segments,
-            ))
-            .first(conn)?;
+    let listening = webhooks::table
+        .filter(webhooks::deleted_at.is_null())
+        .filter(webhooks::active.eq(true));
+    let query = invitations::table
+        .inner_join(contacts::table)
+        .inner_join(surveys::table)
+        .left_join(responses::table)
+        .filter(invitations::id.eq(invitation_id))
+        .select((
+            invitations::sent_at,
+            invitations::responded_at,
+            responses::all_columns.nullable(),
+            contacts::erased_at,
+            contacts::properties,
+            surveys::report_segments,
+            diesel::dsl::exists(listening),
+        ));
+    let (sent_at, responded_at, response, contact_erased_at, properties, report_segments, webhooks) =
+        super::on_engine!(conn, |c| query.get_result(c))?;
     Ok(InvitationState {
         sent_at,
         responded_at,
-        response_id,
+        response,
         contact_erased_at,
         properties,
         report_segments,
+        webhooks,
     })
 }
 
@@ -45,28 +51,27 @@ pub struct InvitationState {
     pub sent_at: Option<NaiveDateTime>,
     pub responded_at: Option<NaiveDateTime>,
     /// Its response, if it has one.
-    pub response_id: Option<String>,
+    pub response: Option<ResponseRow>,
     /// When its contact was erased (then it takes no answer).
     pub contact_erased_at: Option<NaiveDateTime>,
     /// The contact's properties (JSON text), for the segment snapshot.
     pub properties: String,
     /// The survey's `report_segments` as committed (JSON array of names).
     pub report_segments: String,
+    /// Whether any webhook is active (if none, no event needs building; read in the same
+    /// query, which saves a round trip per answer on PostgreSQL).
+    pub webhooks: bool,
 }
 
-/// Inserts a response. The raw diesel result lets the caller tell a lost race (a unique
-/// violation on the invitation or submission) from other failures. PostgreSQL needs a
-/// savepoint to go on after a failed statement; SQLite undoes only the statement.
-pub fn try_insert(conn: &mut DbConnection, row: &ResponseRow) -> diesel::QueryResult<usize> {
-    let insert = |conn: &mut DbConnection| {
-        diesel::insert_into(responses::table)
-            .values(row)
-            .execute(conn)
-    };
-    match conn {
-        DbConnection::Sqlite(_) => insert(conn),
-        DbConnection::Postgres(_) => conn.transaction(insert),
-    }
+/// Inserts a response; `false` when a concurrent submit won the race (the unique index on
+/// the invitation or on the submission already holds a response). `ON CONFLICT DO NOTHING`
+/// leaves the transaction usable on PostgreSQL without a savepoint (two round trips fewer).
+pub fn try_insert(conn: &mut DbConnection, row: &ResponseRow) -> Result<bool, AppError> {
+    let insert = diesel::insert_into(responses::table)
+        .values(row)
+        .on_conflict_do_nothing();
+    let inserted = super::on_engine!(conn, |c| insert.execute(c))?;
+    Ok(inserted == 1)
 }
 
 /// Sets a response's score, category and comment.
