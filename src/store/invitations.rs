@@ -48,7 +48,8 @@ pub fn with_survey_by_token(
     conn: &mut DbConnection,
     token: &str,
 ) -> Result<Option<(InvitationRow, SurveyRow, Option<NaiveDateTime>)>, AppError> {
-    Ok(invitations::table
+    // Each engine's arm builds its own query (`as_select` is typed by engine).
+    Ok(super::on_engine!(conn, |c| invitations::table
         .inner_join(surveys::table)
         .inner_join(contacts::table)
         .filter(invitations::token.eq(token))
@@ -57,8 +58,8 @@ pub fn with_survey_by_token(
             SurveyRow::as_select(),
             contacts::erased_at,
         ))
-        .first(conn)
-        .optional()?)
+        .get_result(c))
+    .optional()?)
 }
 
 /// Notes that the page of an invitation was opened (the first time only; a later opening

@@ -36,6 +36,43 @@ macro_rules! on_engine {
 }
 pub(crate) use on_engine;
 
+/// A statement that diesel would prepare anew on every run (every `UPDATE`, every upsert,
+/// every `sql_query`: their SQL can vary with the values of one Rust type), kept prepared in
+/// the connection's statement cache under its SQL text instead. On the hot paths this saves
+/// SQLite's parser and planner, and PostgreSQL's parse and plan, on every run. Only for
+/// statements of a fixed shape: each distinct SQL text takes a cache entry.
+#[derive(Debug, Clone, Copy)]
+pub struct Cached<Q>(pub Q);
+
+impl<Q, DB> diesel::query_builder::QueryFragment<DB> for Cached<Q>
+where
+    Q: diesel::query_builder::QueryFragment<DB>,
+    DB: diesel::backend::Backend,
+{
+    fn walk_ast<'b>(
+        &'b self,
+        pass: diesel::query_builder::AstPass<'_, 'b, DB>,
+    ) -> diesel::QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &DB) -> diesel::QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// No static id: the cache keys the statement by its SQL text (and bind types).
+impl<Q> diesel::query_builder::QueryId for Cached<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: diesel::query_builder::Query> diesel::query_builder::Query for Cached<Q> {
+    type SqlType = Q::SqlType;
+}
+
+impl<Q, Conn> diesel::RunQueryDsl<Conn> for Cached<Q> {}
+
 /// The query for the ids of up to `$limit` rows left in status `$working` by a worker whose
 /// lease (`claimed_until`) ran out. It reads the `(status, …)` index over the rows in flight
 /// only. Kept apart from [`due_queue_query!`]: with both conditions in one `OR`, SQLite with

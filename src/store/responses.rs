@@ -82,14 +82,13 @@ pub fn set_answer(
     comment: Option<&str>,
     t: NaiveDateTime,
 ) -> Result<(), AppError> {
-    diesel::update(responses::table.find(id))
-        .set((
-            responses::score.eq(score.value()),
-            responses::category.eq(score.category().as_str()),
-            responses::comment.eq(comment),
-            responses::updated_at.eq(t),
-        ))
-        .execute(conn)?;
+    super::Cached(diesel::update(responses::table.find(id)).set((
+        responses::score.eq(score.value()),
+        responses::category.eq(score.category().as_str()),
+        responses::comment.eq(comment),
+        responses::updated_at.eq(t),
+    )))
+    .execute(conn)?;
     Ok(())
 }
 
@@ -100,18 +99,19 @@ pub fn mark_responded(
     contact_id: &str,
     t: NaiveDateTime,
 ) -> Result<(), AppError> {
-    diesel::update(invitations::table.find(invitation_id))
-        .set((
-            invitations::status.eq("responded"),
-            invitations::responded_at.eq(Some(t)),
-            invitations::claimed_until.eq(None::<NaiveDateTime>),
-            invitations::remind_at.eq(None::<NaiveDateTime>),
-            invitations::updated_at.eq(t),
-        ))
-        .execute(conn)?;
-    diesel::update(contacts::table.find(contact_id))
-        .set(contacts::last_responded_at.eq(Some(t)))
-        .execute(conn)?;
+    let invitation = super::Cached(diesel::update(invitations::table.find(invitation_id)).set((
+        invitations::status.eq("responded"),
+        invitations::responded_at.eq(Some(t)),
+        invitations::claimed_until.eq(None::<NaiveDateTime>),
+        invitations::remind_at.eq(None::<NaiveDateTime>),
+        invitations::updated_at.eq(t),
+    )));
+    super::on_engine!(conn, |c| invitation.execute(c))?;
+    let contact = super::Cached(
+        diesel::update(contacts::table.find(contact_id))
+            .set(contacts::last_responded_at.eq(Some(t))),
+    );
+    super::on_engine!(conn, |c| contact.execute(c))?;
     Ok(())
 }
 

@@ -58,12 +58,13 @@ fn placeholders(sql: &str, pg: bool) -> String {
 
 macro_rules! run_both {
     ($conn:expr, $sql:expr, $($ty:ty => $val:expr),* $(,)?) => {{
+        // Kept prepared (`Cached`): these upserts run with every answer and delivery.
         match $conn {
-            DbConnection::Postgres(pg) => diesel::sql_query(placeholders($sql, true))
-                $(.bind::<$ty, _>($val))*
+            DbConnection::Postgres(pg) => $crate::store::Cached(diesel::sql_query(placeholders($sql, true))
+                $(.bind::<$ty, _>($val))*)
                 .execute(pg),
-            DbConnection::Sqlite(lite) => diesel::sql_query($sql)
-                $(.bind::<$ty, _>($val))*
+            DbConnection::Sqlite(lite) => $crate::store::Cached(diesel::sql_query($sql)
+                $(.bind::<$ty, _>($val))*)
                 .execute(lite),
         }
     }};
