@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, HttpResponse};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::Settings;
 pub use crate::context::AppState;
@@ -20,6 +20,9 @@ use tokio::sync::{watch, Notify};
 
 /// How long background workers wait for a database connection.
 const WORKER_CHECKOUT: Duration = Duration::from_secs(30);
+
+/// Where the server serves its OpenAPI document (the Swagger UI under `/docs` reads it).
+const OPENAPI_JSON: &str = "/api-docs/openapi.json";
 
 /// A built server, bound to its port but not yet running.
 pub struct Application {
@@ -123,7 +126,10 @@ impl Application {
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let doc = crate::web::api::openapi();
+    // The OpenAPI document, serialised once and shared by every HTTP worker: handing the
+    // Swagger UI a `serde_json::Value` kept a copy of the document (about 1 MB of small
+    // allocations) in the server factory and one more in each worker's app.
+    let doc = web::Bytes::from(serde_json::to_vec(&crate::web::api::openapi())?);
     let workers = state.settings.http_workers;
     let limiter = web::Data::new(crate::web::pages::Limiter::new(
         state.settings.public_link_per_minute,
@@ -147,10 +153,18 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(sign_in_limits.clone())
             .configure(crate::web::pages::configure)
             .configure(crate::web::app::configure)
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .external_url_unchecked("/api-docs/openapi.json", doc.clone()),
-            )
+            .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_JSON])))
+            .route(OPENAPI_JSON, {
+                let doc = doc.clone();
+                web::get().to(move || {
+                    let doc = doc.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type(mime::APPLICATION_JSON)
+                            .body(doc)
+                    }
+                })
+            })
             .route(
                 "/docs",
                 web::get().to(|| async {
