@@ -8,7 +8,7 @@ use actix_web::dev::Server;
 use actix_web::http::header;
 use actix_web::middleware::{from_fn, DefaultHeaders};
 use actix_web::{web, HttpResponse};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
 
 use crate::config::Settings;
 pub use crate::context::AppState;
@@ -20,6 +20,9 @@ use tokio::sync::{watch, Notify};
 
 /// How long background workers wait for a database connection.
 const WORKER_CHECKOUT: Duration = Duration::from_secs(30);
+
+/// Where the server serves its OpenAPI document (the Swagger UI under `/docs` reads it).
+const OPENAPI_JSON: &str = "/api-docs/openapi.json";
 
 /// A built server, bound to its port but not yet running.
 pub struct Application {
@@ -92,6 +95,11 @@ impl Application {
             wake_webhooks: state.wake_webhooks.clone(),
             instance_id: state.instance_id.clone(),
         };
+        tokio::spawn(release_memory_when_idle(
+            state.db.clone(),
+            state.metrics.clone(),
+            stopped.clone(),
+        ));
         // A segment backfill that a restart cut short carries on.
         crate::reports::segments::spawn_backfill(workers.db.clone());
         if state.settings.dispatcher {
@@ -122,8 +130,67 @@ impl Application {
     }
 }
 
+/// How long the server must go without answering a request before the idle memory trim.
+const TRIM_WHEN_QUIET_FOR: Duration = Duration::from_secs(1);
+/// A quiet server trims at least this often even without requests (background workers
+/// also allocate: an email batch, webhook deliveries, the digest).
+const TRIM_AT_LEAST_EVERY: Duration = Duration::from_secs(60);
+
+/// Hands the memory that SQLite's page caches and glibc keep after a burst back to the
+/// operating system, once the server has answered no request for a second: after start-up
+/// (building each HTTP worker's routes and OpenAPI paths, migrations, the first worker
+/// polls) and after each burst of requests (an import leaves up to 2 MB of cached pages per
+/// SQLite connection). glibc returns only the free memory at the top of a heap by itself;
+/// the free chunks below live ones stay resident until `malloc_trim(0)`. Under steady load
+/// it never runs, so it costs the answer path nothing; when quiet it costs one trim, and the
+/// next request reads its SQLite pages from the operating system's cache again.
+async fn release_memory_when_idle(
+    db: Db,
+    metrics: Arc<Metrics>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut seen = metrics.requests_total();
+    let mut dirty = true; // start-up itself
+    let mut last_trim = tokio::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(TRIM_WHEN_QUIET_FOR) => {}
+            _ = stopped.changed() => return,
+        }
+        let now = metrics.requests_total();
+        if now != seen {
+            (seen, dirty) = (now, true);
+            continue;
+        }
+        if dirty || last_trim.elapsed() >= TRIM_AT_LEAST_EVERY {
+            let db = db.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                db.release_memory();
+                trim_heap();
+            })
+            .await;
+            (dirty, last_trim) = (false, tokio::time::Instant::now());
+        }
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_heap() {
+    // SAFETY: malloc_trim takes each glibc arena's lock and releases its free pages; it has
+    // no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_heap() {}
+
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let doc = crate::web::api::openapi();
+    // The OpenAPI document, serialised once and shared by every HTTP worker: handing the
+    // Swagger UI a `serde_json::Value` kept a copy of the document (about 1 MB of small
+    // allocations) in the server factory and one more in each worker's app.
+    let doc = web::Bytes::from(serde_json::to_vec(&crate::web::api::openapi())?);
     let workers = state.settings.http_workers;
     let limiter = web::Data::new(crate::web::pages::Limiter::new(
         state.settings.public_link_per_minute,
@@ -147,10 +214,18 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .app_data(sign_in_limits.clone())
             .configure(crate::web::pages::configure)
             .configure(crate::web::app::configure)
-            .service(
-                SwaggerUi::new("/docs/{_:.*}")
-                    .external_url_unchecked("/api-docs/openapi.json", doc.clone()),
-            )
+            .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new([OPENAPI_JSON])))
+            .route(OPENAPI_JSON, {
+                let doc = doc.clone();
+                web::get().to(move || {
+                    let doc = doc.clone();
+                    async move {
+                        HttpResponse::Ok()
+                            .content_type(mime::APPLICATION_JSON)
+                            .body(doc)
+                    }
+                })
+            })
             .route(
                 "/docs",
                 web::get().to(|| async {

@@ -229,6 +229,9 @@ pub struct Metrics {
     pub email_worker: WorkerBeat,
     /// The webhook worker's liveness.
     pub webhook_worker: WorkerBeat,
+    /// Requests answered since start, all routes (one atomic add per request): the idle
+    /// memory trim (`startup::release_memory_when_idle`) waits for it to stand still.
+    requests_total: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -397,6 +400,7 @@ impl Default for Metrics {
             snapshot_at: Mutex::new(None),
             email_worker: WorkerBeat::default(),
             webhook_worker: WorkerBeat::default(),
+            requests_total: AtomicU64::new(0),
         }
     }
 }
@@ -407,8 +411,14 @@ fn status_class(status: u16) -> String {
 }
 
 impl Metrics {
+    /// Requests answered since start.
+    pub fn requests_total(&self) -> u64 {
+        self.requests_total.load(Ordering::Relaxed)
+    }
+
     /// One answered request; `route` is the pattern (`/api/v1/surveys/{id}`), never the path.
     pub fn record(&self, method: &str, route: &str, status: u16, seconds: f64) {
+        self.requests_total.fetch_add(1, Ordering::Relaxed);
         self.requests
             .get_or_create(&RequestLabels {
                 method: method.to_string(),
