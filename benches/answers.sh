@@ -12,8 +12,10 @@
 #          waiting for their reminder, 500,000 anonymous public-link answers), 10,000 contacts.
 # The survey has reminders on (3 days). wrk cycles through the tokens: the first pass records
 # answers, later passes change them (the edit window), the same mix for both sizes.
-# Each run prints `RESULT engine size answers/s p50 p99 idle-RSS peak-RSS` lines and
-# `CEILING engine kind req/s p50 p99` lines; benches/run-all.sh turns them into the table.
+# Each run prints `RESULT engine size answers/s p50 p99 idle-RSS peak-RSS` lines, then (unless
+# GETPOST=0) `GETPOST engine size answers/s p50 p99 peak-RSS` for customers who open the page
+# (GET) and then submit it (POST) on the same server, and `CEILING engine kind req/s p50 p99`
+# lines; benches/run-all.sh turns them into the table.
 # Usage: bash benches/answers.sh   (needs wrk, sqlite3, psql; PostgreSQL on 127.0.0.1)
 #   ENGINES="sqlite postgres" SIZES="small large" CONNS=64 DURATION=15s TOKENS_N=10000 N=1000000
 set -euo pipefail
@@ -157,6 +159,13 @@ PY
   echo "$engine $size: answers (303) counted by /metrics: $(awk '/^closeloop_http_requests_total/ && /\/s\/\{token\}/ && /status="303"/ {s += $NF} END {print s + 0}' "$work/metrics.txt");" \
     "webhook deliveries: $(grep '^closeloop_webhook_deliveries_total' "$work/metrics.txt" | tr '\n' ' ')"
   echo "RESULT $engine $size $(wrk_figures "$work/wrk.txt") $idle $peak"
+  if [ "${GETPOST:-1}" = 1 ]; then # the customer opens the page, then submits it
+    MODE=getpost TOKENS="$work/tokens" wrk -t2 -c"$CONNS" -d"$DURATION" --latency -s benches/answers.lua "http://127.0.0.1:$port" > "$work/wrk-getpost.txt"
+    cat "$work/wrk-getpost.txt"
+    grep -E 'non-2xx|Socket errors' "$work/wrk-getpost.txt" || true
+    # Half of the requests are answers; p50 and p99 are over GETs and POSTs together.
+    echo "GETPOST $engine $size $(wrk_figures "$work/wrk-getpost.txt" | awk '{printf "%d %s %s", $1 / 2, $2, $3}') $(rss $pid VmHWM)"
+  fi
   stop_server
 }
 

@@ -45,6 +45,10 @@ awk '
       printf "\nLarge against small on %s: %.0f %% (aim: within 15 %%).", k, 100 * large[k] / small[k]
     print ""
   }' "$OUT/answers.log"
+echo
+echo "| GET then POST (the customer opens the page, then submits it) | answers/s | p50 ms (GET and POST) | p99 ms (GET and POST) | peak RSS MB |"
+echo "| --- | --- | --- | --- | --- |"
+awk '$1 == "GETPOST" { printf "| %s, %s database | %d | %.1f | %.1f | %s |\n", $2, $3, $4, $5, $6, $7 }' "$OUT/answers.log"
 grep '^CEILING any trivial' "$OUT/answers.log" | awk '{printf "\nTrivial actix-web handler (no storage), same run: %d req/s, p99 %.1f ms.\n", $4, $6}'
 echo
 echo "Reports (median of $RUNS, $N answers):"

@@ -65,12 +65,14 @@ pub fn with_survey_by_token(
 /// Notes that the page of an invitation was opened (the first time only; a later opening
 /// changes nothing). Not an answer: reports can show opened-but-not-answered.
 pub fn mark_opened(conn: &mut DbConnection, id: &str, t: NaiveDateTime) -> Result<(), AppError> {
-    diesel::update(
-        invitations::table
-            .find(id)
-            .filter(invitations::opened_at.is_null()),
+    super::Cached(
+        diesel::update(
+            invitations::table
+                .find(id)
+                .filter(invitations::opened_at.is_null()),
+        )
+        .set(invitations::opened_at.eq(Some(t))),
     )
-    .set(invitations::opened_at.eq(Some(t)))
     .execute(conn)?;
     Ok(())
 }

@@ -106,12 +106,32 @@ pub fn mark_responded(
         invitations::remind_at.eq(None::<NaiveDateTime>),
         invitations::updated_at.eq(t),
     )));
-    super::on_engine!(conn, |c| invitation.execute(c))?;
     let contact = super::Cached(
         diesel::update(contacts::table.find(contact_id))
             .set(contacts::last_responded_at.eq(Some(t))),
     );
-    super::on_engine!(conn, |c| contact.execute(c))?;
+    match conn {
+        DbConnection::Sqlite(c) => {
+            invitation.execute(c)?;
+            contact.execute(c)?;
+        }
+        // One statement (one round trip, one parse) on PostgreSQL: the invitation's update
+        // as a data-modifying CTE of the contact's, the same two statements as above.
+        DbConnection::Postgres(c) => {
+            use diesel::sql_types::{Text, Timestamp};
+            super::Cached(
+                diesel::sql_query(
+                    "WITH i AS (UPDATE invitations SET status = 'responded', responded_at = $2, \
+                     claimed_until = NULL, remind_at = NULL, updated_at = $2 WHERE id = $1) \
+                     UPDATE contacts SET last_responded_at = $2 WHERE id = $3",
+                )
+                .bind::<Text, _>(invitation_id)
+                .bind::<Timestamp, _>(t)
+                .bind::<Text, _>(contact_id),
+            )
+            .execute(c)?;
+        }
+    }
     Ok(())
 }
 

@@ -404,7 +404,8 @@ pub async fn show(
         let id = l.invitation.id.clone();
         let noted = state
             .db
-            .write(move |conn| crate::store::invitations::mark_opened(conn, &id, now()))
+            // With the answers of the moment (group commit): one write transaction for many.
+            .write_grouped(move |conn, _| crate::store::invitations::mark_opened(conn, &id, now()))
             .await;
         if let Err(e) = noted {
             // The page matters more than the note.
