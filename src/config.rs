@@ -65,6 +65,9 @@ pub struct Settings {
     /// Whether diesel caches prepared statements on PostgreSQL connections
     /// (`DATABASE_PREPARED_STATEMENTS`); off behind PgBouncer in transaction pooling mode.
     pub database_prepared_statements: bool,
+    /// SQLite syncs its log on every commit (`SQLITE_SYNCHRONOUS=full`, the default) or at
+    /// checkpoints only (`normal`).
+    pub sqlite_synchronous_full: bool,
     /// Days after which sent email bodies, delivered webhooks, expired sign-in tokens and
     /// sessions, idempotency records and one-time keys are pruned (`RETENTION_DAYS`; 0 keeps
     /// everything).
@@ -281,6 +284,11 @@ pub const ENV_VARS: &[EnvVar] = &[
         name: "DATABASE_PREPARED_STATEMENTS",
         default: "on",
         about: "off turns off diesel's prepared-statement cache on PostgreSQL, as PgBouncer's transaction pooling mode needs (every query is sent unnamed)",
+    },
+    EnvVar {
+        name: "SQLITE_SYNCHRONOUS",
+        default: "full",
+        about: "full syncs SQLite's write-ahead log on every commit, so an acknowledged answer survives a power cut (group commit makes one sync serve a batch); normal syncs at checkpoints only: a commit survives a crash of the process, not of the machine",
     },
     EnvVar {
         name: "RETENTION_DAYS",
@@ -663,6 +671,19 @@ impl Settings {
             "DATABASE_PREPARED_STATEMENTS",
             true,
         )?;
+        let sqlite_synchronous_full = match get("SQLITE_SYNCHRONOUS")
+            .map(|v| v.trim().to_ascii_lowercase())
+            .as_deref()
+        {
+            None | Some("") | Some("full") => true,
+            Some("normal") => false,
+            Some(v) => {
+                return Err(bad(
+                    "SQLITE_SYNCHRONOUS",
+                    format!("must be full or normal, not {v:?}"),
+                ))
+            }
+        };
         let retention_days = number(get("RETENTION_DAYS"), "RETENTION_DAYS", 90, 0, 36_500)?;
 
         let bind_raw = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
@@ -924,6 +945,7 @@ impl Settings {
             db_pool_size,
             db_checkout_timeout_ms,
             database_prepared_statements,
+            sqlite_synchronous_full,
             retention_days,
             bind_addr,
             public_url,
@@ -1199,6 +1221,7 @@ mod tests {
             ("TEAM_EMAIL", "nobody"),
             ("LOG_FORMAT", "yaml"),
             ("DB_POOL_SIZE", "0"),
+            ("SQLITE_SYNCHRONOUS", "off"),
             ("MAX_BODY_BYTES", "12"),
             ("EMAIL_MAX_ATTEMPTS", "0"),
             ("EMAIL_CONCURRENCY", "many"),

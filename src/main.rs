@@ -103,6 +103,7 @@ fn main() -> ExitCode {
     };
 
     closeloop::telemetry::init(&settings.log_level, settings.log_format);
+    closeloop::store::set_sqlite_synchronous(settings.sqlite_synchronous_full);
     let result = match command {
         Command::Serve => serve(settings),
         Command::Migrate => closeloop::store::migrate(

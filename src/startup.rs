@@ -43,6 +43,7 @@ impl Application {
             let size = settings.db_pool_size;
             let checkout = Duration::from_millis(settings.db_checkout_timeout_ms);
             let prepared = settings.database_prepared_statements;
+            crate::store::set_sqlite_synchronous(settings.sqlite_synchronous_full);
             tokio::task::spawn_blocking(move || -> anyhow::Result<Db> {
                 let db =
                     Db::connect_with_replica(&url, read_url.as_deref(), size, checkout, prepared)?;

@@ -285,6 +285,17 @@ pub enum Engine {
 pub type DbPool = Pool<ConnectionManager<DbConnection>>;
 pub type PooledConn = PooledConnection<ConnectionManager<DbConnection>>;
 
+/// `SQLITE_SYNCHRONOUS=full` (see [`set_sqlite_synchronous`]).
+static SQLITE_FULL_SYNC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets SQLite's `synchronous` for the connections opened from now on: `full` (true) syncs
+/// the WAL on every commit, so an acknowledged answer survives a power cut; `normal` syncs
+/// it at checkpoints only, so a commit survives a crash of the process but the last commits
+/// before a power cut may be lost. With group commit one sync serves a whole batch.
+pub fn set_sqlite_synchronous(full: bool) {
+    SQLITE_FULL_SYNC.store(full, Ordering::Relaxed);
+}
+
 /// Per-connection SQLite settings: foreign keys are off by default in SQLite and the busy
 /// timeout makes writers wait for each other instead of failing with "database is locked".
 /// On PostgreSQL, `prepared_statements: false` turns off diesel's prepared-statement cache
@@ -298,10 +309,13 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
     fn on_acquire(&self, conn: &mut DbConnection) -> Result<(), diesel::r2d2::Error> {
         match conn {
             DbConnection::Sqlite(c) => c
-                .batch_execute(
+                .batch_execute(if SQLITE_FULL_SYNC.load(Ordering::Relaxed) {
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
-                )
+                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;"
+                } else {
+                    "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
+                })
                 .map_err(diesel::r2d2::Error::QueryError)?,
             DbConnection::Postgres(c) if !self.prepared_statements => no_statement_cache(c),
             DbConnection::Postgres(_) => {}
