@@ -85,9 +85,13 @@ pub fn editable_until(survey: &SurveyRow, response: &ResponseRow) -> NaiveDateTi
 pub async fn record(state: &AppState, answer: Answer) -> Result<Recorded, AppError> {
     let rules = Rules::from_settings(&state.settings);
     let kind = answer.survey.kind.clone();
+    // The invitation's row is the one an answer locks (anonymous answers lock none).
+    let key = answer.invitation.as_ref().map_or("", |i| &i.id).to_string();
     let outcome = state
         .db
-        .write_grouped(move |conn, tally| record_in_tx(conn, &answer, &rules, tally))
+        .write_grouped(key, move |conn, tally| {
+            record_in_tx(conn, &answer, &rules, tally)
+        })
         .await?;
     if let Recorded::Created(r) = &outcome.recorded {
         state.metrics.answer_recorded(&kind, &r.category);

@@ -319,7 +319,7 @@ impl Dispatcher {
             let (me, job2) = (self.instance.clone(), job.clone());
             match self
                 .db
-                .write_grouped(move |conn, _| {
+                .write_grouped(job.0.clone(), move |conn, _| {
                     crate::store::emails::record_one(conn, &me, &job2.0, &job2.1)
                 })
                 .await
@@ -398,7 +398,7 @@ impl Dispatcher {
                 .db
                 // Grouped with the other outcomes (and answers) of the moment into one
                 // transaction: one commit for many messages, in the same few milliseconds.
-                .write_grouped(move |conn, tally| {
+                .write_grouped(job.0.invitation.id.clone(), move |conn, tally| {
                     let moved = invitations::record_one(conn, &me, &job2.0, &job2.1, tally)?;
                     // The outbox rule: the event commits with the failure it reports.
                     if let (

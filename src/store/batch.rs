@@ -34,6 +34,9 @@ pub fn writers_for(pool_size: u32) -> usize {
 }
 
 trait Job: Send {
+    /// The key of the row the job locks first (an invitation's id, say): a batch runs its
+    /// jobs in key order.
+    fn key(&self) -> &str;
     /// Runs the job on `conn` (inside the caller's transaction), counting into `tally`. The
     /// job keeps its result; `Err(Failed::Job)` says it failed (see [`Job::error`]).
     fn run(&mut self, conn: &mut DbConnection, tally: &mut Tally) -> Result<(), Failed>;
@@ -58,6 +61,7 @@ impl From<diesel::result::Error> for Failed {
 }
 
 struct Work<F, R> {
+    key: String,
     f: F,
     result: Option<Result<R, AppError>>,
     tx: tokio::sync::oneshot::Sender<Result<R, AppError>>,
@@ -68,6 +72,10 @@ where
     F: FnMut(&mut DbConnection, &mut Tally) -> Result<R, AppError> + Send + 'static,
     R: Send + 'static,
 {
+    fn key(&self) -> &str {
+        &self.key
+    }
+
     fn run(&mut self, conn: &mut DbConnection, tally: &mut Tally) -> Result<(), Failed> {
         let r = (self.f)(conn, tally);
         let failed = r.is_err();
@@ -117,7 +125,8 @@ impl Batcher {
     }
 
     /// Runs `f` in the next batch; the result is returned once the batch has committed.
-    pub async fn write<F, R>(&self, f: F) -> Result<R, AppError>
+    /// `key` names the row `f` locks first (see [`next_batch`]).
+    pub async fn write<F, R>(&self, key: String, f: F) -> Result<R, AppError>
     where
         F: FnMut(&mut DbConnection, &mut Tally) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
@@ -125,6 +134,7 @@ impl Batcher {
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.jobs
             .send(Box::new(Work {
+                key,
                 f,
                 result: None,
                 tx,
@@ -135,7 +145,11 @@ impl Batcher {
     }
 }
 
-/// The next batch: waits for one job, then takes those already queued.
+/// The next batch: waits for one job, then takes those already queued, in key order. With
+/// several writers (PostgreSQL), two batches that touch the same rows (a page opened and the
+/// answer to it, an answer and its invitation's send outcome) then lock them in the same
+/// order instead of deadlocking (which PostgreSQL detects only after `deadlock_timeout`,
+/// 1 s, and the jobs then run again one by one).
 fn next_batch(queue: &Mutex<mpsc::Receiver<Box<dyn Job>>>) -> Option<Vec<Box<dyn Job>>> {
     let queue = queue.lock().unwrap_or_else(|e| e.into_inner());
     let first = queue.recv().ok()?;
@@ -146,6 +160,8 @@ fn next_batch(queue: &Mutex<mpsc::Receiver<Box<dyn Job>>>) -> Option<Vec<Box<dyn
             Err(_) => break,
         }
     }
+    drop(queue);
+    jobs.sort_by(|a, b| a.key().cmp(b.key()));
     Some(jobs)
 }
 

@@ -311,10 +311,10 @@ impl CustomizeConnection<DbConnection, diesel::r2d2::Error> for SqlitePragmas {
             DbConnection::Sqlite(c) => c
                 .batch_execute(if SQLITE_FULL_SYNC.load(Ordering::Relaxed) {
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA synchronous = FULL; PRAGMA temp_store = MEMORY;"
+                     PRAGMA synchronous = FULL;"
                 } else {
                     "PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 10000; \
-                     PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;"
+                     PRAGMA synchronous = NORMAL;"
                 })
                 .map_err(diesel::r2d2::Error::QueryError)?,
             DbConnection::Postgres(c) if !self.prepared_statements => no_statement_cache(c),
@@ -725,12 +725,16 @@ impl Db {
     /// grouped with concurrent ones into one transaction (group commit, see `batch`), their
     /// counter increments in `Tally` folded into one upsert per counter row. `f` may run
     /// again (in a transaction of its own) when another write of its batch fails.
-    pub async fn write_grouped<F, R>(&self, f: F) -> Result<R, AppError>
+    ///
+    /// `key` is the id of the row `f` locks first (the invitation an answer is for): each
+    /// batch runs its writes in key order, so concurrent batches do not deadlock on rows they
+    /// share.
+    pub async fn write_grouped<F, R>(&self, key: impl Into<String>, f: F) -> Result<R, AppError>
     where
         F: FnMut(&mut DbConnection, &mut rollups::Tally) -> Result<R, AppError> + Send + 'static,
         R: Send + 'static,
     {
-        self.batcher.write(f).await
+        self.batcher.write(key.into(), f).await
     }
 
     /// Runs `f` on the blocking thread pool, in the caller's tracing span.

@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::TimeDelta;
-use diesel::Connection;
 use futures_util::stream::{self, StreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use tokio::sync::Notify;
@@ -173,21 +172,20 @@ impl WebhookWorker {
             let (me, job2, settings) = (self.instance.clone(), job.clone(), self.settings.clone());
             match self
                 .db
-                .write(move |conn| {
-                    conn.transaction(|conn| {
-                        let disabled = store::record_one(
-                            conn,
-                            &me,
-                            &job2.0,
-                            job2.1.as_ref(),
-                            &job2.2,
-                            disable_after,
-                        )?;
-                        if let Some(hook) = &disabled {
-                            super::queue_disabled_email(conn, hook, &settings)?;
-                        }
-                        Ok(disabled)
-                    })
+                // Grouped with the other outcomes and answers of the moment (group commit).
+                .write_grouped(job.0.delivery.id.clone(), move |conn, _| {
+                    let disabled = store::record_one(
+                        conn,
+                        &me,
+                        &job2.0,
+                        job2.1.as_ref(),
+                        &job2.2,
+                        disable_after,
+                    )?;
+                    if let Some(hook) = &disabled {
+                        super::queue_disabled_email(conn, hook, &settings)?;
+                    }
+                    Ok(disabled)
                 })
                 .await
             {

@@ -190,6 +190,110 @@ async fn concurrent_double_submits_make_one_response(app: TestApp) {
     assert_eq!(responses(&app, &s).await.len(), 1);
 }
 
+/// Answers refused (after the edit window) and answers taken arrive at once, so the group
+/// commit puts both in its batches: each refusal reaches only its own request, every accepted
+/// answer is stored once, and the report's counters (written once per batch) count each once.
+async fn a_refused_answer_does_not_undo_the_answers_committed_with_it(app: TestApp) {
+    let n = 24;
+    let people = |tag: &str| -> Vec<Value> {
+        (0..n)
+            .map(|i| json!({"email": format!("{tag}{i}@example.com")}))
+            .collect()
+    };
+    let invite = |survey: Value, tag: &'static str| {
+        let app = &app;
+        async move {
+            let s = app.create_survey(survey).await;
+            let a = app
+                .post(
+                    &format!("/api/v1/surveys/{}/invitations", s["id"].as_str().unwrap()),
+                    json!({"channel": "link", "contacts": people(tag)}),
+                )
+                .await;
+            assert_eq!(a.status, 200, "{}", a.text);
+            let tokens: Vec<String> = a.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|i| {
+                    i["url"]
+                        .as_str()
+                        .unwrap()
+                        .rsplit('/')
+                        .next()
+                        .unwrap()
+                        .to_string()
+                })
+                .collect();
+            (s, tokens)
+        }
+    };
+    let (closed, closed_tokens) = invite(
+        json!({"kind": "nps", "name": "closed", "edit_window_hours": 0}),
+        "c",
+    )
+    .await;
+    let (open, open_tokens) = invite(json!({"kind": "nps", "name": "open"}), "o").await;
+    for t in &closed_tokens {
+        assert_eq!(
+            post_form(&app, &format!("/s/{t}"), &[("score", "9")])
+                .await
+                .status(),
+            303
+        );
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let refused = closed_tokens.iter().map(|t| {
+        let app = &app;
+        async move {
+            post_form(app, &format!("/s/{t}"), &[("score", "1")])
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let taken = open_tokens.iter().enumerate().map(|(i, t)| {
+        let app = &app;
+        let score = (i % 11).to_string();
+        async move {
+            post_form(app, &format!("/s/{t}"), &[("score", score.as_str())])
+                .await
+                .status()
+                .as_u16()
+        }
+    });
+    let (refused, taken) = futures_util::future::join(
+        futures_util::future::join_all(refused),
+        futures_util::future::join_all(taken),
+    )
+    .await;
+    assert!(refused.iter().all(|s| *s == 409), "{refused:?}");
+    assert!(taken.iter().all(|s| *s == 303), "{taken:?}");
+    let stored = responses(&app, &open).await;
+    assert_eq!(stored.len(), n);
+    assert!(responses(&app, &closed)
+        .await
+        .iter()
+        .all(|r| r["score"] == 9));
+    // Whole days only, so the report reads the counters, not the answers.
+    let today = chrono::Utc::now().date_naive();
+    let range = format!(
+        "from={}T00:00:00Z&to={}T00:00:00Z",
+        today.pred_opt().unwrap(),
+        today.succ_opt().unwrap()
+    );
+    for (survey, want) in [(&open, n), (&closed, n)] {
+        let r = app
+            .get(&format!(
+                "/api/v1/surveys/{}/report?{range}",
+                survey["id"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        assert_eq!(r.body["responses"], want as i64, "{}", r.text);
+    }
+}
+
 async fn after_the_edit_window_an_answer_cannot_change(app: TestApp) {
     let (s, token) = invited(
         &app,
@@ -1071,6 +1175,7 @@ async fn the_thank_you_and_change_pages_say_what_was_recorded(app: TestApp) {
 }
 
 both_engines!(
+    a_refused_answer_does_not_undo_the_answers_committed_with_it,
     an_erased_contacts_links_are_no_longer_valid,
     a_closed_answer_is_shown_without_a_form,
     unsubscribed_customers_can_resubscribe_for_30_days,

@@ -405,7 +405,9 @@ pub async fn show(
         let noted = state
             .db
             // With the answers of the moment (group commit): one write transaction for many.
-            .write_grouped(move |conn, _| crate::store::invitations::mark_opened(conn, &id, now()))
+            .write_grouped(id.clone(), move |conn, _| {
+                crate::store::invitations::mark_opened(conn, &id, now())
+            })
             .await;
         if let Err(e) = noted {
             // The page matters more than the note.
