@@ -130,16 +130,7 @@ run_case() { # engine size url
     curl -sf -o /dev/null -X POST "http://127.0.0.1:$port/api/v1/webhooks" -H "Authorization: Bearer $key" \
       -H 'Content-Type: application/json' -d "{\"url\":\"http://127.0.0.1:$hook_port/hook\",\"events\":[\"response.created\",\"response.updated\",\"followup.created\"]}"
   fi
-  python3 - "$port" "$key" "$survey" "$TOKENS_N" > "$work/tokens" <<'PY'
-import json, sys, urllib.request
-port, key, survey, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-for b in range((n + 999) // 1000):
-    body = json.dumps({"channel": "link", "contacts": [{"email": f"p{b}-{i}@example.com"} for i in range(min(1000, n - b * 1000))]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/surveys/{survey}/invitations", data=body,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    for item in json.load(urllib.request.urlopen(req))["items"]:
-        print(item["url"].rsplit("/", 1)[1])
-PY
+  python3 benches/link_tokens.py "$port" "$key" "$survey" "$TOKENS_N" > "$work/tokens"
   if [ "$size" = large ]; then
     stop_server
     local t0; t0=$(date +%s)

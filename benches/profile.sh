@@ -36,16 +36,7 @@ for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/readyz" >/dev/null &&
 survey=$(curl -s -X POST "http://127.0.0.1:$port/api/v1/surveys" -H "Authorization: Bearer $key" \
   -H 'Content-Type: application/json' -d '{"kind":"nps","name":"bench","throttle_days":0,"reminder_after_days":3}' \
   | python3 -c 'import json,sys;print(json.load(sys.stdin)["id"])')
-python3 - "$port" "$key" "$survey" "$TOKENS_N" > "$work/tokens" <<'PY'
-import json, sys, urllib.request
-port, key, survey, n = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-for b in range((n + 999) // 1000):
-    body = json.dumps({"channel": "link", "contacts": [{"email": f"p{b}-{i}@example.com"} for i in range(min(1000, n - b * 1000))]}).encode()
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/surveys/{survey}/invitations", data=body,
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"})
-    for item in json.load(urllib.request.urlopen(req))["items"]:
-        print(item["url"].rsplit("/", 1)[1])
-PY
+python3 benches/link_tokens.py "$port" "$key" "$survey" "$TOKENS_N" > "$work/tokens"
 sleep 1
 if [ "$PERF" = 1 ]; then
   perf record -e cpu-clock -F 999 --call-graph dwarf,16384 -p $pid -o "$work/perf.data" -- sleep "$DURATION" >/dev/null 2>&1 &

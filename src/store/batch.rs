@@ -20,7 +20,7 @@ use std::time::Duration;
 use diesel::Connection;
 
 use super::rollups::Tally;
-use super::{retire_if_lost, DbConnection, DbPool, TX_ATTEMPTS};
+use super::{retire_if_lost, write_retried, DbConnection, DbPool};
 use crate::error::AppError;
 
 /// Most jobs committed together.
@@ -40,8 +40,8 @@ trait Job: Send {
     /// Runs the job on `conn` (inside the caller's transaction), counting into `tally`. The
     /// job keeps its result; `Err(Failed::Job)` says it failed (see [`Job::error`]).
     fn run(&mut self, conn: &mut DbConnection, tally: &mut Tally) -> Result<(), Failed>;
-    /// The job's own error from its last run.
-    fn error(&self) -> Option<&AppError>;
+    /// Takes the job's own error from its last run (see [`Failed::Job`]).
+    fn take_error(&mut self) -> AppError;
     /// Hands the result of the last run to the caller, or `e` when its transaction failed.
     fn finish(self: Box<Self>, commit: Result<(), AppError>);
 }
@@ -87,8 +87,11 @@ where
         }
     }
 
-    fn error(&self) -> Option<&AppError> {
-        self.result.as_ref().and_then(|r| r.as_ref().err())
+    fn take_error(&mut self) -> AppError {
+        self.result
+            .take()
+            .and_then(Result::err)
+            .unwrap_or_else(|| AppError::internal(anyhow::anyhow!("a job failed without an error")))
     }
 
     fn finish(self: Box<Self>, commit: Result<(), AppError>) {
@@ -214,51 +217,19 @@ fn write_batch(pool: &DbPool, mut jobs: Vec<Box<dyn Job>>, checkout: Duration) {
     }
 }
 
-/// Runs `job` in its own transaction, as [`super::Db::write`] runs a write: once more on a new
-/// connection when the connection was lost, again after a deadlock or serialization failure.
-/// Its own error (an answer refused, say) goes to its caller.
+/// Runs `job` in its own transaction, with the retries of [`super::Db::write`]
+/// ([`write_retried`]). Its own error (an answer refused, say) goes to its caller.
 fn alone(pool: &DbPool, mut job: Box<dyn Job>, checkout: Duration) {
-    let unavailable =
-        |e: diesel::r2d2::PoolError| AppError::Unavailable(anyhow::anyhow!("database pool: {e}"));
-    let mut conn = match pool.get_timeout(checkout) {
-        Ok(c) => c,
-        Err(e) => return job.finish(Err(unavailable(e))),
-    };
-    let (mut attempt, mut reconnected) = (1, false);
-    loop {
-        let run = conn.transaction(|conn| {
+    let result = write_retried(pool, checkout, |conn| {
+        conn.transaction(|conn| {
             let mut tally = Tally::default();
             job.run(conn, &mut tally)?;
             tally.flush(conn).map_err(Failed::Db)
-        });
-        // What decides: the error of the transaction's own statements, or the job's.
-        let error = match &run {
-            Ok(()) => return job.finish(Ok(())),
-            Err(Failed::Db(e)) => e,
-            Err(Failed::Job) => match job.error() {
-                Some(e) => e,
-                None => return job.finish(Ok(())),
-            },
-        };
-        if !reconnected && retire_if_lost(&mut conn, error) {
-            tracing::warn!(error = %error, "database connection lost; running the write once more on a new connection");
-            reconnected = true;
-            drop(conn);
-            conn = match pool.get_timeout(checkout) {
-                Ok(c) => c,
-                Err(e) => return job.finish(Err(unavailable(e))),
-            };
-        } else if error.is_transaction_conflict() && attempt < TX_ATTEMPTS {
-            tracing::warn!(attempt, error = %error, "transaction aborted by a conflict; trying again");
-            std::thread::sleep(Duration::from_millis(
-                5 + rand::random_range(0..20 * attempt as u64),
-            ));
-            attempt += 1;
-        } else {
-            return match run {
-                Err(Failed::Db(e)) => job.finish(Err(e)),
-                _ => job.finish(Ok(())),
-            };
-        }
-    }
+        })
+        .map_err(|e| match e {
+            Failed::Db(e) => e,
+            Failed::Job => job.take_error(),
+        })
+    });
+    job.finish(result);
 }

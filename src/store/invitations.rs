@@ -461,97 +461,95 @@ pub fn record_one(
     outcome: &Outcome,
     tally: &mut crate::store::rollups::Tally,
 ) -> Result<bool, AppError> {
-    {
-        let t = now();
-        let mut moved = false;
-        let id = &c.invitation.id;
-        let target = invitations::table
-            .find(id)
-            .filter(invitations::status.eq("sending"))
-            .filter(invitations::claimed_by.eq(me));
-        match outcome {
-            Outcome::Sent { message_id } => {
-                // The survey as it is now (its reminder settings may have changed since the
-                // claim; `sync_reminders` only sees rows that are already sent).
-                let (survey_status, reminder_after_days): (String, Option<i32>) = surveys::table
-                    .find(&c.survey.id)
-                    .select((surveys::status, surveys::reminder_after_days))
-                    .first(conn)?;
-                let remind_at = remind_at_for(t, &survey_status, reminder_after_days);
-                let changed = diesel::update(target)
-                    .set((
-                        invitations::status.eq("sent"),
-                        invitations::sent_at.eq(Some(t)),
-                        invitations::remind_at.eq(remind_at),
-                        invitations::message_id.eq(Some(message_id)),
-                        invitations::claimed_until.eq(None::<NaiveDateTime>),
-                        invitations::claimed_by.eq(None::<String>),
-                        invitations::last_error.eq(None::<String>),
-                        invitations::updated_at.eq(t),
-                    ))
+    let t = now();
+    let mut moved = false;
+    let id = &c.invitation.id;
+    let target = invitations::table
+        .find(id)
+        .filter(invitations::status.eq("sending"))
+        .filter(invitations::claimed_by.eq(me));
+    match outcome {
+        Outcome::Sent { message_id } => {
+            // The survey as it is now (its reminder settings may have changed since the
+            // claim; `sync_reminders` only sees rows that are already sent).
+            let (survey_status, reminder_after_days): (String, Option<i32>) = surveys::table
+                .find(&c.survey.id)
+                .select((surveys::status, surveys::reminder_after_days))
+                .first(conn)?;
+            let remind_at = remind_at_for(t, &survey_status, reminder_after_days);
+            let changed = diesel::update(target)
+                .set((
+                    invitations::status.eq("sent"),
+                    invitations::sent_at.eq(Some(t)),
+                    invitations::remind_at.eq(remind_at),
+                    invitations::message_id.eq(Some(message_id)),
+                    invitations::claimed_until.eq(None::<NaiveDateTime>),
+                    invitations::claimed_by.eq(None::<String>),
+                    invitations::last_error.eq(None::<String>),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+            moved = changed == 1;
+            if changed == 1 {
+                // The contact counts as surveyed from the moment the email went out.
+                diesel::update(contacts::table.find(&c.contact.id))
+                    .set(contacts::last_surveyed_at.eq(Some(t)))
                     .execute(conn)?;
-                moved = changed == 1;
-                if changed == 1 {
-                    // The contact counts as surveyed from the moment the email went out.
-                    diesel::update(contacts::table.find(&c.contact.id))
-                        .set(contacts::last_surveyed_at.eq(Some(t)))
-                        .execute(conn)?;
-                    let day = crate::store::rollups::day(t);
-                    tally.delivery(&c.survey.id, &day, 1, 0);
-                }
-            }
-            Outcome::Stopped { status, reason } => {
-                let (reason_col, error_col) = if *status == "failed" {
-                    (Some("send_failed".to_string()), Some(reason.clone()))
-                } else {
-                    (Some(reason.clone()), None)
-                };
-                moved = diesel::update(target)
-                    .set((
-                        invitations::status.eq(*status),
-                        invitations::reason.eq(reason_col),
-                        invitations::last_error.eq(error_col),
-                        invitations::claimed_until.eq(None::<NaiveDateTime>),
-                        invitations::claimed_by.eq(None::<String>),
-                        invitations::updated_at.eq(t),
-                    ))
-                    .execute(conn)?
-                    == 1;
-            }
-            Outcome::Retry { at, error } => {
-                diesel::update(target)
-                    .set((
-                        invitations::status.eq("scheduled"),
-                        invitations::next_attempt_at.eq(*at),
-                        invitations::last_error.eq(Some(error)),
-                        invitations::claimed_until.eq(None::<NaiveDateTime>),
-                        invitations::claimed_by.eq(None::<String>),
-                        invitations::updated_at.eq(t),
-                    ))
-                    .execute(conn)?;
-            }
-            Outcome::Hold { until } => {
-                diesel::update(target)
-                    .set((
-                        invitations::status.eq("scheduled"),
-                        invitations::next_attempt_at.eq(*until),
-                        // A hold is not an attempt.
-                        invitations::attempts.eq(invitations::attempts - 1),
-                        invitations::claimed_until.eq(None::<NaiveDateTime>),
-                        invitations::claimed_by.eq(None::<String>),
-                        invitations::updated_at.eq(t),
-                    ))
-                    .execute(conn)?;
-            }
-            Outcome::ReminderSent => {}
-            Outcome::ReminderFailed { error } => {
-                diesel::update(invitations::table.find(id))
-                    .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
-                    .execute(conn)?;
+                let day = crate::store::rollups::day(t);
+                tally.delivery(&c.survey.id, &day, 1, 0);
             }
         }
-        Ok(moved)
+        Outcome::Stopped { status, reason } => {
+            let (reason_col, error_col) = if *status == "failed" {
+                (Some("send_failed".to_string()), Some(reason.clone()))
+            } else {
+                (Some(reason.clone()), None)
+            };
+            moved = diesel::update(target)
+                .set((
+                    invitations::status.eq(*status),
+                    invitations::reason.eq(reason_col),
+                    invitations::last_error.eq(error_col),
+                    invitations::claimed_until.eq(None::<NaiveDateTime>),
+                    invitations::claimed_by.eq(None::<String>),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?
+                == 1;
+        }
+        Outcome::Retry { at, error } => {
+            diesel::update(target)
+                .set((
+                    invitations::status.eq("scheduled"),
+                    invitations::next_attempt_at.eq(*at),
+                    invitations::last_error.eq(Some(error)),
+                    invitations::claimed_until.eq(None::<NaiveDateTime>),
+                    invitations::claimed_by.eq(None::<String>),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+        }
+        Outcome::Hold { until } => {
+            diesel::update(target)
+                .set((
+                    invitations::status.eq("scheduled"),
+                    invitations::next_attempt_at.eq(*until),
+                    // A hold is not an attempt.
+                    invitations::attempts.eq(invitations::attempts - 1),
+                    invitations::claimed_until.eq(None::<NaiveDateTime>),
+                    invitations::claimed_by.eq(None::<String>),
+                    invitations::updated_at.eq(t),
+                ))
+                .execute(conn)?;
+        }
+        Outcome::ReminderSent => {}
+        Outcome::ReminderFailed { error } => {
+            diesel::update(invitations::table.find(id))
+                .set(invitations::last_error.eq(Some(format!("reminder: {error}"))))
+                .execute(conn)?;
+        }
     }
+    Ok(moved)
 }
 
 /// Whether the contact was surveyed by another invitation within `days` before `at`: an

@@ -689,36 +689,7 @@ impl Db {
         R: Send + 'static,
     {
         let (pool, checkout) = (self.write_pool.clone(), self.checkout);
-        Self::blocking(move || {
-            let mut conn = checkout_from(&pool, checkout)?;
-            let mut attempt = 1;
-            let mut reconnected = false;
-            loop {
-                match f(&mut conn) {
-                    // The connection died (a failover, a restart) or reaches a demoted
-                    // primary: once, on a fresh connection, which the pool makes to the
-                    // server that is primary now (libpq's `target_session_attrs`). `f` is
-                    // a transaction that was rolled back, or whose commit went through
-                    // unacknowledged: every writer is written to be repeated (answers upsert
-                    // by invitation, claims take only rows free or held by this process).
-                    Err(e) if !reconnected && retire_if_lost(&mut conn, &e) => {
-                        tracing::warn!(error = %e, "database connection lost; running the transaction once more on a new connection");
-                        reconnected = true;
-                        drop(conn);
-                        conn = checkout_from(&pool, checkout)?;
-                    }
-                    Err(e) if e.is_transaction_conflict() && attempt < TX_ATTEMPTS => {
-                        tracing::warn!(attempt, error = %e, "transaction aborted by a conflict; trying again");
-                        std::thread::sleep(Duration::from_millis(
-                            5 + rand::random_range(0..20 * attempt as u64),
-                        ));
-                        attempt += 1;
-                    }
-                    other => return other,
-                }
-            }
-        })
-        .await
+        Self::blocking(move || write_retried(&pool, checkout, &mut f)).await
     }
 
     /// Like `write`, for small hot writes (recording answers), always inside a transaction:
@@ -925,6 +896,45 @@ where
             f(&mut *checkout_from(pool, checkout)?)
         }
         other => other,
+    }
+}
+
+/// Runs `f` (one transaction, or a single statement, safe to repeat once rolled back) on a
+/// connection from `pool`, as [`Db::write`] and the group commit's single writes do: once
+/// more on a fresh connection when the connection was lost, and again (up to
+/// [`TX_ATTEMPTS`] tries, after a short random pause) when PostgreSQL aborted it for a
+/// deadlock or a serialization failure.
+fn write_retried<R>(
+    pool: &DbPool,
+    checkout: Duration,
+    mut f: impl FnMut(&mut DbConnection) -> Result<R, AppError>,
+) -> Result<R, AppError> {
+    let mut conn = checkout_from(pool, checkout)?;
+    let mut attempt = 1;
+    let mut reconnected = false;
+    loop {
+        match f(&mut conn) {
+            // The connection died (a failover, a restart) or reaches a demoted primary: once,
+            // on a fresh connection, which the pool makes to the server that is primary now
+            // (libpq's `target_session_attrs`). `f` is a transaction that was rolled back, or
+            // whose commit went through unacknowledged: every writer is written to be repeated
+            // (answers upsert by invitation, claims take only rows free or held by this
+            // process).
+            Err(e) if !reconnected && retire_if_lost(&mut conn, &e) => {
+                tracing::warn!(error = %e, "database connection lost; running the transaction once more on a new connection");
+                reconnected = true;
+                drop(conn);
+                conn = checkout_from(pool, checkout)?;
+            }
+            Err(e) if e.is_transaction_conflict() && attempt < TX_ATTEMPTS => {
+                tracing::warn!(attempt, error = %e, "transaction aborted by a conflict; trying again");
+                std::thread::sleep(Duration::from_millis(
+                    5 + rand::random_range(0..20 * attempt as u64),
+                ));
+                attempt += 1;
+            }
+            other => return other,
+        }
     }
 }
 

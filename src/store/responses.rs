@@ -99,21 +99,21 @@ pub fn mark_responded(
     contact_id: &str,
     t: NaiveDateTime,
 ) -> Result<(), AppError> {
-    let invitation = super::Cached(diesel::update(invitations::table.find(invitation_id)).set((
-        invitations::status.eq("responded"),
-        invitations::responded_at.eq(Some(t)),
-        invitations::claimed_until.eq(None::<NaiveDateTime>),
-        invitations::remind_at.eq(None::<NaiveDateTime>),
-        invitations::updated_at.eq(t),
-    )));
-    let contact = super::Cached(
-        diesel::update(contacts::table.find(contact_id))
-            .set(contacts::last_responded_at.eq(Some(t))),
-    );
     match conn {
         DbConnection::Sqlite(c) => {
-            invitation.execute(c)?;
-            contact.execute(c)?;
+            super::Cached(diesel::update(invitations::table.find(invitation_id)).set((
+                invitations::status.eq("responded"),
+                invitations::responded_at.eq(Some(t)),
+                invitations::claimed_until.eq(None::<NaiveDateTime>),
+                invitations::remind_at.eq(None::<NaiveDateTime>),
+                invitations::updated_at.eq(t),
+            )))
+            .execute(c)?;
+            super::Cached(
+                diesel::update(contacts::table.find(contact_id))
+                    .set(contacts::last_responded_at.eq(Some(t))),
+            )
+            .execute(c)?;
         }
         // One statement (one round trip, one parse) on PostgreSQL: the invitation's update
         // as a data-modifying CTE of the contact's, the same two statements as above.

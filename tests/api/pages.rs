@@ -4,7 +4,8 @@ use reqwest::Method;
 use serde_json::{json, Value};
 
 use crate::both_engines;
-use crate::helpers::{spawn_app_with, Engine, TestApp};
+use crate::helpers::{answer, spawn_app_with, tokens, Engine, TestApp};
+use crate::reports::report;
 
 /// A survey and one link invitation; returns (survey, token).
 async fn invited(app: &TestApp, survey: Value) -> (Value, String) {
@@ -195,52 +196,21 @@ async fn concurrent_double_submits_make_one_response(app: TestApp) {
 /// answer is stored once, and the report's counters (written once per batch) count each once.
 async fn a_refused_answer_does_not_undo_the_answers_committed_with_it(app: TestApp) {
     let n = 24;
-    let people = |tag: &str| -> Vec<Value> {
+    let people = |tag: &str| -> Value {
         (0..n)
             .map(|i| json!({"email": format!("{tag}{i}@example.com")}))
             .collect()
     };
-    let invite = |survey: Value, tag: &'static str| {
-        let app = &app;
-        async move {
-            let s = app.create_survey(survey).await;
-            let a = app
-                .post(
-                    &format!("/api/v1/surveys/{}/invitations", s["id"].as_str().unwrap()),
-                    json!({"channel": "link", "contacts": people(tag)}),
-                )
-                .await;
-            assert_eq!(a.status, 200, "{}", a.text);
-            let tokens: Vec<String> = a.body["items"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|i| {
-                    i["url"]
-                        .as_str()
-                        .unwrap()
-                        .rsplit('/')
-                        .next()
-                        .unwrap()
-                        .to_string()
-                })
-                .collect();
-            (s, tokens)
-        }
-    };
-    let (closed, closed_tokens) = invite(
-        json!({"kind": "nps", "name": "closed", "edit_window_hours": 0}),
-        "c",
-    )
-    .await;
-    let (open, open_tokens) = invite(json!({"kind": "nps", "name": "open"}), "o").await;
+    let closed = app
+        .create_survey(json!({"kind": "nps", "name": "closed", "edit_window_hours": 0}))
+        .await;
+    let closed_tokens = tokens(&app, &closed, people("c")).await;
+    let open = app
+        .create_survey(json!({"kind": "nps", "name": "open"}))
+        .await;
+    let open_tokens = tokens(&app, &open, people("o")).await;
     for t in &closed_tokens {
-        assert_eq!(
-            post_form(&app, &format!("/s/{t}"), &[("score", "9")])
-                .await
-                .status(),
-            303
-        );
+        answer(&app, t, 9, "").await;
     }
     tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     let refused = closed_tokens.iter().map(|t| {
@@ -282,15 +252,8 @@ async fn a_refused_answer_does_not_undo_the_answers_committed_with_it(app: TestA
         today.pred_opt().unwrap(),
         today.succ_opt().unwrap()
     );
-    for (survey, want) in [(&open, n), (&closed, n)] {
-        let r = app
-            .get(&format!(
-                "/api/v1/surveys/{}/report?{range}",
-                survey["id"].as_str().unwrap()
-            ))
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        assert_eq!(r.body["responses"], want as i64, "{}", r.text);
+    for survey in [&open, &closed] {
+        assert_eq!(report(&app, survey, &range).await["responses"], n as i64);
     }
 }
 
